@@ -1,0 +1,47 @@
+"""The ``specsim`` command: parses flags and delegates to the packages.
+
+Each package registers its own subcommands (``tracing.cli``, ``sim.cli``, ``live.cli``,
+``analysis.commands``); this module only assembles them and turns bad input into exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from tracing.errors import SpecsimError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="specsim",
+        description="Trace, simulate and diagnose speculative decoding of LLMs.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Imported here so that `specsim --help` stays fast and torch is never imported eagerly.
+    from analysis import commands as analysis_commands
+    from live import cli as live_cli
+    from sim import cli as sim_cli
+    from tracing import cli as tracing_cli
+
+    for module in (live_cli, tracing_cli, sim_cli, analysis_commands):
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SpecsimError as exc:
+        print(f"specsim: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("specsim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
