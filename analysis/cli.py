@@ -21,11 +21,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # Imported here so that `specsim --help` stays fast and torch is never imported eagerly.
     from analysis import commands as analysis_commands
+    from analysis import validate as analysis_validate
     from live import cli as live_cli
     from sim import cli as sim_cli
     from tracing import cli as tracing_cli
 
-    for module in (live_cli, tracing_cli, sim_cli, analysis_commands):
+    for module in (live_cli, tracing_cli, sim_cli, analysis_commands, analysis_validate):
         module.register(sub)
     return parser
 
