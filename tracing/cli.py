@@ -1,31 +1,123 @@
-"""`specsim trace ...` subcommands (being written)."""
+"""`specsim trace validate|summary|convert|perfetto`."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import sys
 from typing import Any
 
 import numpy as np
 
+from tracing.io import convert_trace, read_trace, trace_format
+from tracing.perfetto import write_perfetto
+from tracing.summary import summarize
 
-def _default(obj: Any) -> Any:
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
+
+def _plain(obj: Any) -> Any:
+    """numpy scalars/arrays -> Python; NaN/inf -> None (JSON has no NaN)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return obj.tolist()
+        return [_plain(v) for v in obj.tolist()]
     if isinstance(obj, np.bool_):
         return bool(obj)
-    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    return obj
 
 
 def print_json(obj: Any) -> None:
-    """Print one JSON object on stdout (numpy scalars and arrays allowed)."""
-    sys.stdout.write(json.dumps(obj, default=_default, allow_nan=False) + "\n")
+    """Print one JSON object on stdout (numpy values allowed; NaN becomes null)."""
+    sys.stdout.write(json.dumps(_plain(obj), allow_nan=False) + "\n")
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    trace = read_trace(args.trace)
+    result = {"valid": True, "path": args.trace, "requests": len(trace.requests),
+              "cycles": len(trace.cycles), "source": trace.meta.source}
+    if args.json:
+        print_json(result)
+    else:
+        print(f"{args.trace}: valid ({result['requests']} requests, {result['cycles']} cycles, "
+              f"source={result['source']})")
+    return 0
+
+
+def _fmt_ms(d: dict[str, float]) -> str:
+    return "  ".join(f"{k} {v * 1e3:.1f} ms" for k, v in d.items())
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    s = summarize(read_trace(args.trace))
+    if args.json:
+        print_json(s)
+        return 0
+    print(f"{args.trace}  ({s['source']}: {s['target_model']} + draft {s['draft_model']}, "
+          f"policy {s['policy']})")
+    print(f"  requests {s['requests']}  cycles {s['cycles']} ({s['spec_cycles']} speculative)  "
+          f"output tokens {s['output_tokens']}")
+    print(f"  tokens/cycle {s['tokens_per_cycle']:.3f}  mean accepted {s['mean_accepted']:.3f}  "
+          f"acceptance rate {s['draft_acceptance_rate']:.3f}  "
+          f"mean acceptance length {s['mean_acceptance_length']:.3f}  "
+          f"system efficiency {s['system_efficiency']:.3f}")
+    by_pos = " ".join(f"{a:.2f}" for a in s["acceptance_by_position"])
+    print(f"  acceptance by position: {by_pos or '-'}")
+    print(f"  latency  {_fmt_ms(s['latency_s'])}")
+    print(f"  ttft     {_fmt_ms(s['ttft_s'])}")
+    shares = "  ".join(f"{k} {v:.0%}" for k, v in s["time_share"].items())
+    print(f"  time     {shares}   throughput {s['throughput_tok_s']:.1f} tok/s")
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    trace = convert_trace(args.trace, args.out)
+    print(f"{args.out}: {len(trace.requests)} requests, {len(trace.cycles)} cycles")
+    return 0
+
+
+def _cmd_perfetto(args: argparse.Namespace) -> int:
+    trace = read_trace(args.trace)
+    write_perfetto(trace, args.out)
+    print(f"{args.out}: open it at https://ui.perfetto.dev ({len(trace.cycles)} cycles)")
+    return 0
 
 
 def register(sub: Any) -> None:
     """Add the ``trace`` subcommands to the ``specsim`` parser."""
-    del sub
+    trace = sub.add_parser("trace", help="validate, summarise, convert and export traces")
+    tsub = trace.add_subparsers(dest="trace_command", required=True, metavar="ACTION")
+
+    p = tsub.add_parser("validate", help="check every schema invariant")
+    p.add_argument("trace")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_validate)
+
+    p = tsub.add_parser("summary", help="counts, acceptance, latency percentiles")
+    p.add_argument("trace")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_summary)
+
+    p = tsub.add_parser("convert", help="JSONL <-> Parquet (format from the extension)")
+    p.add_argument("trace")
+    p.add_argument("out", type=_checked_trace_path)
+    p.set_defaults(func=_cmd_convert)
+
+    p = tsub.add_parser("perfetto", help="export Chrome/Perfetto trace-event JSON")
+    p.add_argument("trace")
+    p.add_argument("out")
+    p.set_defaults(func=_cmd_perfetto)
+
+
+def _checked_trace_path(value: str) -> str:
+    try:
+        trace_format(value)
+    except Exception as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value

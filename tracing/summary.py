@@ -1,0 +1,105 @@
+"""The trace summary: counts, tokens per cycle, latency percentiles and vLLM's spec-decode words.
+
+Definitions (vLLM's names where they exist; "spec cycles" are cycles with tau > 0):
+
+- ``draft_acceptance_rate`` = sum(accepted) / sum(tau)
+- ``mean_acceptance_length`` = 1 + sum(accepted) / spec cycles  (tokens per verify pass of a spec cycle)
+- ``system_efficiency`` = sum(emitted) / sum(tau + 1) over spec cycles
+- ``acceptance_by_position[i]`` = #(accepted >= i+1) / #(tau >= i+1): the chance the (i+1)-th drafted
+  token is accepted among cycles that drafted it (vLLM's per-position acceptance rate)
+- ``acceptance_hazard_by_position[i]`` = #(accepted >= i+1) / #(accepted >= i and tau >= i+1): the
+  chance position i+1 is accepted given that it was drafted and everything before it was
+- ``tokens_per_cycle`` = mean emitted per spec cycle (all cycles when none speculates)
+- ``latency_s`` = end_s - arrival_s; ``ttft_s`` = first_token_s - arrival_s;
+  ``tpot_s`` = (end_s - first_token_s) / (output_tokens - 1)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tracing.trace import Trace
+
+
+def percentiles(values: np.ndarray | pd.Series) -> dict[str, float]:
+    """mean, p50, p95, p99 of a sample (NaN-free); zeros for an empty sample."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return {"mean": 0.0, "p50": 0.0, "p95": 0.0, "p99": 0.0}
+    p50, p95, p99 = np.percentile(v, [50, 95, 99])
+    return {"mean": float(v.mean()), "p50": float(p50), "p95": float(p95), "p99": float(p99)}
+
+
+def acceptance_by_position(tau: np.ndarray, accepted: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-position acceptance (vLLM's) and the censoring-aware hazard, positions 1..max(tau)."""
+    max_tau = int(tau.max()) if tau.size else 0
+    # counts[k] = number of cycles with value == k; suffix sums give #(value >= k).
+    tau_ge = np.cumsum(np.bincount(tau, minlength=max_tau + 1)[::-1])[::-1]
+    acc_ge = np.cumsum(np.bincount(accepted, minlength=max_tau + 1)[::-1])[::-1]
+    # #(accepted >= i-1 and tau >= i), by position i: cycles that reached position i.
+    reached = np.bincount(np.minimum(accepted + 1, tau), minlength=max_tau + 1)
+    reached_ge = np.cumsum(reached[::-1])[::-1]
+    by_pos, hazard = [], []
+    for i in range(1, max_tau + 1):
+        by_pos.append(float(acc_ge[i] / tau_ge[i]) if tau_ge[i] else 0.0)
+        hazard.append(float(acc_ge[i] / reached_ge[i]) if reached_ge[i] else 0.0)
+    return by_pos, hazard
+
+
+def summarize(trace: Trace) -> dict[str, Any]:
+    """The ``specsim trace summary --json`` object."""
+    c, r = trace.cycles, trace.requests
+    tau = c["tau"].to_numpy()
+    accepted = c["accepted"].to_numpy()
+    emitted = c["emitted"].to_numpy()
+    spec = tau > 0
+    n_spec = int(spec.sum())
+    drafted = int(tau.sum())
+    acc_total = int(accepted.sum())
+    by_pos, hazard = acceptance_by_position(tau[spec], accepted[spec])
+
+    latency = (r["end_s"] - r["arrival_s"]).to_numpy()
+    ttft = (r["first_token_s"] - r["arrival_s"]).to_numpy()
+    out = r["output_tokens"].to_numpy()
+    multi = out > 1
+    tpot = ((r["end_s"] - r["first_token_s"]).to_numpy()[multi] / (out[multi] - 1))
+    span = float(r["end_s"].max() - r["arrival_s"].min()) if len(r) else 0.0
+    phase = {
+        "prefill": float(r["prefill_s"].sum()),
+        "draft": float(c["draft_s"].sum()),
+        "verify": float(c["verify_s"].sum()),
+        "overhead": float(c["overhead_s"].sum()),
+    }
+    busy = sum(phase.values())
+    meta = trace.meta
+    return {
+        "source": meta.source,
+        "target_model": meta.target_model,
+        "draft_model": meta.draft_model,
+        "policy": meta.policy,
+        "requests": len(r),
+        "cycles": len(c),
+        "spec_cycles": n_spec,
+        "target_only_cycles": len(c) - n_spec,
+        "output_tokens": int(out.sum()),
+        "drafted_tokens": drafted,
+        "accepted_tokens": acc_total,
+        "mean_tau": float(tau[spec].mean()) if n_spec else 0.0,
+        "mean_accepted": float(accepted[spec].mean()) if n_spec else 0.0,
+        "tokens_per_cycle": float(emitted[spec].mean() if n_spec else (emitted.mean() if len(c) else 0.0)),
+        "draft_acceptance_rate": acc_total / drafted if drafted else 0.0,
+        "mean_acceptance_length": 1.0 + acc_total / n_spec if n_spec else 1.0,
+        "system_efficiency": float(emitted[spec].sum() / (tau[spec] + 1).sum()) if n_spec else 0.0,
+        "acceptance_by_position": by_pos,
+        "acceptance_hazard_by_position": hazard,
+        "verify_passes_per_request": float(r["verify_passes"].mean()) if len(r) else 0.0,
+        "latency_s": percentiles(latency),
+        "ttft_s": percentiles(ttft),
+        "tpot_s": percentiles(tpot),
+        "throughput_tok_s": float(out.sum() / span) if span > 0 else 0.0,
+        "time_s": phase,
+        "time_share": {k: (v / busy if busy else 0.0) for k, v in phase.items()},
+    }
