@@ -6,6 +6,7 @@ in-memory) and the field. Nothing is ever fixed silently.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -129,7 +130,7 @@ def _check_requests(r: pd.DataFrame, loc: _Locator) -> None:
         if (row := _first(col[name] < 0)) is not None:
             raise loc.request(row, name, f"must be >= 0, got {col[name][row]}")
     order = ("arrival_s", "start_s", "first_token_s", "end_s")
-    for before, after in zip(order, order[1:], strict=False):
+    for before, after in itertools.pairwise(order):
         if (row := _first(col[after] < col[before] - _TIME_TOLERANCE_S)) is not None:
             raise loc.request(row, after, f"{after} {col[after][row]} is before {before} "
                               f"{col[before][row]}")
