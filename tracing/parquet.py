@@ -1,22 +1,22 @@
 """Parquet traces: the analysis format.
 
-The file's table is the cycles; the run metadata and the requests (a small table next to the
-cycles) live in the file's key-value metadata as JSON, so one ``.parquet`` file is one trace.
+The file's table is the cycles; the run metadata (JSON) and the requests (a small table next to
+the cycles, as a base64 Arrow IPC stream) live in the file's key-value metadata, so one
+``.parquet`` file is one trace.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tracing.errors import TraceError
-from tracing.jsonl import parse_record
 from tracing.schema import CYCLE_COLUMNS, REQUEST_COLUMNS, RunMeta
-from tracing.trace import Trace, arrow_schema, columns_to_frame, frame_to_table, table_to_frame
+from tracing.trace import Trace, arrow_schema, frame_to_table, table_to_frame
 
 KEY_RUN = b"specsim.run"
 KEY_REQUESTS = b"specsim.requests"
@@ -25,11 +25,14 @@ KEY_REQUESTS = b"specsim.requests"
 def write_parquet(trace: Trace, path: str | Path) -> None:
     """Write a trace as one Parquet file (cycles table; run and requests in the metadata)."""
     table = frame_to_table(trace.cycles, CYCLE_COLUMNS)
-    requests = frame_to_table(trace.requests, REQUEST_COLUMNS).to_pydict()
+    requests = frame_to_table(trace.requests, REQUEST_COLUMNS)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, requests.schema) as stream:
+        stream.write_table(requests)
     table = table.replace_schema_metadata(
         {
             KEY_RUN: json.dumps(trace.meta.to_dict()).encode(),
-            KEY_REQUESTS: json.dumps(requests).encode(),
+            KEY_REQUESTS: base64.b64encode(sink.getvalue().to_pybytes()),
         }
     )
     pq.write_table(table, str(path))
@@ -49,26 +52,32 @@ def read_parquet(path: str | Path) -> Trace:
         raise TraceError(path, "no specsim run metadata in the Parquet file", field="specsim.run")
     try:
         meta_dict = json.loads(raw[KEY_RUN])
-        requests_cols: dict[str, list[Any]] = json.loads(raw.get(KEY_REQUESTS, b"{}"))
     except json.JSONDecodeError as exc:
-        raise TraceError(path, f"metadata is not valid JSON ({exc.msg})") from None
-    _check_cycles_table(path, table)
-    requests = _requests_frame(path, requests_cols)
-    table = table.replace_schema_metadata(None)
+        raise TraceError(path, f"run metadata is not valid JSON ({exc.msg})",
+                         field="specsim.run") from None
+    try:
+        blob = base64.b64decode(raw[KEY_REQUESTS], validate=True)
+        requests = pa.ipc.open_stream(blob).read_all()
+    except KeyError:
+        raise TraceError(path, "no requests table in the metadata", field="specsim.requests") from None
+    except (ValueError, pa.ArrowInvalid) as exc:
+        raise TraceError(path, f"unreadable requests table ({exc})", field="specsim.requests") from None
+    _check_table(path, table, CYCLE_COLUMNS)
+    _check_table(f"{path} requests", requests, REQUEST_COLUMNS)
     return Trace(
         meta=RunMeta.from_dict(meta_dict),
-        requests=requests,
-        cycles=table_to_frame(table),
+        requests=table_to_frame(requests),
+        cycles=table_to_frame(table.replace_schema_metadata(None)),
         path=path,
     )
 
 
-def _check_cycles_table(path: str, table: pa.Table) -> None:
-    expected = arrow_schema(CYCLE_COLUMNS, table.column_names)
-    unknown = set(table.column_names) - set(CYCLE_COLUMNS)
+def _check_table(path: str, table: pa.Table, columns: dict[str, tuple[str, bool]]) -> None:
+    """Column names, types and required values; the invariants are validate's."""
+    unknown = set(table.column_names) - set(columns)
     if unknown:
         raise TraceError(path, "unknown column", field=sorted(unknown)[0])
-    for f in expected:
+    for f in arrow_schema(columns, table.column_names):
         if f.name not in table.column_names:
             raise TraceError(path, "missing required column", field=f.name)
         column = table.column(f.name)
@@ -77,11 +86,3 @@ def _check_cycles_table(path: str, table: pa.Table) -> None:
         if not f.nullable and column.null_count:
             row = column.is_null().to_numpy(zero_copy_only=False).argmax()
             raise TraceError(path, "missing required value", row=int(row), field=f.name)
-
-
-def _requests_frame(path: str, cols: dict[str, list[Any]]) -> Any:
-    n = len(cols.get("request_id", []))
-    where = f"{path} requests"
-    for i in range(n):
-        parse_record(where, {k: v[i] for k, v in cols.items()}, REQUEST_COLUMNS, row=i)
-    return columns_to_frame({k: cols.get(k, [None] * n) for k in REQUEST_COLUMNS}, REQUEST_COLUMNS)

@@ -49,8 +49,8 @@ def _list_mapper(dtype: pa.DataType) -> pd.ArrowDtype | None:
 
 
 def table_to_frame(table: pa.Table) -> pd.DataFrame:
-    """Arrow table -> the library's frame (numpy numerics, Arrow-backed lists)."""
-    return table.to_pandas(types_mapper=_list_mapper, split_blocks=True)
+    """Arrow table -> the library's frame (writable numpy numerics, Arrow-backed lists)."""
+    return table.to_pandas(types_mapper=_list_mapper)
 
 
 def frame_to_table(frame: pd.DataFrame, columns: dict[str, tuple[str, bool]]) -> pa.Table:

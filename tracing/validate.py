@@ -75,25 +75,42 @@ def _check_cycles(c: pd.DataFrame, loc: _Locator) -> None:
     col: dict[str, Any] = {name: c[name].to_numpy() for name in c.columns
                            if not isinstance(c[name].dtype, pd.ArrowDtype)}
     for name in (*CYCLE_COUNTS, "start_s", *CYCLE_DURATIONS):
-        if (row := _first(col[name] < 0)) is not None:
-            raise loc.cycle(row, name, f"must be >= 0, got {col[name][row]}")
+        # min() first: one cheap pass instead of a temporary mask per column; "not >= 0"
+        # also catches NaN, which min() propagates.
+        if not col[name].min() >= 0 and (row := _first(~(col[name] >= 0))) is not None:
+            raise loc.cycle(row, name, f"must be a number >= 0, got {col[name][row]}")
+    # Two scratch buffers reused for every check: fresh million-element temporaries cost more
+    # in page faults than the arithmetic itself.
     tau, accepted, emitted = col["tau"], col["accepted"], col["emitted"]
-    if (row := _first(accepted > tau)) is not None:
+    mask, mask2 = np.empty(len(tau), dtype=bool), np.empty(len(tau), dtype=bool)
+    if np.greater(accepted, tau, out=mask).any():
+        row = int(mask.argmax())
         raise loc.cycle(row, "accepted", f"accepted {accepted[row]} > tau {tau[row]}")
-    if (row := _first(emitted > accepted + 1)) is not None:
+    diff = np.empty(len(tau), dtype=np.int64)
+    np.subtract(emitted, accepted, out=diff)
+    if diff.max() > 1:
+        row = int(np.greater(diff, 1, out=mask).argmax())
         raise loc.cycle(row, "emitted", f"emitted {emitted[row]} > accepted + 1 = {accepted[row] + 1}")
-    # Cycles of a request are contiguous and numbered 0, 1, 2, ...
+    # Cycles of a request are contiguous and numbered 0, 1, 2, ...: within a request the
+    # cycle number steps by one; where the request changes it restarts at 0.
     rid, cyc = col["request_id"], col["cycle"]
-    same = np.empty(len(rid), dtype=bool)
+    same = mask
     same[0] = False
     np.equal(rid[1:], rid[:-1], out=same[1:])
-    expected = np.zeros_like(cyc)
-    expected[1:] = cyc[:-1] + 1
-    expected[~same] = 0
-    if (row := _first(cyc != expected)) is not None:
-        raise loc.cycle(row, "cycle", f"request {rid[row]}: expected cycle {expected[row]}, got "
+    diff[0] = 1
+    np.subtract(cyc[1:], cyc[:-1], out=diff[1:])
+    np.not_equal(diff, 1, out=mask2)
+    mask2 &= same  # a step other than +1 inside a request
+    bad_restart = np.logical_not(same, out=np.empty_like(same))
+    starts = np.flatnonzero(bad_restart)
+    restart_bad = cyc[starts] != 0
+    if mask2.any() or restart_bad.any():
+        step_row = int(mask2.argmax()) if mask2.any() else len(cyc)
+        restart_row = int(starts[restart_bad.argmax()]) if restart_bad.any() else len(cyc)
+        row = min(step_row, restart_row)
+        expected = 0 if row == restart_row else cyc[row - 1] + 1
+        raise loc.cycle(row, "cycle", f"request {rid[row]}: expected cycle {expected}, got "
                         f"{cyc[row]} (cycles of a request must be contiguous from 0)")
-    starts = np.flatnonzero(~same)
     dup = pd.Series(rid[starts]).duplicated().to_numpy()
     if (i := _first(dup)) is not None:
         row = int(starts[i])
@@ -127,8 +144,8 @@ def _check_requests(r: pd.DataFrame, loc: _Locator) -> None:
         return
     col = {name: r[name].to_numpy() for name in r.columns if r[name].dtype.kind in "iuf"}
     for name in (*REQUEST_COUNTS, *REQUEST_DURATIONS, "arrival_s"):
-        if (row := _first(col[name] < 0)) is not None:
-            raise loc.request(row, name, f"must be >= 0, got {col[name][row]}")
+        if (row := _first(~(col[name] >= 0))) is not None:
+            raise loc.request(row, name, f"must be a number >= 0, got {col[name][row]}")
     order = ("arrival_s", "start_s", "first_token_s", "end_s")
     for before, after in itertools.pairwise(order):
         if (row := _first(col[after] < col[before] - _TIME_TOLERANCE_S)) is not None:

@@ -1,0 +1,39 @@
+"""Shared fixtures: a seeded generator and a small, hand-checkable trace."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tracing import CycleRecord, RequestRecord, RunMeta, Trace
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """One seeded generator per test."""
+    return np.random.default_rng(1234)
+
+
+def make_small_trace(with_probs: bool = False) -> Trace:
+    """Two requests: r0 with cycles (tau, accepted) = (4,4) (4,1) (4,0); r1 with (2,2) (0,0)."""
+    meta = RunMeta(source="sim", target_model="t", draft_model="d", policy="fixed",
+                   policy_params={"tau": 4}, extra={"synthetic": True})
+    cycles: list[CycleRecord] = []
+    t = 0.0
+    for rid, plan in ((0, [(4, 4), (4, 1), (4, 0)]), (1, [(2, 2), (0, 0)])):
+        for i, (tau, acc) in enumerate(plan):
+            probs = [0.9 - 0.1 * j for j in range(tau)] if with_probs else None
+            cycles.append(CycleRecord(rid, i, t, tau, acc, acc + 1, 0.001 * tau, 0.01, 0.0005,
+                                      10 + i, draft_prob=probs, target_prob=probs))
+            t += 0.001 * tau + 0.0105
+    requests = [
+        RequestRecord(0, 0.0, 0.0, 0.0115, 0.05, 10, 8, 0.002, 3, prompt_text="hello <b>"),
+        RequestRecord(1, 0.05, 0.05, 0.07, 0.09, 12, 4, 0.002, 2),
+    ]
+    return Trace.from_records(meta, requests, cycles)
+
+
+@pytest.fixture
+def small_trace() -> Trace:
+    """A tiny valid trace (see make_small_trace)."""
+    return make_small_trace()
