@@ -45,9 +45,9 @@ def _swap(a: int, b: int) -> Callable[[Lines], None]:
 CASES = [
     ("accepted > tau", _set(3, accepted=5), 3, "accepted", "accepted 5 > tau 4"),
     ("emitted > accepted+1", _set(4, emitted=3), 4, "emitted", "> accepted + 1"),
-    ("negative draft_s", _set(2, draft_s=-0.1), 2, "draft_s", "must be >= 0"),
-    ("negative verify_s", _set(6, verify_s=-1.0), 6, "verify_s", "must be >= 0"),
-    ("negative prefill_s", _set(5, prefill_s=-1.0), 5, "prefill_s", "must be >= 0"),
+    ("negative draft_s", _set(2, draft_s=-0.1), 2, "draft_s", "must be a number >= 0"),
+    ("negative verify_s", _set(6, verify_s=-1.0), 6, "verify_s", "must be a number >= 0"),
+    ("negative prefill_s", _set(5, prefill_s=-1.0), 5, "prefill_s", "must be a number >= 0"),
     ("missing field", _drop(3, "tau"), 3, "tau", "missing required field"),
     ("wrong type", _set(2, accepted="4"), 2, "accepted", "expected integer"),
     ("float for int", _set(2, tau=4.0), 2, "tau", "expected integer"),
