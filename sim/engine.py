@@ -1,0 +1,266 @@
+"""``simulate``: wire a scenario's workload, acceptance, costs and policy into a SimPy run.
+
+One ``numpy.random.Generator`` seeded from the scenario (``[workload] seed``, or ``seed=``)
+draws the workload and every acceptance outcome. The result carries the figures
+(:mod:`sim.figures`), a trace in the same schema as live captures (``source="sim"``, the
+scenario in ``meta.extra["scenario"]``) and warnings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from sim.acceptance import build_acceptance
+from sim.figures import compute_figures, is_overloaded, target_only_latencies
+from sim.latency import CostModel, fit_latency, resolve_costs
+from sim.policies import POLICIES
+from sim.scenario import (
+    AcceptanceConfig,
+    PolicyConfig,
+    Scenario,
+    ServerConfig,
+    WorkloadConfig,
+    _policy_keys,
+)
+from sim.server import (
+    CYCLE_KEYS,
+    Closer,
+    Depths,
+    Log,
+    StaticPlan,
+    arrivals,
+    batch_server,
+    finish_stream_log,
+    stream_server,
+)
+from sim.workload import Workload, build_workload
+from tracing.schema import CYCLE_COLUMNS, REQUEST_COLUMNS, RunMeta
+from tracing.trace import Trace
+
+
+@dataclass
+class SimResult:
+    """What a simulation returns: the ``simulate --json`` figures, a trace, warnings."""
+
+    figures: dict[str, Any]
+    trace: Trace
+    warnings: list[str] = field(default_factory=list)
+
+
+def simulate(
+    scenario: Scenario,
+    trace: Trace | None = None,
+    *,
+    seed: int | None = None,
+    progress: bool = False,
+) -> SimResult:
+    """Run one replication of ``scenario`` (``trace`` feeds its "trace" keys)."""
+    rng = np.random.default_rng(scenario.workload.seed if seed is None else seed)
+    workload = build_workload(scenario, rng, trace)
+    model = build_acceptance(scenario, trace)
+    costs = resolve_costs(scenario, trace)
+    policy = scenario.make_policy()
+    max_batch = scenario.server.max_batch
+
+    env = simpy.Environment()
+    queue = simpy.Store(env)
+    log = Log(len(workload))
+    closer = Closer(env, queue, workload, log)
+    bar = _Progress(len(workload)) if progress else None
+
+    def on_done() -> None:
+        closer.release()
+        if bar is not None:
+            bar.advance()
+
+    if not workload.closed:
+        env.process(arrivals(env, queue, workload, log))
+    depths = Depths(model, rng)
+    plan = None
+    if max_batch == 1 and policy.is_static and not model.edges:
+        plan = StaticPlan.build(workload, costs, policy.tau, depths)
+        env.process(stream_server(env, queue, workload, costs, plan, log, on_done))
+    else:
+        env.process(
+            batch_server(
+                env, queue, workload, costs, policy, model, depths, rng, max_batch, log, on_done
+            )
+        )
+    try:
+        env.run()
+    finally:
+        if bar is not None:
+            bar.close()
+    if plan is not None:
+        finish_stream_log(log, workload, costs, plan)
+
+    requests, cycles = _frames(log, workload)
+    warnings: list[str] = []
+    overloaded = is_overloaded(
+        not workload.closed, log.backlog_at_last_arrival, len(workload), max_batch
+    )
+    if overloaded:
+        warnings.append(
+            f"overloaded: {log.backlog_at_last_arrival} requests were still waiting at the last "
+            f"arrival -- at rate_per_s = {scenario.workload.rate_per_s:g} the queue grows "
+            "without bound; latency figures depend on how many requests were simulated"
+        )
+    if log.truncated:
+        warnings.append(f"{log.truncated} requests ran out of verify budget and were truncated")
+    extrapolated = model.extrapolated_from()
+    if extrapolated and len(cycles) and int(cycles["tau"].max()) >= extrapolated:
+        warnings.append(
+            f"acceptance beyond position {extrapolated - 1} is extrapolated (carried from "
+            "the last well-estimated position)"
+        )
+    baseline = (
+        _baseline_latency(scenario, trace, workload, costs, seed) if scenario.sim.baseline else None
+    )
+    figures = compute_figures(
+        {k: requests[k].to_numpy() for k in requests.columns},
+        {k: cycles[k].to_numpy() for k in ("tau", "accepted", "emitted")},
+        busy_s=log.busy_s,
+        truncated=log.truncated,
+        overloaded=overloaded,
+        baseline_mean_latency_s=baseline,
+    )
+    figures["acceptance"] = model.info()
+    figures["policy"] = policy.spec()
+    figures["seed"] = int(scenario.workload.seed if seed is None else seed)
+    meta = RunMeta(
+        source="sim",
+        target_model=str((trace.meta.target_model if trace else "") or "simulated target"),
+        draft_model=scenario.draft.name
+        or str((trace.meta.draft_model if trace else "") or "simulated draft"),
+        device=scenario.latency.hardware or scenario.latency.source_hardware or "sim",
+        seed=figures["seed"],
+        policy=policy.name,
+        policy_params=policy.params(),
+        extra={"scenario": scenario.to_dict(), "warnings": list(warnings)},
+    )
+    return SimResult(figures, Trace(meta, requests, cycles), warnings)
+
+
+def _frames(log: Log, workload: Workload) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The trace's frames, columns named and typed as the schema says."""
+    requests = pd.DataFrame(
+        {
+            "request_id": np.arange(len(workload), dtype=np.int64),
+            "arrival_s": log.arrival_s,
+            "start_s": log.start_s,
+            "first_token_s": log.first_token_s,
+            "end_s": log.end_s,
+            "prompt_tokens": workload.prompt_tokens.astype(np.int64),
+            "output_tokens": log.output_tokens,
+            "prefill_s": log.prefill_s,
+            "verify_passes": log.verify_passes,
+        }
+    )
+    cols: dict[str, np.ndarray] = {}
+    for key in CYCLE_KEYS:
+        parts = log.cycles[key]
+        kind = CYCLE_COLUMNS[key][0]
+        dtype = np.int64 if kind == "int" else np.float64
+        if parts and isinstance(parts[0], np.ndarray):
+            cols[key] = np.concatenate(parts).astype(dtype, copy=False)
+        else:
+            cols[key] = np.asarray(parts, dtype=dtype)
+    cycles = pd.DataFrame(cols)
+    if any(p is not None for p in log.draft_probs):
+        cycles["draft_prob"] = pd.array(log.draft_probs, dtype=_list_dtype())
+    # Cycles of a request are contiguous rows in the schema; the batch server interleaves them.
+    order = np.lexsort((cols["cycle"], cols["request_id"]))
+    if len(order) and not (np.diff(order) == 1).all():
+        cycles = cycles.iloc[order].reset_index(drop=True)
+    assert list(requests.columns) == [k for k, (_, req) in REQUEST_COLUMNS.items() if req]
+    return requests, cycles
+
+
+def _list_dtype() -> Any:
+    import pyarrow as pa
+
+    return pd.ArrowDtype(pa.list_(pa.float64()))
+
+
+def _baseline_latency(
+    scenario: Scenario,
+    trace: Trace | None,
+    workload: Workload,
+    costs: CostModel,
+    seed: int | None,
+) -> float | None:
+    """Mean latency of target-only decoding of the same workload on the same server."""
+    if scenario.server.max_batch == 1:
+        n = workload.output_tokens.astype(float)
+        p = workload.prompt_tokens.astype(float)
+        service = (
+            costs.prefill_s_per_token * p
+            + n * (costs.verify_s(1) + costs.overhead_s)
+            + costs.context_s_per_token * (n * p + n * (n - 1) / 2.0)
+        )
+        lat = target_only_latencies(
+            workload.arrival_s, workload.closed, workload.concurrency, service
+        )
+        return float(lat.mean())
+    base = dataclasses.replace(
+        scenario,
+        policy=PolicyConfig("target_only", {}),
+        budget=type(scenario.budget)(),
+        sim=dataclasses.replace(scenario.sim, baseline=False),
+    )
+    return float(simulate(base, trace, seed=seed).figures["latency_s"]["mean"])
+
+
+def scenario_from_trace(trace: Trace) -> Scenario:
+    """A scenario that replays ``trace``'s configuration: its requests (lengths in order and
+    arrivals -- closed when each request arrived as the previous one ended), acceptance fitted
+    from its cycles ("trace"), latency fitted by least squares, its policy."""
+    r = trace.requests.sort_values("arrival_s")
+    arrival, end = r["arrival_s"].to_numpy(float), r["end_s"].to_numpy(float)
+    latency = np.maximum(end - arrival, 1e-9)
+    closed = len(r) <= 1 or bool(
+        np.all(np.abs(arrival[1:] - end[:-1]) <= 0.01 * latency[:-1] + 1e-3)
+    )
+    workload = WorkloadConfig(
+        requests=max(1, len(r)),
+        prompt_tokens="trace",
+        output_tokens="trace",
+        arrival="closed" if closed else "trace",
+    )
+    name = trace.meta.policy if trace.meta.policy in POLICIES else "fixed"
+    known = _policy_keys(name)
+    params = {k: v for k, v in (trace.meta.policy_params or {}).items() if k in known}
+    if name == "fixed" and "tau" not in params and len(trace.cycles):
+        params["tau"] = int(trace.cycles["tau"].max())
+    batch = int((trace.meta.extra or {}).get("max_batch", 1) or 1)
+    return Scenario(
+        workload=workload,
+        acceptance=AcceptanceConfig(model="trace"),
+        latency=fit_latency(trace),
+        policy=PolicyConfig(name, params),
+        server=ServerConfig(max_batch=batch),
+        where=f"scenario from {trace.name}",
+    )
+
+
+class _Progress:
+    """A rich progress bar over completed requests."""
+
+    def __init__(self, total: int) -> None:
+        from rich.progress import Progress
+
+        self._progress = Progress(transient=True)
+        self._progress.start()
+        self._task = self._progress.add_task("simulating", total=total)
+
+    def advance(self) -> None:
+        self._progress.advance(self._task)
+
+    def close(self) -> None:
+        self._progress.stop()

@@ -1,0 +1,115 @@
+"""The figures of a simulation (the ``simulate --json`` object), computed with numpy.
+
+Definitions (seconds unless named otherwise; percentiles are numpy's linear ones):
+
+* ``latency_s``: end - arrival; ``ttft_s``: first token - arrival; ``queue_s``: start - arrival;
+  ``tpot_s``: (end - first token) / (output tokens - 1), requests with >= 2 tokens.
+* ``tokens_per_cycle``: mean ``emitted`` over speculative cycles (tau > 0); over all cycles when
+  there are none. ``acceptance_rate``: accepted / drafted tokens. ``mean_tau``: mean tau of the
+  speculative cycles.
+* ``verify_passes_per_request``: mean target passes after prefill (= cycles) per request;
+  ``verify_passes_max`` the largest; ``truncated_requests``: requests ended by their budget.
+* ``throughput_tok_s``: output tokens / (last end - first arrival).
+* ``speedup_vs_target_only``: mean latency of target-only decoding of the same workload on the
+  same server (no budget) / this run's mean latency -- queueing included, so speculation that
+  pays per request can still lose under load.
+* ``utilization``: fraction of the run the server was busy. ``overloaded``: an open workload
+  whose backlog at the last arrival exceeds max(10, 4 * max_batch, 5% of the requests) -- the
+  queue grows without bound at that rate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def _stats(x: np.ndarray, pcts: tuple[int, ...]) -> dict[str, float]:
+    if x.size == 0:
+        return {"mean": 0.0, **{f"p{p}": 0.0 for p in pcts}}
+    out = {"mean": float(x.mean())}
+    for p, v in zip(pcts, np.percentile(x, pcts), strict=True):
+        out[f"p{p}"] = float(v)
+    return out
+
+
+def is_overloaded(open_workload: bool, backlog: int, requests: int, max_batch: int) -> bool:
+    """The queue grows without bound: see the module docstring for the rule."""
+    return open_workload and backlog > max(10, 4 * max_batch, 0.05 * requests)
+
+
+def compute_figures(
+    req: dict[str, np.ndarray],
+    cyc: dict[str, np.ndarray],
+    *,
+    busy_s: float,
+    truncated: int,
+    overloaded: bool,
+    baseline_mean_latency_s: float | None,
+) -> dict[str, Any]:
+    """Figures from per-request and per-cycle columns (named as in the trace schema)."""
+    arrival, start, first, end = (
+        req["arrival_s"],
+        req["start_s"],
+        req["first_token_s"],
+        req["end_s"],
+    )
+    out_tokens, passes = req["output_tokens"], req["verify_passes"]
+    latency = end - arrival
+    many = out_tokens >= 2
+    tpot = (end[many] - first[many]) / (out_tokens[many] - 1)
+    tau, accepted, emitted = cyc["tau"], cyc["accepted"], cyc["emitted"]
+    spec = tau > 0
+    makespan = float(end.max() - arrival.min()) if end.size else 0.0
+    drafted = int(tau.sum())
+    mean_latency = float(latency.mean()) if latency.size else 0.0
+    speedup = None
+    if baseline_mean_latency_s is not None and mean_latency > 0:
+        speedup = baseline_mean_latency_s / mean_latency
+    return {
+        "requests": int(end.size),
+        "cycles": int(tau.size),
+        "output_tokens": int(out_tokens.sum()),
+        "latency_s": _stats(latency, (50, 95, 99)),
+        "ttft_s": _stats(first - arrival, (50, 95)),
+        "queue_s": _stats(start - arrival, (50, 95)),
+        "tpot_s": _stats(tpot, (50, 95)),
+        "tokens_per_cycle": float(emitted[spec].mean() if spec.any() else emitted.mean())
+        if tau.size
+        else 0.0,
+        "mean_tau": float(tau[spec].mean()) if spec.any() else 0.0,
+        "acceptance_rate": float(accepted.sum() / drafted) if drafted else 0.0,
+        "verify_passes_per_request": float(passes.mean()) if passes.size else 0.0,
+        "verify_passes_max": int(passes.max()) if passes.size else 0,
+        "truncated_requests": int(truncated),
+        "throughput_tok_s": float(out_tokens.sum() / makespan) if makespan > 0 else 0.0,
+        "speedup_vs_target_only": speedup,
+        "utilization": float(min(1.0, busy_s / makespan)) if makespan > 0 else 0.0,
+        "overloaded": bool(overloaded),
+    }
+
+
+def target_only_latencies(
+    arrival: np.ndarray,
+    closed: bool,
+    concurrency: int,
+    service_s: np.ndarray,
+) -> np.ndarray:
+    """Latencies of a single FIFO server (Lindley's recursion), per request in order.
+
+    ``arrival`` is ignored for closed workloads: request i arrives when request i - concurrency
+    completes (the first ``concurrency`` at 0).
+    """
+    n = service_s.size
+    end = np.zeros(n)
+    arr = np.zeros(n)
+    free = 0.0
+    services = service_s.tolist()
+    arrivals = arrival.tolist()
+    for i in range(n):
+        a = (end[i - concurrency] if i >= concurrency else 0.0) if closed else arrivals[i]
+        arr[i] = a
+        free = max(free, a) + services[i]
+        end[i] = free
+    return end - arr

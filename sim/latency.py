@@ -1,0 +1,174 @@
+"""Latency model: seconds of draft steps, verify passes, prefill and per-cycle overhead.
+
+Costs come from the scenario's ``[latency]`` numbers, or are fitted from a measured trace
+(``model = "trace"`` or :func:`fit_latency`), then optionally moved to another device by the
+roofline (``hardware``), and a ``[draft]`` section may swap in another draft model's cost.
+
+A verify pass over a batch of ``B`` requests scoring ``T = sum(tau_i + 1)`` tokens costs
+``max(target_step_s, T * target_step_s / ridge_tokens) + verify_slope_s * (T - B)
++ context_s_per_token * sum(context)``: flat in T while memory-bound, linear once T passes the
+ridge (compute-bound), plus a per-token slope for devices where even small passes are not flat
+(CPUs). A draft step over ``B`` sequences costs ``max(draft_step_s, B * draft_step_s / ridge)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.hardware import Rescale, get_hardware, hardware_of_device
+from sim.scenario import LatencyConfig, Scenario
+from tracing.errors import SpecsimError
+from tracing.trace import Trace
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Resolved costs (seconds) the simulator charges; ``ridge_tokens`` inf = always flat."""
+
+    target_step_s: float
+    verify_slope_s: float
+    draft_step_s: float
+    prefill_s_per_token: float
+    overhead_s: float
+    context_s_per_token: float
+    ridge_tokens: float
+
+    def verify_s(self, tokens: int, batch: int = 1, context: int = 0) -> float:
+        """One target pass scoring ``tokens`` in all over ``batch`` sequences."""
+        base = self.target_step_s
+        if tokens > self.ridge_tokens:
+            base = tokens * self.target_step_s / self.ridge_tokens
+        return base + self.verify_slope_s * (tokens - batch) + self.context_s_per_token * context
+
+    def draft_step(self, batch: int = 1) -> float:
+        """One draft forward pass over ``batch`` sequences (one token each)."""
+        if batch > self.ridge_tokens:
+            return batch * self.draft_step_s / self.ridge_tokens
+        return self.draft_step_s
+
+    def prefill_s(self, prompt_tokens: int) -> float:
+        """Prefill of one prompt."""
+        return self.prefill_s_per_token * prompt_tokens
+
+    def cycle_s(self, tau: int, context: int = 0) -> float:
+        """A single-stream cycle: tau draft steps, one verify pass, overhead."""
+        return tau * self.draft_step_s + self.verify_s(tau + 1, 1, context) + self.overhead_s
+
+
+def _lstsq_nonneg(columns: list[np.ndarray], y: np.ndarray) -> list[float]:
+    """Least squares y ~ sum(coef_j * col_j), dropping columns whose coefficient comes out
+    negative (refit without them): costs never fall as work grows."""
+    keep = list(range(len(columns)))
+    while keep:
+        x = np.column_stack([columns[j] for j in keep])
+        coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+        bad = [j for j, c in zip(keep, coef, strict=True) if c < 0 and j != 0]
+        if not bad:
+            out = [0.0] * len(columns)
+            for j, c in zip(keep, coef, strict=True):
+                out[j] = max(0.0, float(c))
+            return out
+        keep.remove(bad[0])
+    return [0.0] * len(columns)
+
+
+def fit_latency(trace: Trace) -> LatencyConfig:
+    """Fit the ``[latency]`` numbers from a measured trace (least squares).
+
+    draft_step_s: draft_s ~ tau (through the origin); verify: verify_s ~ 1 + tau + context
+    (tau / context dropped when constant or when they come out negative); overhead: the mean
+    ``overhead_s``; prefill: prefill_s ~ prompt_tokens (through the origin). The trace's device
+    becomes ``source_hardware`` when the catalog knows it.
+    """
+    c, r = trace.cycles, trace.requests
+    if len(c) == 0:
+        raise SpecsimError(f"{trace.name}: no cycles to fit a latency model from")
+    tau = c["tau"].to_numpy(dtype=float)
+    draft = c["draft_s"].to_numpy(dtype=float)
+    spec = tau > 0
+    draft_step = (
+        float((tau[spec] * draft[spec]).sum() / (tau[spec] ** 2).sum()) if spec.any() else 0.0
+    )
+    verify = c["verify_s"].to_numpy(dtype=float)
+    ctx = c["context_tokens"].to_numpy(dtype=float)
+    cols = [np.ones_like(tau)]
+    cols.append(tau if tau.std() > 0 else np.zeros_like(tau))
+    cols.append(ctx if ctx.std() > 0 else np.zeros_like(ctx))
+    a, b, k = _lstsq_nonneg(cols, verify)
+    if a <= 0.0:  # context term pulled the intercept below zero: fold it back
+        a, b, k = [*_lstsq_nonneg(cols[:2], verify), 0.0]
+    prompt = r["prompt_tokens"].to_numpy(dtype=float)
+    prefill = r["prefill_s"].to_numpy(dtype=float)
+    prefill_per_token = float((prompt * prefill).sum() / (prompt**2).sum()) if len(r) else 0.0
+    device_hw = hardware_of_device(trace.meta.device)
+    extra = trace.meta.extra or {}
+    return LatencyConfig(
+        model="fixed",
+        target_step_s=a,
+        verify_slope_s=b,
+        draft_step_s=draft_step,
+        prefill_s_per_token=prefill_per_token,
+        overhead_s=float(c["overhead_s"].to_numpy(dtype=float).mean()),
+        context_s_per_token=k,
+        source_hardware=device_hw.name if device_hw else "",
+        target_params=float(extra.get("target_params", 0.0) or 0.0),
+        draft_params=float(extra.get("draft_params", 0.0) or 0.0),
+    )
+
+
+def resolve_costs(scenario: Scenario, trace: Trace | None = None) -> CostModel:
+    """The costs a simulation charges, from the scenario (and the trace for ``model="trace"``).
+
+    Order: numbers (given or fitted) -> roofline rescaling to ``hardware`` (from
+    ``source_hardware``; or from first principles with ``target_params`` / ``draft_params`` when
+    no source is known) -> ``[draft] step_s`` / ``params`` override the draft cost.
+    """
+    lat = scenario.latency
+    if lat.model == "trace":
+        if trace is None:
+            raise SpecsimError(f'{scenario.where}: [latency] model = "trace" needs a trace')
+        fitted = fit_latency(trace)
+        lat = dataclasses.replace(
+            fitted,
+            hardware=lat.hardware,
+            source_hardware=lat.source_hardware or fitted.source_hardware,
+            ridge_tokens=lat.ridge_tokens,
+            target_params=lat.target_params or fitted.target_params,
+            draft_params=lat.draft_params or fitted.draft_params,
+        )
+    target_step, slope, draft_step = lat.target_step_s, lat.verify_slope_s, lat.draft_step_s
+    prefill, context = lat.prefill_s_per_token, lat.context_s_per_token
+    ridge = lat.ridge_tokens or math.inf
+    draft_params = scenario.draft.params or lat.draft_params
+    if lat.hardware:
+        dst = get_hardware(lat.hardware)
+        ridge = lat.ridge_tokens or dst.ridge_tokens
+        if lat.source_hardware:
+            scale = Rescale(get_hardware(lat.source_hardware), dst)
+            target_step *= scale.memory
+            draft_step *= scale.memory
+            context *= scale.memory
+            slope *= scale.compute
+            prefill *= scale.compute
+        elif lat.target_params > 0:
+            target_step = dst.step_s(lat.target_params)
+            prefill = 2.0 * lat.target_params / (dst.bf16_tflops * 1e12)
+            if draft_params:
+                draft_step = dst.step_s(draft_params)
+        if scenario.draft.params and scenario.draft.step_s is None:
+            draft_step = dst.step_s(scenario.draft.params)
+    if scenario.draft.step_s is not None:
+        draft_step = scenario.draft.step_s
+    return CostModel(
+        target_step_s=target_step,
+        verify_slope_s=slope,
+        draft_step_s=draft_step,
+        prefill_s_per_token=prefill,
+        overhead_s=lat.overhead_s,
+        context_s_per_token=context,
+        ridge_tokens=ridge,
+    )

@@ -1,0 +1,420 @@
+"""Scenarios: the TOML file the simulator runs, as small dataclasses validated on construction.
+
+Every bad key is a :class:`SpecsimError` that names it, e.g.
+``scenario.toml: [acceptance] alpha = 1.3: must be in [0, 1]``. Sections and keys are listed in
+DESIGN.md; this module adds ``[workload] concurrency``, ``[latency] model / overhead_s /
+context_s_per_token / ridge_tokens / source_hardware / target_params / draft_params``,
+``[budget] mean_verify_per_request``, a ``[draft]`` section (another draft model: its own cost
+and acceptance) and ``[sim] replications``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import itertools
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from sim.policies import POLICIES, build_policy
+from tracing.errors import SpecsimError
+
+# A token count: an int, "trace" (taken from a trace's requests) or a distribution table, e.g.
+# {dist="lognormal", mean=256, sigma=0.5} | {dist="uniform", low=, high=} |
+# {dist="choice", values=[...], weights=[...]} (weights optional).
+TokenSpec = int | str | dict[str, Any]
+
+DIST_KEYS = {
+    "lognormal": {"mean", "sigma", "min", "max"},
+    "uniform": {"low", "high"},
+    "choice": {"values", "weights"},
+}
+
+
+def _rng(lo: float | None = None, hi: float | None = None, **kw: Any) -> Any:
+    """Field metadata: the allowed range and/or choices of a key."""
+    return {"range": (lo, hi), **kw}
+
+
+@dataclass(frozen=True)
+class WorkloadConfig:
+    """[workload]: how many requests, their lengths and how they arrive."""
+
+    requests: int = field(default=200, metadata=_rng(1))
+    prompt_tokens: TokenSpec = field(default=128, metadata={"tokens": True})
+    output_tokens: TokenSpec = field(default=256, metadata={"tokens": True})
+    arrival: str = field(default="closed", metadata={"choices": ("closed", "poisson", "trace")})
+    rate_per_s: float = field(default=0.0, metadata=_rng(0.0))
+    concurrency: int = field(default=1, metadata=_rng(1))  # users of a closed workload
+    seed: int = field(default=0, metadata=_rng(0))
+
+
+@dataclass(frozen=True)
+class AcceptanceConfig:
+    """[acceptance]: how many drafted tokens the target accepts."""
+
+    model: str = field(default="iid", metadata={"choices": ("iid", "positional", "trace")})
+    alpha: float | list[float] = field(default=0.8, metadata=_rng(0.0, 1.0))
+    context_buckets: list[int] = field(default_factory=list, metadata=_rng(0))  # "trace" only
+    draft_confidence: float = field(default=4.0, metadata=_rng(0.0))  # Beta concentration
+
+
+@dataclass(frozen=True)
+class LatencyConfig:
+    """[latency]: seconds of each model pass (fitted from a trace with ``model = "trace"``)."""
+
+    model: str = field(default="fixed", metadata={"choices": ("fixed", "trace")})
+    target_step_s: float = field(default=0.020, metadata=_rng(0.0))
+    verify_slope_s: float = field(default=0.0, metadata=_rng(0.0))
+    draft_step_s: float = field(default=0.002, metadata=_rng(0.0))
+    prefill_s_per_token: float = field(default=0.0, metadata=_rng(0.0))
+    overhead_s: float = field(default=0.0, metadata=_rng(0.0))
+    context_s_per_token: float = field(default=0.0, metadata=_rng(0.0))
+    ridge_tokens: float = field(default=0.0, metadata=_rng(0.0))  # 0: from hardware, else flat
+    hardware: str = ""
+    source_hardware: str = ""
+    target_params: float = field(default=0.0, metadata=_rng(0.0))
+    draft_params: float = field(default=0.0, metadata=_rng(0.0))
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """[policy]: a draft-length policy by name and its parameters (see sim.policies)."""
+
+    name: str = "fixed"
+    params: dict[str, Any] = field(default_factory=lambda: {"tau": 4})
+
+    def spec(self) -> str:
+        """The ``NAME:key=value`` spec of this policy (only keys the policy takes)."""
+        items = ",".join(f"{k}={v}" for k, v in self.accepted_params().items())
+        return f"{self.name}:{items}" if items else self.name
+
+    def accepted_params(self) -> dict[str, Any]:
+        """The parameters the named policy takes (others, e.g. ``tau`` of target_only, dropped)."""
+        known = _policy_keys(self.name)
+        return {k: v for k, v in self.params.items() if k in known}
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    """[budget]: verify passes per request (0 = unlimited); enforced through the policies."""
+
+    max_verify_per_request: int = field(default=0, metadata=_rng(0))
+    mean_verify_per_request: float = field(default=0.0, metadata=_rng(0.0))
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """[server]: single stream (max_batch = 1) or continuous batching up to max_batch."""
+
+    max_batch: int = field(default=1, metadata=_rng(1))
+
+
+@dataclass(frozen=True)
+class DraftConfig:
+    """[draft]: another draft model by its own cost and acceptance (unset keys change nothing)."""
+
+    name: str = ""
+    step_s: float | None = field(default=None, metadata=_rng(0.0))
+    params: float | None = field(default=None, metadata=_rng(0.0))
+    alpha: float | None = field(default=None, metadata=_rng(0.0, 1.0))
+    acceptance_scale: float = field(default=1.0, metadata=_rng(0.0))
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """[sim]: run controls."""
+
+    replications: int = field(default=1, metadata=_rng(1))
+    baseline: bool = True  # also simulate target-only for speedup_vs_target_only
+
+
+SECTIONS: dict[str, type] = {
+    "workload": WorkloadConfig,
+    "acceptance": AcceptanceConfig,
+    "latency": LatencyConfig,
+    "policy": PolicyConfig,
+    "budget": BudgetConfig,
+    "server": ServerConfig,
+    "draft": DraftConfig,
+    "sim": SimConfig,
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A whole simulation scenario; build with :meth:`from_toml` / :meth:`from_dict`."""
+
+    workload: WorkloadConfig = field(default_factory=WorkloadConfig)
+    acceptance: AcceptanceConfig = field(default_factory=AcceptanceConfig)
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    draft: DraftConfig = field(default_factory=DraftConfig)
+    sim: SimConfig = field(default_factory=SimConfig)
+    where: str = field(default="<dict>", compare=False)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Scenario:
+        """Read and validate a scenario file."""
+        where = str(path)
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise SpecsimError(f"{where}: scenario file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SpecsimError(f"{where}: not valid TOML: {exc}") from None
+        return cls.from_dict(data, where=where)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "<dict>") -> Scenario:
+        """Validate a TOML-shaped dict; every problem names the section and key."""
+        if not isinstance(d, dict):
+            raise SpecsimError(f"{where}: a scenario is a table of sections")
+        parts: dict[str, Any] = {}
+        for section, table in d.items():
+            if section not in SECTIONS:
+                raise SpecsimError(
+                    f"{where}: unknown section [{section}] (known: {', '.join(SECTIONS)})"
+                )
+            if not isinstance(table, dict):
+                raise SpecsimError(f"{where}: [{section}] must be a table")
+            if section == "policy":
+                parts[section] = _build_policy(table, where)
+            else:
+                parts[section] = _build_section(SECTIONS[section], section, table, where)
+        scenario = cls(**parts, where=where)
+        scenario._check_cross(where)
+        return scenario
+
+    def to_dict(self) -> dict[str, Any]:
+        """TOML-shaped dict (unset optional keys left out); ``from_dict`` reads it back."""
+        out: dict[str, Any] = {}
+        for section in SECTIONS:
+            value = getattr(self, section)
+            if section == "policy":
+                out[section] = {"name": value.name, **copy.deepcopy(value.params)}
+                continue
+            table = {}
+            for f in fields(value):
+                v = getattr(value, f.name)
+                if v is not None:
+                    table[f.name] = copy.deepcopy(v)
+            out[section] = table
+        return out
+
+    def with_overrides(self, overrides: dict[str, Any], where: str | None = None) -> Scenario:
+        """A validated copy with ``{"section.key": value}`` replaced (``whatif --vary``).
+
+        String values are converted to the key's type (``"8"`` -> 8 for an int key), so values
+        straight from a command line work.
+        """
+        d = self.to_dict()
+        for key, value in overrides.items():
+            section, dot, name = key.partition(".")
+            if not dot or section not in SECTIONS or not name:
+                raise SpecsimError(
+                    f"{where or self.where}: override '{key}': expected SECTION.KEY with a "
+                    f"section among {', '.join(SECTIONS)}"
+                )
+            d[section][name] = _coerce(SECTIONS[section], name, value)
+        return Scenario.from_dict(d, where=where or self.where)
+
+    def make_policy(self) -> Any:
+        """A fresh policy object for this scenario, with the [budget] applied."""
+        return build_policy(
+            self.policy.name,
+            self.policy.accepted_params(),
+            max_verify=self.budget.max_verify_per_request,
+            mean_verify=self.budget.mean_verify_per_request,
+        )
+
+    @property
+    def needs_trace(self) -> bool:
+        """True when some key reads from a trace ("trace" lengths, arrivals, acceptance, latency)."""
+        w = self.workload
+        return (
+            "trace" in (w.prompt_tokens, w.output_tokens, w.arrival)
+            or self.acceptance.model == "trace"
+            or self.latency.model == "trace"
+        )
+
+    def _check_cross(self, where: str) -> None:
+        w, a = self.workload, self.acceptance
+        if w.arrival == "poisson" and w.rate_per_s <= 0:
+            raise SpecsimError(f'{where}: [workload] arrival = "poisson" needs rate_per_s > 0')
+        if w.arrival != "poisson" and w.rate_per_s > 0:
+            raise SpecsimError(
+                f'{where}: [workload] rate_per_s = {w.rate_per_s}: only with arrival = "poisson"'
+            )
+        if a.model == "iid" and isinstance(a.alpha, list):
+            raise SpecsimError(
+                f'{where}: [acceptance] alpha = {a.alpha}: model "iid" takes one number'
+            )
+        if a.model == "positional" and not isinstance(a.alpha, list):
+            raise SpecsimError(
+                f'{where}: [acceptance] alpha = {a.alpha}: model "positional" takes a list'
+            )
+        if isinstance(a.alpha, list) and not a.alpha:
+            raise SpecsimError(f"{where}: [acceptance] alpha = []: the list is empty")
+        buckets = a.context_buckets
+        if any(b2 <= b1 for b1, b2 in itertools.pairwise(buckets)):
+            raise SpecsimError(
+                f"{where}: [acceptance] context_buckets = {buckets}: must be increasing"
+            )
+        from sim.hardware import CATALOG  # local: hardware imports nothing from here
+
+        for key in ("hardware", "source_hardware"):
+            name = getattr(self.latency, key)
+            if name and name.upper() not in CATALOG:
+                raise SpecsimError(
+                    f'{where}: [latency] {key} = "{name}": unknown (known: {", ".join(CATALOG)})'
+                )
+
+
+def _policy_keys(name: str) -> set[str]:
+    cls = POLICIES.get(name)
+    if cls is None:
+        return set()
+    return set(inspect.signature(cls.__init__).parameters) - {"self"}
+
+
+def _build_policy(table: dict[str, Any], where: str) -> PolicyConfig:
+    params = dict(table)
+    name = params.pop("name", "fixed")
+    if not isinstance(name, str) or name not in POLICIES:
+        raise SpecsimError(
+            f"{where}: [policy] name = {name!r}: unknown (known: {', '.join(sorted(POLICIES))})"
+        )
+    all_keys = set().union(*(_policy_keys(n) for n in POLICIES))
+    for key in params:
+        if key not in all_keys:
+            raise SpecsimError(
+                f"{where}: [policy] {key}: unknown key (known: {', '.join(sorted(all_keys))})"
+            )
+    config = PolicyConfig(name=name, params=params)
+    try:
+        build_policy(name, config.accepted_params())
+    except SpecsimError as exc:
+        raise SpecsimError(f"{where}: [policy] {exc}") from None
+    return config
+
+
+def _build_section(cls: type, section: str, table: dict[str, Any], where: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in table.items():
+        f = known.get(key)
+        if f is None:
+            raise SpecsimError(
+                f"{where}: [{section}] {key}: unknown key (known: {', '.join(known)})"
+            )
+        kwargs[key] = _check_value(f, value, f"{where}: [{section}] {key} = {_show(value)}")
+    return cls(**kwargs)
+
+
+def _show(value: Any) -> str:
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
+def _check_value(f: dataclasses.Field, value: Any, what: str) -> Any:
+    meta = f.metadata
+    kind = str(f.type)
+    if meta.get("tokens"):
+        return _check_tokens(value, what)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise SpecsimError(f"{what}: must be true or false")
+        return value
+    if kind == "str":
+        if not isinstance(value, str):
+            raise SpecsimError(f"{what}: must be a string")
+        if "choices" in meta and value not in meta["choices"]:
+            raise SpecsimError(f"{what}: must be one of {', '.join(meta['choices'])}")
+        return value
+    items = value if isinstance(value, list) and "list" in kind else [value]
+    if isinstance(value, list) and "list" not in kind:
+        raise SpecsimError(f"{what}: must be a number, not a list")
+    if not isinstance(value, list) and kind.startswith("list"):
+        raise SpecsimError(f"{what}: must be a list")
+    want_int = kind in ("int", "list[int]")
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            raise SpecsimError(f"{what}: must be {'an integer' if want_int else 'a number'}")
+        if want_int and not isinstance(item, int):
+            raise SpecsimError(f"{what}: must be an integer")
+        if not math.isfinite(item):
+            raise SpecsimError(f"{what}: must be finite")
+        lo, hi = meta.get("range", (None, None))
+        if (lo is not None and item < lo) or (hi is not None and item > hi):
+            bound = f"in [{lo:g}, {hi:g}]" if hi is not None else f">= {lo:g}"
+            raise SpecsimError(f"{what}: must be {bound}")
+    if isinstance(value, list):
+        return list(value)
+    return value if want_int else float(value)
+
+
+def _check_tokens(value: Any, what: str) -> TokenSpec:
+    if isinstance(value, bool):
+        raise SpecsimError(f'{what}: must be a token count, "trace" or a distribution')
+    if isinstance(value, int):
+        if value < 1:
+            raise SpecsimError(f"{what}: must be >= 1")
+        return value
+    if isinstance(value, str):
+        if value != "trace":
+            raise SpecsimError(f'{what}: the only string allowed is "trace"')
+        return value
+    if not isinstance(value, dict):
+        raise SpecsimError(f'{what}: must be a token count, "trace" or a distribution')
+    dist = value.get("dist")
+    if dist not in DIST_KEYS:
+        raise SpecsimError(f"{what}: dist must be one of {', '.join(DIST_KEYS)}")
+    extra = set(value) - DIST_KEYS[dist] - {"dist"}
+    if extra:
+        raise SpecsimError(f'{what}: unknown key {sorted(extra)[0]} for dist "{dist}"')
+    need = {"lognormal": ("mean", "sigma"), "uniform": ("low", "high"), "choice": ("values",)}
+    for key in need[dist]:
+        if key not in value:
+            raise SpecsimError(f'{what}: dist "{dist}" needs {key}')
+    nums = [v for k, v in value.items() if k != "dist" for v in (v if isinstance(v, list) else [v])]
+    if any(isinstance(v, bool) or not isinstance(v, int | float) or v < 0 for v in nums):
+        raise SpecsimError(f"{what}: distribution parameters must be non-negative numbers")
+    if dist == "lognormal" and value["mean"] < 1:
+        raise SpecsimError(f"{what}: mean must be >= 1")
+    if dist == "uniform" and not 1 <= value["low"] <= value["high"]:
+        raise SpecsimError(f"{what}: needs 1 <= low <= high")
+    if dist == "choice":
+        values = value["values"]
+        if not isinstance(values, list) or not values or min(values) < 1:
+            raise SpecsimError(f"{what}: values must be a non-empty list of counts >= 1")
+        weights = value.get("weights")
+        if weights is not None and (
+            not isinstance(weights, list) or len(weights) != len(values) or sum(weights) <= 0
+        ):
+            raise SpecsimError(f"{what}: weights must match values and sum to > 0")
+    return dict(value)
+
+
+def _coerce(cls: type, name: str, value: Any) -> Any:
+    """Convert a command-line string to the type of ``cls.name`` (unknown keys pass through)."""
+    if not isinstance(value, str):
+        return value
+    f = {f.name: f for f in fields(cls)}.get(name)
+    kind = str(f.type) if f is not None else "policy"
+    if kind == "str" or value == "trace":
+        return value
+    if value.lower() in ("true", "false") and kind in ("bool", "policy"):
+        return value.lower() == "true"
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value

@@ -1,0 +1,381 @@
+"""The served system as SimPy processes: arrivals feed a queue, a server runs cycles.
+
+Two servers share one queue (a ``simpy.Store``) and one record log:
+
+* :func:`stream_server` -- single stream with a static policy (fixed tau / target-only): each
+  request's accepted depths are drawn as one numpy block, and the process yields one timeout per
+  cycle with precomputed durations. The hot path of a million-cycle run.
+* :func:`batch_server` -- continuous batching up to ``max_batch`` (and every dynamic policy, even
+  at max_batch = 1): one timeout per *step*; in a step every active request runs one cycle: the
+  policy picks tau (1), the draft phase runs max(tau) draft passes over the requests still
+  drafting (2), one verify pass scores all ``sum(tau + 1)`` tokens -- flat until the batch
+  reaches the ridge, compute-bound beyond it (3), accepted prefixes are drawn and the policy
+  told (4). Requests admitted in a step pay their prefill in that step.
+
+Times: a request's ``start_s`` is its admission, ``first_token_s`` the end of its first cycle;
+``verify_passes`` counts its cycles. A request whose policy says its verify budget is spent ends
+there, with fewer tokens than asked (counted in ``truncated``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import simpy
+
+from sim.acceptance import BLOCK, AcceptanceModel
+from sim.latency import CostModel
+from sim.policies import Confidence, Policy, PolicyState
+from sim.workload import Workload
+from tracing.schema import CycleRecord
+
+
+@dataclass
+class Log:
+    """What the run recorded: per-request arrays and per-cycle column lists (or array chunks)."""
+
+    n: int
+    start_s: np.ndarray = field(init=False)
+    first_token_s: np.ndarray = field(init=False)
+    end_s: np.ndarray = field(init=False)
+    arrival_s: np.ndarray = field(init=False)
+    prefill_s: np.ndarray = field(init=False)
+    output_tokens: np.ndarray = field(init=False)
+    verify_passes: np.ndarray = field(init=False)
+    truncated: int = 0
+    busy_s: float = 0.0
+    backlog_at_last_arrival: int = 0
+    stream_t0: np.ndarray | None = None  # stream server: when each request's first cycle began
+    # Cycle columns: lists of per-request numpy chunks (stream) or per-cycle scalars (batch).
+    cycles: dict[str, list[Any]] = field(default_factory=dict)
+    draft_probs: list[list[float] | None] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for name in ("start_s", "first_token_s", "end_s", "arrival_s", "prefill_s"):
+            setattr(self, name, np.zeros(self.n))
+        self.output_tokens = np.zeros(self.n, dtype=np.int64)
+        self.verify_passes = np.zeros(self.n, dtype=np.int64)
+        self.cycles = {k: [] for k in CYCLE_KEYS}
+
+
+CYCLE_KEYS = (
+    "request_id", "cycle", "start_s", "tau", "accepted", "emitted",
+    "draft_s", "verify_s", "overhead_s", "context_tokens",
+)  # fmt: skip
+
+
+class Depths:
+    """The run's stream of accepted depths, drawn in blocks from the one generator."""
+
+    def __init__(self, model: AcceptanceModel, rng: np.random.Generator) -> None:
+        self.model, self.rng = model, rng
+        self.pos = BLOCK
+        self.block: list[list[int]] = []
+        self.arrays: list[np.ndarray] = []
+
+    def refill(self) -> None:
+        self.arrays = self.model.draw_depths(self.rng)
+        self.block = [a.tolist() for a in self.arrays]
+        self.pos = 0
+
+    def take(self, count: int) -> np.ndarray:
+        """The next ``count`` depths of bucket 0 as an array (stream server)."""
+        parts, need = [], count
+        while need > 0:
+            if self.pos >= BLOCK:
+                self.refill()
+            k = min(need, BLOCK - self.pos)
+            parts.append(self.arrays[0][self.pos : self.pos + k])
+            self.pos += k
+            need -= k
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def next(self, bucket: int) -> int:
+        """One depth (batch server)."""
+        if self.pos >= BLOCK:
+            self.refill()
+        self.pos += 1
+        return self.block[bucket][self.pos - 1]
+
+
+def arrivals(
+    env: simpy.Environment, queue: simpy.Store, workload: Workload, log: Log
+) -> Generator[simpy.Event, Any, None]:
+    """Open workloads: put each request in the queue at its arrival time."""
+    for rid, t in enumerate(workload.arrival_s.tolist()):
+        if t > env.now:
+            yield env.timeout(t - env.now)
+        log.arrival_s[rid] = env.now
+        queue.put(rid)
+    log.backlog_at_last_arrival = len(queue.items)
+
+
+class Closer:
+    """Closed workloads: when a request completes, the next one arrives."""
+
+    def __init__(self, env: simpy.Environment, queue: simpy.Store, workload: Workload, log: Log):
+        self.env, self.queue, self.log, self.n = env, queue, log, len(workload)
+        self.next_id = 0
+        if workload.closed:
+            for _ in range(min(workload.concurrency, self.n)):
+                self.release()
+
+    def release(self) -> None:
+        if self.next_id < self.n:
+            self.log.arrival_s[self.next_id] = self.env.now
+            self.queue.put(self.next_id)
+            self.next_id += 1
+
+
+@dataclass
+class StaticPlan:
+    """Every cycle of a single-stream run with a static policy, decided before the timeline.
+
+    With one stream and a draft length that depends only on the tokens left, no outcome depends
+    on time, so the whole run's cycles are computed with numpy up front (the timeline itself still
+    advances one SimPy timeout per cycle). ``bounds[i]:bounds[i+1]`` are request i's cycle rows.
+    """
+
+    tau: np.ndarray
+    accepted: np.ndarray
+    context: np.ndarray
+    draft_s: np.ndarray
+    verify_s: np.ndarray
+    duration_s: np.ndarray
+    bounds: np.ndarray
+
+    @classmethod
+    def build(cls, workload: Workload, costs: CostModel, tau: int, depths: Depths) -> StaticPlan:
+        n = workload.output_tokens.astype(np.int64)
+        r = n.size
+        seg_start = np.concatenate(([0], np.cumsum(n)))
+        # Request i may use depths d[seg_start[i]:seg_start[i+1]] (a cycle emits >= 1 token).
+        d = depths.take(int(seg_start[-1]))
+        seg = np.repeat(np.arange(r), n)
+        # 1. cycles with tau unclipped: exact while >= tau + 1 tokens remain (a prefix of each
+        #    request's segment, since the tokens done grow along it)
+        e = np.minimum(d, tau) + 1
+        cs = np.cumsum(e)
+        done_before = cs - e - np.concatenate(([0], cs))[seg_start[:-1]][seg]
+        valid = done_before <= (n - tau - 1)[seg]
+        m = np.bincount(seg, weights=valid, minlength=r).astype(np.int64)
+        out = np.bincount(seg, weights=e * valid, minlength=r).astype(np.int64)
+        # 2. the tails: tau clipped to the tokens left, all requests at once, <= tau + 1 rounds
+        ptr = seg_start[:-1] + m
+        tails: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        count = np.zeros(r, dtype=np.int64)
+        idx = np.flatnonzero(out < n)
+        while idx.size:
+            t = np.minimum(tau, n[idx] - out[idx] - 1)
+            a = np.minimum(t, d[ptr[idx]])
+            tails.append((idx, count[idx].copy(), t, a))
+            out[idx] += a + 1
+            ptr[idx] += 1
+            count[idx] += 1
+            idx = idx[out[idx] < n[idx]]
+        # 3. scatter prefix and tail cycles into per-request contiguous rows
+        cycles = m + count
+        bounds = np.concatenate(([0], np.cumsum(cycles)))
+        total = int(bounds[-1])
+        tau_a = np.empty(total, dtype=np.int64)
+        acc_a = np.empty(total, dtype=np.int64)
+        keep = np.flatnonzero(valid)
+        rows = bounds[seg[keep]] + (keep - seg_start[seg[keep]])
+        tau_a[rows] = tau
+        acc_a[rows] = e[keep] - 1
+        for req, k, t, a in tails:
+            rows = bounds[req] + m[req] + k
+            tau_a[rows] = t
+            acc_a[rows] = a
+        # 4. contexts and costs
+        emitted = acc_a + 1
+        ce = np.cumsum(emitted)
+        first_row = bounds[:-1]
+        before = (
+            ce - emitted - np.concatenate(([0], ce))[first_row][np.repeat(np.arange(r), cycles)]
+        )
+        context = workload.prompt_tokens.astype(np.int64)[np.repeat(np.arange(r), cycles)] + before
+        verify_by_tau = np.array([costs.verify_s(t + 1) for t in range(tau + 1)])
+        draft_s = tau_a * costs.draft_step_s
+        verify_s = verify_by_tau[tau_a]
+        if costs.context_s_per_token:
+            verify_s = verify_s + costs.context_s_per_token * context
+        duration = draft_s + verify_s + costs.overhead_s
+        return cls(tau_a, acc_a, context, draft_s, verify_s, duration, bounds)
+
+
+def stream_server(
+    env: simpy.Environment,
+    queue: simpy.Store,
+    workload: Workload,
+    costs: CostModel,
+    plan: StaticPlan,
+    log: Log,
+    on_done: Callable[[], None],
+) -> Generator[simpy.Event, Any, None]:
+    """Single stream, static policy: serve requests in queue order along ``plan``."""
+    durations = plan.duration_s.tolist()
+    bounds = plan.bounds.tolist()
+    prefills = (costs.prefill_s_per_token * workload.prompt_tokens).tolist()
+    timeout, get = env.timeout, queue.get
+    t0 = np.zeros(len(workload))
+    while True:
+        rid = yield get()
+        start = env.now
+        if prefills[rid] > 0:
+            yield timeout(prefills[rid])
+        t0[rid] = env.now
+        for step in durations[bounds[rid] : bounds[rid + 1]]:  # one timeout per cycle
+            yield timeout(step)
+        log.start_s[rid], log.end_s[rid] = start, env.now
+        log.busy_s += env.now - start
+        log.stream_t0 = t0
+        on_done()
+
+
+def finish_stream_log(log: Log, workload: Workload, costs: CostModel, plan: StaticPlan) -> None:
+    """After the run: per-request and per-cycle columns of a stream run, from the plan."""
+    r = len(workload)
+    cycles = np.diff(plan.bounds)
+    req = np.repeat(np.arange(r), cycles)
+    t0 = log.stream_t0 if log.stream_t0 is not None else np.zeros(r)
+    cd = np.cumsum(plan.duration_s)
+    offset = cd - plan.duration_s - np.concatenate(([0.0], cd))[plan.bounds[:-1]][req]
+    start = t0[req] + offset
+    log.prefill_s[:] = costs.prefill_s_per_token * workload.prompt_tokens
+    log.first_token_s[:] = t0 + plan.duration_s[plan.bounds[:-1]]
+    log.output_tokens[:] = workload.output_tokens
+    log.verify_passes[:] = cycles
+    first_cycle = np.arange(plan.bounds[-1]) - plan.bounds[:-1][req]
+    for key, value in (
+        ("request_id", req),
+        ("cycle", first_cycle),
+        ("start_s", start),
+        ("tau", plan.tau),
+        ("accepted", plan.accepted),
+        ("emitted", plan.accepted + 1),
+        ("draft_s", plan.draft_s),
+        ("verify_s", plan.verify_s),
+        ("overhead_s", np.full(req.size, costs.overhead_s)),
+        ("context_tokens", plan.context),
+    ):
+        log.cycles[key] = [value]
+
+
+@dataclass
+class _Active:
+    """A request being decoded by the batch server."""
+
+    rid: int
+    max_new: int
+    context: int
+    out: int = 0
+    cycle: int = 0
+    new: bool = True
+
+
+def batch_server(
+    env: simpy.Environment,
+    queue: simpy.Store,
+    workload: Workload,
+    costs: CostModel,
+    policy: Policy,
+    model: AcceptanceModel,
+    depths: Depths,
+    rng: np.random.Generator,
+    max_batch: int,
+    log: Log,
+    on_done: Callable[[], None],
+) -> Generator[simpy.Event, Any, None]:
+    """Continuous batching (any policy); one timeout per step."""
+    prompts, outputs = workload.prompt_tokens.tolist(), workload.output_tokens.tolist()
+    cyc = log.cycles
+    confident = isinstance(getattr(policy, "inner", policy), Confidence)
+    bucketed = len(model.edges) > 0
+    active: list[_Active] = []
+
+    def finish(r: _Active, now: float) -> None:
+        if r.cycle == 0:
+            log.first_token_s[r.rid] = now
+        log.end_s[r.rid], log.output_tokens[r.rid] = now, r.out
+        log.verify_passes[r.rid] = r.cycle
+        on_done()
+
+    while True:
+        waiting: list[int] = []
+        if not active:
+            waiting.append((yield queue.get()))
+        now = env.now
+        prefill = 0.0
+        # Admit from the head of the queue (only this process takes from it).
+        while len(active) < max_batch and (waiting or queue.items):
+            rid = waiting.pop() if waiting else queue.items.pop(0)
+            p = costs.prefill_s(prompts[rid])
+            prefill += p
+            log.start_s[rid], log.prefill_s[rid] = now, p
+            policy.reset(rid)
+            active.append(_Active(rid, outputs[rid], prompts[rid]))
+        # 1. the policy's draft lengths (requests out of budget end here)
+        plan: list[tuple[_Active, int]] = []
+        for r in active:
+            state = PolicyState(r.rid, r.cycle, r.context, r.out, r.max_new, r.cycle)
+            if policy.budget_exhausted(state):
+                log.truncated += 1
+                finish(r, now)
+                continue
+            plan.append((r, policy.next_tau(state)))
+        active = [r for r, _ in plan]
+        if not plan:
+            continue
+        # 2. drafting (the confidence policy may stop a draft early) and acceptance
+        outcome: list[tuple[int, int, list[float] | None]] = []
+        for r, tau in plan:
+            bucket = model.bucket(r.context) if bucketed else 0
+            depth = depths.next(bucket)
+            if confident and tau > 0:
+                drafted, acc, probs = model.sample_with_confidence(
+                    rng, tau, bucket, policy.keep_drafting
+                )
+                outcome.append((drafted, acc, probs))
+            else:
+                outcome.append((tau, min(tau, depth), None))
+        # 3. the step's cost: max(tau) draft passes, one verify pass over the whole batch
+        taus = [o[0] for o in outcome]
+        draft_s = sum(costs.draft_step(sum(1 for t in taus if t > j)) for j in range(max(taus)))
+        scored = sum(taus) + len(taus)
+        verify_s = costs.verify_s(scored, len(taus), sum(r.context for r, _ in plan))
+        ovh = costs.overhead_s
+        yield env.timeout(prefill + draft_s + verify_s + ovh)
+        log.busy_s += env.now - now
+        start = now + prefill
+        # 4. outcomes, records, the policy told
+        for (r, _), (tau, acc, q) in zip(plan, outcome, strict=True):
+            emitted = min(acc + 1, r.max_new - r.out)
+            record = CycleRecord(
+                r.rid,
+                r.cycle,
+                start,
+                tau,
+                acc,
+                emitted,
+                draft_s,
+                verify_s,
+                ovh,
+                r.context,
+                draft_prob=q,
+            )
+            for key in CYCLE_KEYS:
+                cyc[key].append(getattr(record, key))
+            log.draft_probs.append(q)
+            policy.observe(record)
+            if r.cycle == 0:
+                log.first_token_s[r.rid] = env.now
+            r.cycle += 1
+            r.out += emitted
+            r.context += emitted
+        for r in [r for r in active if r.out >= r.max_new]:
+            finish(r, env.now)
+        active = [r for r in active if r.out < r.max_new]

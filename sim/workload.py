@@ -1,0 +1,91 @@
+"""Workloads: the requests a simulation serves -- their lengths and arrival times.
+
+Lengths: a fixed count, a distribution (lognormal with the given *mean* and log-space sigma,
+uniform integers, or a weighted choice), or ``"trace"``: the trace's requests in order, cycling
+when more requests are asked for than the trace holds (so replaying a trace serves its requests
+exactly). Arrivals: ``closed`` (``concurrency`` users, each sending its next request when the
+previous one completes -- times are decided by the simulation, so they are NaN here), ``poisson``
+at ``rate_per_s``, or ``trace`` (the trace's arrival times, shifted so the first is 0).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sim.scenario import Scenario, TokenSpec
+from tracing.errors import SpecsimError
+from tracing.trace import Trace
+
+
+@dataclass
+class Workload:
+    """Per-request arrays: ``arrival_s`` (NaN for closed), ``prompt_tokens``, ``output_tokens``."""
+
+    arrival_s: np.ndarray
+    prompt_tokens: np.ndarray
+    output_tokens: np.ndarray
+    closed: bool
+    concurrency: int
+
+    def __len__(self) -> int:
+        return len(self.prompt_tokens)
+
+
+def _lengths(
+    spec: TokenSpec, n: int, rng: np.random.Generator, trace: Trace | None, column: str, where: str
+) -> np.ndarray:
+    if isinstance(spec, int):
+        return np.full(n, spec, dtype=np.int64)
+    if spec == "trace":
+        if trace is None or len(trace.requests) == 0:
+            raise SpecsimError(
+                f'{where}: [workload] {column} = "trace" needs a trace with requests'
+            )
+        src = trace.requests[column].to_numpy(dtype=np.int64)
+        return np.resize(src, n).astype(np.int64)
+    assert isinstance(spec, dict)
+    dist: dict[str, Any] = spec
+    kind = dist["dist"]
+    if kind == "lognormal":
+        sigma = float(dist["sigma"])
+        mu = math.log(float(dist["mean"])) - sigma * sigma / 2.0  # so that E[X] = mean
+        x = rng.lognormal(mu, sigma, n)
+        x = np.clip(x, dist.get("min", 1), dist.get("max", np.inf))
+        values = np.maximum(1, np.rint(x)).astype(np.int64)
+    elif kind == "uniform":
+        values = rng.integers(int(dist["low"]), int(dist["high"]) + 1, n)
+    else:
+        options = np.asarray(dist["values"], dtype=np.int64)
+        weights = dist.get("weights")
+        p = None if weights is None else np.asarray(weights, float) / float(np.sum(weights))
+        values = rng.choice(options, size=n, p=p)
+    return np.asarray(values, dtype=np.int64)
+
+
+def build_workload(
+    scenario: Scenario, rng: np.random.Generator, trace: Trace | None = None
+) -> Workload:
+    """Draw the scenario's requests from the one seeded generator of the run."""
+    w, where = scenario.workload, scenario.where
+    n = w.requests
+    if w.arrival == "trace":
+        if trace is None or len(trace.requests) == 0:
+            raise SpecsimError(f'{where}: [workload] arrival = "trace" needs a trace with requests')
+        src = np.sort(trace.requests["arrival_s"].to_numpy(dtype=float))
+        if n > len(src):
+            raise SpecsimError(
+                f'{where}: [workload] requests = {n}: arrival = "trace" replays at most the '
+                f"trace's {len(src)} requests"
+            )
+        arrival = src[:n] - src[0]
+    elif w.arrival == "poisson":
+        arrival = np.cumsum(rng.exponential(1.0 / w.rate_per_s, n))
+    else:
+        arrival = np.full(n, np.nan)
+    prompt = _lengths(w.prompt_tokens, n, rng, trace, "prompt_tokens", where)
+    output = _lengths(w.output_tokens, n, rng, trace, "output_tokens", where)
+    return Workload(arrival, prompt, output, w.arrival == "closed", w.concurrency)
