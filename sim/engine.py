@@ -160,7 +160,8 @@ def _frames(log: Log, workload: Workload) -> tuple[pd.DataFrame, pd.DataFrame]:
             "output_tokens": log.output_tokens,
             "prefill_s": log.prefill_s,
             "verify_passes": log.verify_passes,
-        }
+        },
+        copy=False,
     )
     cols: dict[str, np.ndarray] = {}
     for key in CYCLE_KEYS:
@@ -171,7 +172,7 @@ def _frames(log: Log, workload: Workload) -> tuple[pd.DataFrame, pd.DataFrame]:
             cols[key] = np.concatenate(parts).astype(dtype, copy=False)
         else:
             cols[key] = np.asarray(parts, dtype=dtype)
-    cycles = pd.DataFrame(cols)
+    cycles = pd.DataFrame(cols, copy=False)  # no block consolidation: a million rows stay cheap
     if any(p is not None for p in log.draft_probs):
         cycles["draft_prob"] = pd.array(log.draft_probs, dtype=_list_dtype())
     # Cycles of a request are contiguous rows in the schema; the batch server interleaves them.

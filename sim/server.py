@@ -78,7 +78,7 @@ class Depths:
 
     def refill(self) -> None:
         self.arrays = self.model.draw_depths(self.rng)
-        self.block = [a.tolist() for a in self.arrays]
+        self.block = []  # Python lists for the batch server, made on first use
         self.pos = 0
 
     def take(self, count: int) -> np.ndarray:
@@ -97,6 +97,8 @@ class Depths:
         """One depth (batch server)."""
         if self.pos >= BLOCK:
             self.refill()
+        if not self.block:
+            self.block = [a.tolist() for a in self.arrays]
         self.pos += 1
         return self.block[bucket][self.pos - 1]
 
@@ -151,10 +153,12 @@ class StaticPlan:
     def build(cls, workload: Workload, costs: CostModel, tau: int, depths: Depths) -> StaticPlan:
         n = workload.output_tokens.astype(np.int64)
         r = n.size
-        seg_start = np.concatenate(([0], np.cumsum(n)))
-        # Request i may use depths d[seg_start[i]:seg_start[i+1]] (a cycle emits >= 1 token).
+        seg_len = _segment_lengths(n, tau, depths.model.survival(0))
+        seg_start = np.concatenate(([0], np.cumsum(seg_len)))
+        # Request i reads depths d[seg_start[i]:seg_start[i+1]] -- enough for all its cycles but
+        # for a tiny chance, and then it draws fresh ones in step 2.
         d = depths.take(int(seg_start[-1]))
-        seg = np.repeat(np.arange(r), n)
+        seg = np.repeat(np.arange(r), seg_len)
         # 1. cycles with tau unclipped: exact while >= tau + 1 tokens remain (a prefix of each
         #    request's segment, since the tokens done grow along it)
         e = np.minimum(d, tau) + 1
@@ -163,14 +167,21 @@ class StaticPlan:
         valid = done_before <= (n - tau - 1)[seg]
         m = np.bincount(seg, weights=valid, minlength=r).astype(np.int64)
         out = np.bincount(seg, weights=e * valid, minlength=r).astype(np.int64)
-        # 2. the tails: tau clipped to the tokens left, all requests at once, <= tau + 1 rounds
+        # 2. the rest, all requests at once: tau clipped to the tokens left (<= tau + 1 rounds
+        #    unless a segment ran out)
         ptr = seg_start[:-1] + m
+        seg_end = seg_start[1:]
         tails: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         count = np.zeros(r, dtype=np.int64)
         idx = np.flatnonzero(out < n)
         while idx.size:
             t = np.minimum(tau, n[idx] - out[idx] - 1)
-            a = np.minimum(t, d[ptr[idx]])
+            p = ptr[idx]
+            inside = p < seg_end[idx]
+            depth = d[np.minimum(p, d.size - 1)]
+            if not inside.all():
+                depth = np.where(inside, depth, depths.take(idx.size))
+            a = np.minimum(t, depth)
             tails.append((idx, count[idx].copy(), t, a))
             out[idx] += a + 1
             ptr[idx] += 1
@@ -205,6 +216,17 @@ class StaticPlan:
             verify_s = verify_s + costs.context_s_per_token * context
         duration = draft_s + verify_s + costs.overhead_s
         return cls(tau_a, acc_a, context, draft_s, verify_s, duration, bounds)
+
+
+def _segment_lengths(n: np.ndarray, tau: int, survival: np.ndarray) -> np.ndarray:
+    """Depths to set aside per request: the expected cycles + 6 standard deviations + tau + 2
+    (renewal theory: cycles ~ n / E with variance n * Var / E^3), at most n."""
+    p_ge = np.concatenate(([1.0], survival[:tau]))  # P(emitted >= k + 1), k = 0..tau
+    mean = float(p_ge.sum())
+    pmf = p_ge - np.concatenate((p_ge[1:], [0.0]))
+    var = float((pmf * (np.arange(tau + 1) + 1.0) ** 2).sum() - mean * mean)
+    cycles = n / mean + 6.0 * np.sqrt(n * max(var, 0.0) / mean**3) + tau + 2
+    return np.minimum(n, np.ceil(cycles).astype(np.int64))
 
 
 def stream_server(
