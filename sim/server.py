@@ -121,12 +121,14 @@ class Closer:
     def __init__(self, env: simpy.Environment, queue: simpy.Store, workload: Workload, log: Log):
         self.env, self.queue, self.log, self.n = env, queue, log, len(workload)
         self.next_id = 0
+        self.closed = workload.closed
         if workload.closed:
             for _ in range(min(workload.concurrency, self.n)):
                 self.release()
 
     def release(self) -> None:
-        if self.next_id < self.n:
+        """A request completed: the user sends its next one (closed workloads only)."""
+        if self.closed and self.next_id < self.n:
             self.log.arrival_s[self.next_id] = self.env.now
             self.queue.put(self.next_id)
             self.next_id += 1
