@@ -8,7 +8,11 @@ i with ``tau >= i`` -- a cycle with tau=4 and all accepted says nothing about po
 the last well-estimated position (at least ``MIN_REACHED`` cycles reached it) the last
 well-estimated hazard is carried, and ``extrapolated_from`` says where that starts. With
 ``context_buckets`` the fit is done per context-length bucket (a thin bucket falls back to the
-pooled fit).
+pooled fit). With ``per_request`` each replayed request keeps its own hazards (shrunk toward the
+pooled fit), so a replay keeps the prompt-to-prompt spread of acceptance; with ``replay`` each
+request first replays its recorded depths cycle by cycle (censored ones extended by the pooled
+hazards), then draws from its own hazards -- under the trace's own policy that reproduces the
+trace's cycles exactly.
 
 Sampling: the accepted depth of a cycle is ``min(tau, G)`` with ``G = #{k : S_k > u}``,
 ``u ~ U(0,1)`` and ``S_k = h_1 ... h_k`` the survival -- drawn in blocks with numpy so the
@@ -21,6 +25,7 @@ import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from sim.scenario import Scenario
 from tracing.errors import SpecsimError
@@ -72,9 +77,67 @@ class AcceptanceModel:
     edges: list[int] = field(default_factory=list)
     scale: float = 1.0  # [draft] acceptance_scale applied to every hazard
     confidence_concentration: float = 4.0
+    # per_request: one row of hazards per trace request (in arrival order), or None
+    request_hazards: np.ndarray | None = None
+    # replay: each trace request's recorded (tau, accepted) per cycle, arrival order, or None
+    recorded: list[tuple[np.ndarray, np.ndarray]] | None = None
 
     def __post_init__(self) -> None:
         self._survival = [np.cumprod(np.clip(f.hazards * self.scale, 0.0, 1.0)) for f in self.fits]
+        self.request_survival: np.ndarray | None = None
+        self._request_rev: list[list[float]] = []
+        if self.request_hazards is not None:
+            rs = np.cumprod(np.clip(self.request_hazards * self.scale, 0.0, 1.0), axis=1)
+            self.request_survival = rs
+            self._request_rev = [row[::-1].tolist() for row in rs]
+
+    def draw_segments(
+        self, rng: np.random.Generator, seg_len: np.ndarray, rows: np.ndarray
+    ) -> np.ndarray:
+        """Per-request mode: ``seg_len[i]`` depths for request i from trace request ``rows[i]``."""
+        assert self.request_survival is not None
+        u = rng.random(int(seg_len.sum()))
+        out = np.empty(u.size, dtype=np.int64)
+        bounds = np.concatenate(([0], np.cumsum(seg_len))).tolist()
+        rev = self.request_survival[:, ::-1]
+        for i, row in enumerate(rows.tolist()):
+            a, b = bounds[i], bounds[i + 1]
+            out[a:b] = MAX_POSITIONS - np.searchsorted(rev[row], u[a:b], side="right")
+        return out
+
+    def replay_depths(self, rng: np.random.Generator) -> list[np.ndarray] | None:
+        """Replay mode: every trace request's recorded depths, cycle by cycle. A cycle that
+        rejected at position a+1 had depth a; one that accepted all tau drafted is censored and
+        gets tau + a draw from the pooled hazards beyond tau. None when not replaying (or when
+        ``[draft]`` changed the acceptance, so the record no longer applies)."""
+        if self.recorded is None or self.scale != 1.0:
+            return None
+        taus = np.concatenate([t for t, _ in self.recorded]).astype(np.int64)
+        depth = np.concatenate([a for _, a in self.recorded]).astype(np.int64)
+        censored = depth >= taus
+        surv = np.concatenate(([1.0], self._survival[0]))
+        u = rng.random(int(censored.sum()))
+        extra = np.zeros(u.size, dtype=np.int64)
+        ct = taus[censored]
+        for t in np.unique(ct).tolist():
+            t = min(t, MAX_POSITIONS)
+            cond = surv[t + 1 :] / max(surv[t], 1e-300)  # P(depth >= t + k | depth >= t)
+            sel = ct == t
+            extra[sel] = cond.size - np.searchsorted(cond[::-1], u[sel], side="right")
+        depth[censored] = np.minimum(ct + extra, MAX_POSITIONS)
+        sizes = np.cumsum([len(t) for t, _ in self.recorded])[:-1]
+        return np.split(depth, sizes)
+
+    def draw_rows(self, rng: np.random.Generator, rows: np.ndarray) -> np.ndarray:
+        """Per-request mode: one depth for each trace request in ``rows``."""
+        u = rng.random(rows.size).tolist()
+        return np.array(
+            [
+                MAX_POSITIONS - bisect.bisect_right(self._request_rev[r], x)
+                for r, x in zip(rows.tolist(), u, strict=True)
+            ],
+            dtype=np.int64,
+        )
 
     def bucket(self, context_tokens: int) -> int:
         """Index of the context bucket a cycle falls in."""
@@ -132,8 +195,52 @@ class AcceptanceModel:
         }
 
 
-def fit_acceptance(trace: Trace, edges: list[int] | None = None) -> AcceptanceModel:
-    """Censoring-aware hazards from a trace's cycles, per context bucket when ``edges`` given."""
+def request_order(trace: Trace) -> np.ndarray:
+    """Row order of ``trace.requests`` by arrival (stable): workload request i replays trace
+    request ``order[i % n]``."""
+    return np.argsort(trace.requests["arrival_s"].to_numpy(dtype=float), kind="stable")
+
+
+def per_request_hazards(trace: Trace, pooled: np.ndarray, weight: float = 4.0) -> np.ndarray:
+    """Censoring-aware hazards of every request (arrival order), each shrunk toward the pooled
+    hazards with ``weight`` pseudo-cycles -- positions a request never reached carry the pooled
+    value. Acceptance differs from prompt to prompt; this keeps that spread in a replay."""
+    req = trace.requests.iloc[request_order(trace)]
+    index = pd.Index(req["request_id"].to_numpy())
+    c = trace.cycles
+    tau, acc = c["tau"].to_numpy(), c["accepted"].to_numpy()
+    rows = index.get_indexer(c["request_id"].to_numpy())
+    sel = (tau > 0) & (rows >= 0)
+    tau, acc, rows = tau[sel], acc[sel], rows[sel]
+    k = MAX_POSITIONS
+    reach_hist = np.zeros((len(index), k + 1))
+    acc_hist = np.zeros((len(index), k + 1))
+    np.add.at(reach_hist, (rows, np.minimum(np.minimum(acc + 1, tau), k)), 1.0)
+    np.add.at(acc_hist, (rows, np.minimum(acc, k)), 1.0)
+    # #(value >= i) for i = 1..k: reverse cumulative sums along positions
+    reached = np.cumsum(reach_hist[:, ::-1], axis=1)[:, ::-1][:, 1:]
+    accepted = np.cumsum(acc_hist[:, ::-1], axis=1)[:, ::-1][:, 1:]
+    return (accepted + weight * pooled) / (reached + weight)
+
+
+def recorded_cycles(trace: Trace) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each request's (tau, accepted) per cycle, requests in arrival order."""
+    c = trace.cycles.sort_values(["request_id", "cycle"], kind="stable")
+    groups = {
+        rid: (g["tau"].to_numpy(), g["accepted"].to_numpy())
+        for rid, g in c.groupby("request_id", sort=False)
+    }
+    empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    ids = trace.requests["request_id"].to_numpy()[request_order(trace)].tolist()
+    return [groups.get(rid, empty) for rid in ids]
+
+
+def fit_acceptance(
+    trace: Trace, edges: list[int] | None = None, per_request: bool = False, replay: bool = False
+) -> AcceptanceModel:
+    """Censoring-aware hazards from a trace's cycles, per context bucket when ``edges`` given,
+    per request (shrunk toward the pooled fit) with ``per_request``; ``replay`` also keeps each
+    request's recorded depths (implies per_request)."""
     c = trace.cycles
     tau, acc = c["tau"].to_numpy(), c["accepted"].to_numpy()
     pooled = HazardFit.from_cycles(tau, acc)
@@ -141,6 +248,12 @@ def fit_acceptance(trace: Trace, edges: list[int] | None = None) -> AcceptanceMo
         raise SpecsimError(
             f"{trace.name}: too few speculative cycles to fit acceptance "
             f"(position 1 needs {MIN_REACHED})"
+        )
+    if per_request or replay:
+        return AcceptanceModel(
+            [pooled],
+            request_hazards=per_request_hazards(trace, pooled.hazards),
+            recorded=recorded_cycles(trace) if replay else None,
         )
     edges = list(edges or [])
     if not edges:
@@ -161,7 +274,7 @@ def build_acceptance(scenario: Scenario, trace: Trace | None = None) -> Acceptan
     elif a.model == "trace":
         if trace is None:
             raise SpecsimError(f'{scenario.where}: [acceptance] model = "trace" needs a trace')
-        model = fit_acceptance(trace, a.context_buckets)
+        model = fit_acceptance(trace, a.context_buckets, per_request=a.per_request, replay=a.replay)
     elif a.model == "positional":
         alphas = list(a.alpha) if isinstance(a.alpha, list) else [a.alpha]
         hz = np.full(MAX_POSITIONS, alphas[-1], dtype=float)

@@ -242,7 +242,7 @@ def scenario_from_trace(trace: Trace) -> Scenario:
     batch = int((trace.meta.extra or {}).get("max_batch", 1) or 1)
     return Scenario(
         workload=workload,
-        acceptance=AcceptanceConfig(model="trace"),
+        acceptance=AcceptanceConfig(model="trace", per_request=True, replay=True),
         latency=fit_latency(trace),
         policy=PolicyConfig(name, params),
         server=ServerConfig(max_batch=batch),

@@ -61,6 +61,8 @@ class AcceptanceConfig:
     alpha: float | list[float] = field(default=0.8, metadata=_rng(0.0, 1.0))
     context_buckets: list[int] = field(default_factory=list, metadata=_rng(0))  # "trace" only
     draft_confidence: float = field(default=4.0, metadata=_rng(0.0))  # Beta concentration
+    per_request: bool = False  # "trace" only: each replayed request keeps its own hazards
+    replay: bool = False  # "trace" only: replay recorded depths first (implies per_request)
 
 
 @dataclass(frozen=True)
@@ -263,6 +265,11 @@ class Scenario:
             )
         if isinstance(a.alpha, list) and not a.alpha:
             raise SpecsimError(f"{where}: [acceptance] alpha = []: the list is empty")
+        if a.per_request and (a.model != "trace" or w.output_tokens != "trace"):
+            raise SpecsimError(
+                f'{where}: [acceptance] per_request = true: needs model = "trace" and '
+                '[workload] output_tokens = "trace"'
+            )
         buckets = a.context_buckets
         if any(b2 <= b1 for b1, b2 in itertools.pairwise(buckets)):
             raise SpecsimError(

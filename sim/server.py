@@ -155,11 +155,34 @@ class StaticPlan:
     def build(cls, workload: Workload, costs: CostModel, tau: int, depths: Depths) -> StaticPlan:
         n = workload.output_tokens.astype(np.int64)
         r = n.size
-        seg_len = _segment_lengths(n, tau, depths.model.survival(0))
+        model = depths.model
+        per_request = model.request_survival is not None and workload.trace_row is not None
+        if per_request:
+            assert model.request_survival is not None and workload.trace_row is not None
+            rows = workload.trace_row
+            seg_len = _segment_lengths(n, tau, model.request_survival[rows])
+        else:
+            seg_len = _segment_lengths(n, tau, model.survival(0)[None, :])
         seg_start = np.concatenate(([0], np.cumsum(seg_len)))
         # Request i reads depths d[seg_start[i]:seg_start[i+1]] -- enough for all its cycles but
         # for a tiny chance, and then it draws fresh ones in step 2.
-        d = depths.take(int(seg_start[-1]))
+        if per_request:
+            d = model.draw_segments(depths.rng, seg_len, rows)
+            replay = model.replay_depths(depths.rng)
+            if replay is not None:  # recorded depths first, then the request's own hazards
+                for i, (row, a) in enumerate(
+                    zip(rows.tolist(), seg_start[:-1].tolist(), strict=True)
+                ):
+                    rec = replay[row][: seg_len[i]]
+                    d[a : a + rec.size] = rec
+        else:
+            d = depths.take(int(seg_start[-1]))
+
+        def fresh(req: np.ndarray) -> np.ndarray:
+            if per_request:
+                return model.draw_rows(depths.rng, rows[req])
+            return depths.take(req.size)
+
         seg = np.repeat(np.arange(r), seg_len)
         # 1. cycles with tau unclipped: exact while >= tau + 1 tokens remain (a prefix of each
         #    request's segment, since the tokens done grow along it)
@@ -182,7 +205,7 @@ class StaticPlan:
             inside = p < seg_end[idx]
             depth = d[np.minimum(p, d.size - 1)]
             if not inside.all():
-                depth = np.where(inside, depth, depths.take(idx.size))
+                depth = np.where(inside, depth, fresh(idx))
             a = np.minimum(t, depth)
             tails.append((idx, count[idx].copy(), t, a))
             out[idx] += a + 1
@@ -222,12 +245,14 @@ class StaticPlan:
 
 def _segment_lengths(n: np.ndarray, tau: int, survival: np.ndarray) -> np.ndarray:
     """Depths to set aside per request: the expected cycles + 6 standard deviations + tau + 2
-    (renewal theory: cycles ~ n / E with variance n * Var / E^3), at most n."""
-    p_ge = np.concatenate(([1.0], survival[:tau]))  # P(emitted >= k + 1), k = 0..tau
-    mean = float(p_ge.sum())
-    pmf = p_ge - np.concatenate((p_ge[1:], [0.0]))
-    var = float((pmf * (np.arange(tau + 1) + 1.0) ** 2).sum() - mean * mean)
-    cycles = n / mean + 6.0 * np.sqrt(n * max(var, 0.0) / mean**3) + tau + 2
+    (renewal theory: cycles ~ n / E with variance n * Var / E^3), at most n. ``survival`` has
+    one row, or one row per request."""
+    ones = np.ones((survival.shape[0], 1))
+    p_ge = np.concatenate((ones, survival[:, :tau]), axis=1)  # P(emitted >= k + 1), k = 0..tau
+    mean = p_ge.sum(axis=1)
+    pmf = p_ge - np.concatenate((p_ge[:, 1:], 0 * ones), axis=1)
+    var = np.maximum((pmf * (np.arange(tau + 1) + 1.0) ** 2).sum(axis=1) - mean * mean, 0.0)
+    cycles = n / mean + 6.0 * np.sqrt(n * var / mean**3) + tau + 2
     return np.minimum(n, np.ceil(cycles).astype(np.int64))
 
 
@@ -319,6 +344,8 @@ def batch_server(
     cyc = log.cycles
     confident = isinstance(getattr(policy, "inner", policy), Confidence)
     bucketed = len(model.edges) > 0
+    trace_rows = workload.trace_row if model.request_survival is not None else None
+    replay = model.replay_depths(rng) if trace_rows is not None else None
     active: list[_Active] = []
 
     def finish(r: _Active, now: float) -> None:
@@ -358,7 +385,14 @@ def batch_server(
         outcome: list[tuple[int, int, list[float] | None]] = []
         for r, tau in plan:
             bucket = model.bucket(r.context) if bucketed else 0
-            depth = depths.next(bucket)
+            if trace_rows is not None:
+                rec = replay[trace_rows[r.rid]] if replay is not None else None
+                if rec is not None and r.cycle < rec.size:
+                    depth = int(rec[r.cycle])
+                else:
+                    depth = int(model.draw_rows(rng, trace_rows[r.rid : r.rid + 1])[0])
+            else:
+                depth = depths.next(bucket)
             if confident and tau > 0:
                 drafted, acc, probs = model.sample_with_confidence(
                     rng, tau, bucket, policy.keep_drafting

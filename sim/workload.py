@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from sim.acceptance import request_order
 from sim.scenario import Scenario, TokenSpec
 from tracing.errors import SpecsimError
 from tracing.trace import Trace
@@ -30,6 +31,7 @@ class Workload:
     output_tokens: np.ndarray
     closed: bool
     concurrency: int
+    trace_row: np.ndarray | None = None  # the trace request (arrival order) each one replays
 
     def __len__(self) -> int:
         return len(self.prompt_tokens)
@@ -45,7 +47,7 @@ def _lengths(
             raise SpecsimError(
                 f'{where}: [workload] {column} = "trace" needs a trace with requests'
             )
-        src = trace.requests[column].to_numpy(dtype=np.int64)
+        src = trace.requests[column].to_numpy(dtype=np.int64)[request_order(trace)]
         return np.resize(src, n).astype(np.int64)
     assert isinstance(spec, dict)
     dist: dict[str, Any] = spec
@@ -88,4 +90,7 @@ def build_workload(
         arrival = np.full(n, np.nan)
     prompt = _lengths(w.prompt_tokens, n, rng, trace, "prompt_tokens", where)
     output = _lengths(w.output_tokens, n, rng, trace, "output_tokens", where)
-    return Workload(arrival, prompt, output, w.arrival == "closed", w.concurrency)
+    rows = None
+    if trace is not None and len(trace.requests):
+        rows = np.arange(n) % len(trace.requests)
+    return Workload(arrival, prompt, output, w.arrival == "closed", w.concurrency, rows)
