@@ -99,6 +99,8 @@ def simulate(
             bar.close()
     if plan is not None:
         finish_stream_log(log, workload, costs, plan)
+    else:
+        log.batch_columns()
 
     requests, cycles = _frames(log, workload)
     warnings: list[str] = []

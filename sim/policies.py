@@ -185,26 +185,30 @@ class HazardEstimate:
         self.decay = decay
         self.prior_alpha = prior_alpha
         self.prior_weight = prior_weight
-        self.reached = [0.0] * positions
+        self.reached = [0.0] * positions  # counts in units of self._unit
         self.accepted = [0.0] * positions
+        self._unit = 1.0
 
     def update(self, tau: int, accepted: int) -> None:
         """Count one cycle that drafted ``tau`` tokens and accepted a prefix of ``accepted``."""
         if tau <= 0:
             return
         if self.decay < 1.0:
-            d = self.decay
-            self.reached = [r * d for r in self.reached]
-            self.accepted = [a * d for a in self.accepted]
-        n = min(tau, self.positions)
+            # Forgetting: rather than shrinking every count, new counts weigh 1/decay more.
+            self._unit /= self.decay
+            if self._unit > 1e100:  # renormalise long before overflow
+                self.reached = [r / self._unit for r in self.reached]
+                self.accepted = [a / self._unit for a in self.accepted]
+                self._unit = 1.0
+        n, w = min(tau, self.positions), self._unit
         for i in range(min(accepted + 1, n)):  # positions 1..accepted+1 were reached (if drafted)
-            self.reached[i] += 1.0
+            self.reached[i] += w
         for i in range(min(accepted, n)):
-            self.accepted[i] += 1.0
+            self.accepted[i] += w
 
     def hazards(self) -> list[float]:
         """Per-position conditional acceptance estimates (position 1 first)."""
-        w = self.prior_weight
+        w = self.prior_weight * self._unit
         pooled = (sum(self.accepted) + w * self.prior_alpha) / (sum(self.reached) + w)
         return [
             (a + w * pooled) / (r + w) for a, r in zip(self.accepted, self.reached, strict=True)
@@ -273,15 +277,20 @@ class Adaptive(Policy):
         """The current estimate of P(first k drafted tokens accepted), k = 1..max_tau."""
         return self.hazard.survival()
 
-    def verify_cost(self, tokens_scored: int) -> float:
-        """Fitted seconds of one verify pass (plus per-cycle overhead) scoring this many tokens."""
+    def _verify_line(self) -> tuple[float, float, float]:
+        """(mean tokens scored, mean cost, slope >= 0) of the weighted least-squares line."""
         if self._w <= 0.0:
-            return 0.0
+            return 0.0, 0.0, 0.0
         mean_x, mean_y = self._sx / self._w, self._sy / self._w
         var_x = self._sxx / self._w - mean_x * mean_x
         slope = 0.0
         if var_x > 1e-6:
             slope = max(0.0, (self._sxy / self._w - mean_x * mean_y) / var_x)
+        return mean_x, mean_y, slope
+
+    def verify_cost(self, tokens_scored: int) -> float:
+        """Fitted seconds of one verify pass (plus per-cycle overhead) scoring this many tokens."""
+        mean_x, mean_y, slope = self._verify_line()
         return max(0.0, mean_y + slope * (tokens_scored - mean_x))
 
     def budget_exhausted(self, state: PolicyState) -> bool:
@@ -297,11 +306,15 @@ class Adaptive(Policy):
         else:
             survival = self.survival()
             d = self._draft_per_token
-            rates = [
-                expected_tokens(survival, t) / max(t * d + self.verify_cost(t + 1), 1e-12)
-                for t in range(cap + 1)
-            ]
-            best = max(range(cap + 1), key=rates.__getitem__)
+            mean_x, mean_y, slope = self._verify_line()
+            best, best_rate, tokens = 0, -1.0, 1.0
+            for t in range(cap + 1):  # tokens = E[tokens per cycle] at draft length t
+                if t:
+                    tokens += survival[t - 1]
+                cost = t * d + max(0.0, mean_y + slope * (t + 1 - mean_x))
+                rate = tokens / max(cost, 1e-12)
+                if rate > best_rate:
+                    best, best_rate = t, rate
             self._since_probe += 1
             if self._since_probe >= self.probe_every and best < cap:
                 self._since_probe = 0

@@ -49,6 +49,15 @@ class Log:
     busy_s: float = 0.0
     backlog_at_last_arrival: int = 0
     stream_t0: np.ndarray | None = None  # stream server: when each request's first cycle began
+    batch_rows: list[CycleRecord] | None = None  # batch server: every cycle, in step order
+
+    def batch_columns(self) -> None:
+        """Batch server, after the run: its cycle records -> the cycle columns."""
+        rows = self.batch_rows or []
+        for key in CYCLE_KEYS:
+            self.cycles[key] = [getattr(r, key) for r in rows]
+        self.draft_probs = [r.draft_prob for r in rows]
+
     # Cycle columns: lists of per-request numpy chunks (stream) or per-cycle scalars (batch).
     cycles: dict[str, list[Any]] = field(default_factory=dict)
     draft_probs: list[list[float] | None] = field(default_factory=list)
@@ -341,12 +350,13 @@ def batch_server(
 ) -> Generator[simpy.Event, Any, None]:
     """Continuous batching (any policy); one timeout per step."""
     prompts, outputs = workload.prompt_tokens.tolist(), workload.output_tokens.tolist()
-    cyc = log.cycles
     confident = isinstance(getattr(policy, "inner", policy), Confidence)
     bucketed = len(model.edges) > 0
     trace_rows = workload.trace_row if model.request_survival is not None else None
     replay = model.replay_depths(rng) if trace_rows is not None else None
     active: list[_Active] = []
+    rows: list[CycleRecord] = []  # turned into columns when the run ends (see columns_of)
+    log.batch_rows = rows
 
     def finish(r: _Active, now: float) -> None:
         if r.cycle == 0:
@@ -425,9 +435,7 @@ def batch_server(
                 r.context,
                 draft_prob=q,
             )
-            for key in CYCLE_KEYS:
-                cyc[key].append(getattr(record, key))
-            log.draft_probs.append(q)
+            rows.append(record)
             policy.observe(record)
             if r.cycle == 0:
                 log.first_token_s[r.rid] = env.now
