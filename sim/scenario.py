@@ -211,6 +211,15 @@ class Scenario:
             out[section] = table
         return out
 
+    def to_toml(self) -> str:
+        """The scenario as a TOML file (``from_toml`` reads it back); written beside outputs."""
+        lines: list[str] = []
+        for section, table in self.to_dict().items():
+            lines.append(f"[{section}]")
+            lines.extend(f"{key} = {_toml_value(value)}" for key, value in table.items())
+            lines.append("")
+        return "\n".join(lines)
+
     def with_overrides(self, overrides: dict[str, Any], where: str | None = None) -> Scenario:
         """A validated copy with ``{"section.key": value}`` replaced (``whatif --vary``).
 
@@ -283,6 +292,21 @@ class Scenario:
                 raise SpecsimError(
                     f'{where}: [latency] {key} = "{name}": unknown (known: {", ".join(CATALOG)})'
                 )
+
+
+def _toml_value(value: Any) -> str:
+    """One TOML value: strings, booleans, numbers, lists and inline tables."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {value!r} as TOML")
 
 
 def _policy_keys(name: str) -> set[str]:

@@ -129,3 +129,17 @@ def test_distributions_accepted() -> None:
     )
     assert s.workload.output_tokens == {"dist": "choice", "values": [16, 64], "weights": [1, 3]}
     assert Scenario.from_dict(s.to_dict()) == s
+
+
+def test_to_toml_round_trips(tmp_path: Path) -> None:
+    s = Scenario.from_dict(
+        {
+            "workload": {"output_tokens": {"dist": "lognormal", "mean": 200, "sigma": 0.5}},
+            "acceptance": {"model": "positional", "alpha": [0.9, 0.5]},
+            "draft": {"name": 'a "quoted" draft', "step_s": 0.001},
+            "policy": {"name": "adaptive", "max_tau": 6},
+        }
+    )
+    path = tmp_path / "resolved.toml"
+    path.write_text(s.to_toml())
+    assert Scenario.from_toml(path) == s
