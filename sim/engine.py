@@ -102,7 +102,7 @@ def simulate(
     else:
         log.batch_columns()
 
-    requests, cycles = _frames(log, workload)
+    requests, cycles = _frames(log, workload, grouped=plan is not None)
     warnings: list[str] = []
     overloaded = is_overloaded(
         not workload.closed, log.backlog_at_last_arrival, len(workload), max_batch
@@ -149,8 +149,9 @@ def simulate(
     return SimResult(figures, Trace(meta, requests, cycles), warnings)
 
 
-def _frames(log: Log, workload: Workload) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The trace's frames, columns named and typed as the schema says."""
+def _frames(log: Log, workload: Workload, grouped: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The trace's frames, columns named and typed as the schema says (``grouped``: the cycle
+    rows already come request by request)."""
     requests = pd.DataFrame(
         {
             "request_id": np.arange(len(workload), dtype=np.int64),
@@ -178,8 +179,8 @@ def _frames(log: Log, workload: Workload) -> tuple[pd.DataFrame, pd.DataFrame]:
     if any(p is not None for p in log.draft_probs):
         cycles["draft_prob"] = pd.array(log.draft_probs, dtype=_list_dtype())
     # Cycles of a request are contiguous rows in the schema; the batch server interleaves them.
-    order = np.lexsort((cols["cycle"], cols["request_id"]))
-    if len(order) and not (np.diff(order) == 1).all():
+    if not grouped and len(cycles):
+        order = np.lexsort((cols["cycle"], cols["request_id"]))
         cycles = cycles.iloc[order].reset_index(drop=True)
     assert list(requests.columns) == [k for k, (_, req) in REQUEST_COLUMNS.items() if req]
     return requests, cycles

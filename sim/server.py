@@ -192,15 +192,15 @@ class StaticPlan:
                 return model.draw_rows(depths.rng, rows[req])
             return depths.take(req.size)
 
-        seg = np.repeat(np.arange(r), seg_len)
         # 1. cycles with tau unclipped: exact while >= tau + 1 tokens remain (a prefix of each
         #    request's segment, since the tokens done grow along it)
         e = np.minimum(d, tau) + 1
         cs = np.cumsum(e)
-        done_before = cs - e - np.concatenate(([0], cs))[seg_start[:-1]][seg]
-        valid = done_before <= (n - tau - 1)[seg]
-        m = np.bincount(seg, weights=valid, minlength=r).astype(np.int64)
-        out = np.bincount(seg, weights=e * valid, minlength=r).astype(np.int64)
+        base = np.concatenate(([0], cs))[seg_start[:-1]]  # tokens before each segment
+        done_before = cs - e - np.repeat(base, seg_len)
+        valid = done_before <= np.repeat(n - tau - 1, seg_len)
+        m = np.add.reduceat(valid.astype(np.int64), seg_start[:-1])
+        out = np.add.reduceat(np.where(valid, e, 0), seg_start[:-1])
         # 2. the rest, all requests at once: tau clipped to the tokens left (<= tau + 1 rounds
         #    unless a segment ran out)
         ptr = seg_start[:-1] + m
@@ -227,10 +227,10 @@ class StaticPlan:
         total = int(bounds[-1])
         tau_a = np.empty(total, dtype=np.int64)
         acc_a = np.empty(total, dtype=np.int64)
-        keep = np.flatnonzero(valid)
-        rows = bounds[seg[keep]] + (keep - seg_start[seg[keep]])
-        tau_a[rows] = tau
-        acc_a[rows] = e[keep] - 1
+        req_of_row = np.repeat(np.arange(r), cycles)
+        prefix = (np.arange(total) - np.repeat(bounds[:-1], cycles)) < np.repeat(m, cycles)
+        tau_a[prefix] = tau  # prefix rows, in order, are exactly the valid depths, in order
+        acc_a[prefix] = e[valid] - 1
         for req, k, t, a in tails:
             rows = bounds[req] + m[req] + k
             tau_a[rows] = t
@@ -239,10 +239,8 @@ class StaticPlan:
         emitted = acc_a + 1
         ce = np.cumsum(emitted)
         first_row = bounds[:-1]
-        before = (
-            ce - emitted - np.concatenate(([0], ce))[first_row][np.repeat(np.arange(r), cycles)]
-        )
-        context = workload.prompt_tokens.astype(np.int64)[np.repeat(np.arange(r), cycles)] + before
+        before = ce - emitted - np.repeat(np.concatenate(([0], ce))[first_row], cycles)
+        context = workload.prompt_tokens.astype(np.int64)[req_of_row] + before
         verify_by_tau = np.array([costs.verify_s(t + 1) for t in range(tau + 1)])
         draft_s = tau_a * costs.draft_step_s
         verify_s = verify_by_tau[tau_a]
