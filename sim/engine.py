@@ -22,6 +22,7 @@ from sim.latency import CostModel, fit_latency, resolve_costs
 from sim.policies import POLICIES
 from sim.scenario import (
     AcceptanceConfig,
+    BudgetConfig,
     PolicyConfig,
     Scenario,
     ServerConfig,
@@ -239,11 +240,17 @@ def scenario_from_trace(trace: Trace) -> Scenario:
     )
     name = trace.meta.policy if trace.meta.policy in POLICIES else "fixed"
     known = _policy_keys(name)
-    params = {k: v for k, v in (trace.meta.policy_params or {}).items() if k in known}
+    recorded = dict(trace.meta.policy_params or {})
+    params = {k: v for k, v in recorded.items() if k in known}
     if name == "fixed" and "tau" not in params and len(trace.cycles):
         params["tau"] = int(trace.cycles["tau"].max())
+    budget = BudgetConfig(  # a BudgetedPolicy records its budget among the policy's parameters
+        max_verify_per_request=int(recorded.get("max_verify", 0) or 0),
+        mean_verify_per_request=float(recorded.get("mean_verify", 0.0) or 0.0),
+    )
     batch = int((trace.meta.extra or {}).get("max_batch", 1) or 1)
     return Scenario(
+        budget=budget,
         workload=workload,
         acceptance=AcceptanceConfig(model="trace", per_request=True, replay=True),
         latency=fit_latency(trace),

@@ -51,13 +51,6 @@ class Log:
     stream_t0: np.ndarray | None = None  # stream server: when each request's first cycle began
     batch_rows: list[CycleRecord] | None = None  # batch server: every cycle, in step order
 
-    def batch_columns(self) -> None:
-        """Batch server, after the run: its cycle records -> the cycle columns."""
-        rows = self.batch_rows or []
-        for key in CYCLE_KEYS:
-            self.cycles[key] = [getattr(r, key) for r in rows]
-        self.draft_probs = [r.draft_prob for r in rows]
-
     # Cycle columns: lists of per-request numpy chunks (stream) or per-cycle scalars (batch).
     cycles: dict[str, list[Any]] = field(default_factory=dict)
     draft_probs: list[list[float] | None] = field(default_factory=list)
@@ -68,6 +61,13 @@ class Log:
         self.output_tokens = np.zeros(self.n, dtype=np.int64)
         self.verify_passes = np.zeros(self.n, dtype=np.int64)
         self.cycles = {k: [] for k in CYCLE_KEYS}
+
+    def batch_columns(self) -> None:
+        """Batch server, after the run: its cycle records -> the cycle columns."""
+        rows = self.batch_rows or []
+        for key in CYCLE_KEYS:
+            self.cycles[key] = [getattr(r, key) for r in rows]
+        self.draft_probs = [r.draft_prob for r in rows]
 
 
 CYCLE_KEYS = (

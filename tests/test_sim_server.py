@@ -208,3 +208,14 @@ def test_scenario_from_trace_round_trips_through_dict() -> None:
     moved = simulate(s.with_overrides({"latency.hardware": "H100"}), trace=trace)
     assert moved.figures["latency_s"]["p50"] < 0.1 * summarize(trace)["latency_s"]["p50"]
     assert np.isfinite(moved.figures["speedup_vs_target_only"])
+
+
+def test_scenario_from_trace_keeps_a_recorded_budget() -> None:
+    s = _base(budget={"max_verify_per_request": 10}, workload={"requests": 30})
+    trace = simulate(s, seed=0).trace
+    assert trace.meta.policy_params["max_verify"] == 10
+    again = scenario_from_trace(trace)
+    assert again.budget.max_verify_per_request == 10
+    assert again.policy.params == {"tau": 4}
+    replay = simulate(again, trace=trace)
+    assert replay.figures["verify_passes_max"] <= 10
