@@ -18,7 +18,7 @@ import simpy
 
 from sim.acceptance import build_acceptance
 from sim.figures import compute_figures, is_overloaded, target_only_latencies
-from sim.latency import CostModel, fit_latency, resolve_costs
+from sim.latency import CostModel, fit_latency, hardware_note, resolve_costs
 from sim.policies import POLICIES
 from sim.scenario import (
     AcceptanceConfig,
@@ -116,6 +116,9 @@ def simulate(
         )
     if log.truncated:
         warnings.append(f"{log.truncated} requests ran out of verify budget and were truncated")
+    note = hardware_note(scenario, trace)
+    if note:
+        warnings.append(note)
     extrapolated = model.extrapolated_from()
     if extrapolated and len(cycles) and int(cycles["tau"].max()) >= extrapolated:
         warnings.append(

@@ -82,7 +82,9 @@ def fit_latency(trace: Trace) -> LatencyConfig:
     draft_step_s: draft_s ~ tau (through the origin); verify: verify_s ~ 1 + tau + context
     (tau / context dropped when constant or when they come out negative); overhead: the mean
     ``overhead_s``; prefill: prefill_s ~ prompt_tokens (through the origin). The trace's device
-    becomes ``source_hardware`` when the catalog knows it.
+    becomes ``source_hardware`` when the catalog knows it; model sizes come from the run
+    metadata's ``extra`` (``target_params`` or ``n_params``, ``draft_params`` or
+    ``draft_n_params``).
     """
     c, r = trace.cycles, trace.requests
     if len(c) == 0:
@@ -115,9 +117,23 @@ def fit_latency(trace: Trace) -> LatencyConfig:
         overhead_s=float(c["overhead_s"].to_numpy(dtype=float).mean()),
         context_s_per_token=k,
         source_hardware=device_hw.name if device_hw else "",
-        target_params=float(extra.get("target_params", 0.0) or 0.0),
-        draft_params=float(extra.get("draft_params", 0.0) or 0.0),
+        target_params=float(extra.get("target_params") or extra.get("n_params") or 0.0),
+        draft_params=float(extra.get("draft_params") or extra.get("draft_n_params") or 0.0),
     )
+
+
+def hardware_note(scenario: Scenario, trace: Trace | None = None) -> str | None:
+    """A warning when ``hardware`` is set but there is nothing to move from."""
+    lat = scenario.latency
+    source = lat.source_hardware
+    if lat.model == "trace" and trace is not None and not source:
+        source = fit_latency(trace).source_hardware
+    if lat.hardware and not source and lat.target_params <= 0:
+        return (
+            f'[latency] hardware = "{lat.hardware}" only sets the ridge: costs are not rescaled '
+            "without source_hardware (or target_params for a roofline from first principles)"
+        )
+    return None
 
 
 def resolve_costs(scenario: Scenario, trace: Trace | None = None) -> CostModel:
