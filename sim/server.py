@@ -410,9 +410,14 @@ def batch_server(
                 outcome.append((tau, min(tau, depth), None))
         # 3. the step's cost: max(tau) draft passes, one verify pass over the whole batch
         taus = [o[0] for o in outcome]
-        draft_s = sum(costs.draft_step(sum(1 for t in taus if t > j)) for j in range(max(taus)))
+        longest = max(taus)
+        if len(taus) <= costs.ridge_tokens:  # every draft pass memory-bound: flat
+            draft_s = longest * costs.draft_step_s
+        else:  # pass j runs over the sequences drafting more than j tokens
+            draft_s = sum(costs.draft_step(sum(t > j for t in taus)) for j in range(longest))
         scored = sum(taus) + len(taus)
-        verify_s = costs.verify_s(scored, len(taus), sum(r.context for r, _ in plan))
+        context = sum(r.context for r, _ in plan) if costs.context_s_per_token else 0
+        verify_s = costs.verify_s(scored, len(taus), context)
         ovh = costs.overhead_s
         yield env.timeout(prefill + draft_s + verify_s + ovh)
         log.busy_s += env.now - now
