@@ -224,7 +224,8 @@ class Scenario:
         """A validated copy with ``{"section.key": value}`` replaced (``whatif --vary``).
 
         String values are converted to the key's type (``"8"`` -> 8 for an int key), so values
-        straight from a command line work.
+        straight from a command line work. Setting ``workload.rate_per_s`` > 0 without
+        ``workload.arrival`` switches arrivals to ``"poisson"``.
         """
         d = self.to_dict()
         for key, value in overrides.items():
@@ -235,6 +236,10 @@ class Scenario:
                     f"section among {', '.join(SECTIONS)}"
                 )
             d[section][name] = _coerce(SECTIONS[section], name, value)
+        # Varying the rate of a closed or replayed workload means Poisson arrivals at that rate.
+        rate = d["workload"].get("rate_per_s", 0.0)
+        if "workload.arrival" not in overrides and isinstance(rate, int | float) and rate > 0:
+            d["workload"]["arrival"] = "poisson"
         return Scenario.from_dict(d, where=where or self.where)
 
     def make_policy(self) -> Any:

@@ -143,3 +143,11 @@ def test_to_toml_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "resolved.toml"
     path.write_text(s.to_toml())
     assert Scenario.from_toml(path) == s
+
+
+def test_overriding_the_rate_switches_to_poisson() -> None:
+    s = Scenario.from_dict({"workload": {"arrival": "closed"}})
+    t = s.with_overrides({"workload.rate_per_s": "4.5"})
+    assert t.workload.arrival == "poisson" and t.workload.rate_per_s == 4.5
+    with pytest.raises(SpecsimError, match="only with arrival"):
+        s.with_overrides({"workload.rate_per_s": 4.5, "workload.arrival": "closed"})
