@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from sim.acceptance import build_acceptance
+from sim.acceptance import MIN_REACHED, build_acceptance
 from sim.figures import compute_figures, is_overloaded, target_only_latencies
 from sim.latency import CostModel, fit_latency, hardware_note, resolve_costs
 from sim.policies import POLICIES
@@ -252,10 +252,15 @@ def scenario_from_trace(trace: Trace) -> Scenario:
         mean_verify_per_request=float(recorded.get("mean_verify", 0.0) or 0.0),
     )
     batch = int((trace.meta.extra or {}).get("max_batch", 1) or 1)
+    reached_first = int((trace.cycles["tau"] > 0).sum()) if len(trace.cycles) else 0
+    if reached_first >= MIN_REACHED:
+        acceptance = AcceptanceConfig(model="trace", per_request=True, replay=True)
+    else:  # a target-only capture: nothing to fit, no draft token would be accepted
+        acceptance = AcceptanceConfig(model="iid", alpha=0.0)
     return Scenario(
         budget=budget,
         workload=workload,
-        acceptance=AcceptanceConfig(model="trace", per_request=True, replay=True),
+        acceptance=acceptance,
         latency=fit_latency(trace),
         policy=PolicyConfig(name, params),
         server=ServerConfig(max_batch=batch),

@@ -219,3 +219,12 @@ def test_scenario_from_trace_keeps_a_recorded_budget() -> None:
     assert again.policy.params == {"tau": 4}
     replay = simulate(again, trace=trace)
     assert replay.figures["verify_passes_max"] <= 10
+
+
+def test_scenario_from_a_target_only_trace() -> None:
+    trace = simulate(_base(policy={"name": "target_only"}, workload={"requests": 20})).trace
+    s = scenario_from_trace(trace)
+    assert s.acceptance.model == "iid" and s.acceptance.alpha == 0.0
+    replay = simulate(s, trace=trace).figures
+    measured = summarize(trace)["latency_s"]
+    assert replay["latency_s"]["p50"] == pytest.approx(measured["p50"], rel=1e-6)
