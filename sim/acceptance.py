@@ -16,7 +16,7 @@ trace's cycles exactly.
 
 Sampling: the accepted depth of a cycle is ``min(tau, G)`` with ``G = #{k : S_k > u}``,
 ``u ~ U(0,1)`` and ``S_k = h_1 ... h_k`` the survival -- drawn in blocks with numpy so the
-simulator pays one array read per cycle.
+simulator pays one array read per cycle (:class:`Depths` is that stream for one run).
 """
 
 from __future__ import annotations
@@ -287,3 +287,39 @@ def build_acceptance(scenario: Scenario, trace: Trace | None = None) -> Acceptan
     model.confidence_concentration = a.draft_confidence
     model.__post_init__()
     return model
+
+
+class Depths:
+    """The run's stream of accepted depths, drawn in blocks from the one generator."""
+
+    def __init__(self, model: AcceptanceModel, rng: np.random.Generator) -> None:
+        self.model, self.rng = model, rng
+        self.pos = BLOCK
+        self.block: list[list[int]] = []
+        self.arrays: list[np.ndarray] = []
+
+    def refill(self) -> None:
+        self.arrays = self.model.draw_depths(self.rng)
+        self.block = []  # Python lists for the batch server, made on first use
+        self.pos = 0
+
+    def take(self, count: int) -> np.ndarray:
+        """The next ``count`` depths of bucket 0 as an array (stream server)."""
+        parts, need = [], count
+        while need > 0:
+            if self.pos >= BLOCK:
+                self.refill()
+            k = min(need, BLOCK - self.pos)
+            parts.append(self.arrays[0][self.pos : self.pos + k])
+            self.pos += k
+            need -= k
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def next(self, bucket: int) -> int:
+        """One depth (batch server)."""
+        if self.pos >= BLOCK:
+            self.refill()
+        if not self.block:
+            self.block = [a.tolist() for a in self.arrays]
+        self.pos += 1
+        return self.block[bucket][self.pos - 1]

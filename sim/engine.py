@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from sim.acceptance import MIN_REACHED, build_acceptance
-from sim.figures import compute_figures, is_overloaded, target_only_latencies
+from sim.acceptance import MIN_REACHED, Depths, build_acceptance
+from sim.figures import CYCLE_KEYS, Log, compute_figures, is_overloaded, target_only_latencies
 from sim.latency import CostModel, fit_latency, hardware_note, resolve_costs
 from sim.policies import POLICIES
 from sim.scenario import (
@@ -30,17 +30,14 @@ from sim.scenario import (
     _policy_keys,
 )
 from sim.server import (
-    CYCLE_KEYS,
-    Closer,
-    Depths,
-    Log,
+    Drafting,
     StaticPlan,
-    arrivals,
     batch_server,
+    dynamic_stream_server,
     finish_stream_log,
     stream_server,
 )
-from sim.workload import Workload, build_workload
+from sim.workload import Closer, Workload, arrivals, build_workload
 from tracing.schema import CYCLE_COLUMNS, REQUEST_COLUMNS, RunMeta
 from tracing.trace import Trace
 
@@ -87,6 +84,11 @@ def simulate(
     if max_batch == 1 and policy.is_static and not model.edges:
         plan = StaticPlan.build(workload, costs, policy.tau, depths)
         env.process(stream_server(env, queue, workload, costs, plan, log, on_done))
+    elif max_batch == 1:
+        drafting = Drafting(policy, model, depths, rng, workload)
+        env.process(
+            dynamic_stream_server(env, queue, workload, costs, policy, drafting, log, on_done)
+        )
     else:
         env.process(
             batch_server(

@@ -1,4 +1,5 @@
-"""The figures of a simulation (the ``simulate --json`` object), computed with numpy.
+"""The record of a simulated run (:class:`Log`) and its figures (the ``simulate --json``
+object), computed with numpy.
 
 Definitions (seconds unless named otherwise; percentiles are numpy's linear ones):
 
@@ -20,9 +21,55 @@ Definitions (seconds unless named otherwise; percentiles are numpy's linear ones
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from tracing.schema import CycleRecord
+
+
+@dataclass
+class Log:
+    """What the run recorded: per-request arrays and per-cycle column lists (or array chunks)."""
+
+    n: int
+    start_s: np.ndarray = field(init=False)
+    first_token_s: np.ndarray = field(init=False)
+    end_s: np.ndarray = field(init=False)
+    arrival_s: np.ndarray = field(init=False)
+    prefill_s: np.ndarray = field(init=False)
+    output_tokens: np.ndarray = field(init=False)
+    verify_passes: np.ndarray = field(init=False)
+    truncated: int = 0
+    busy_s: float = 0.0
+    backlog_at_last_arrival: int = 0
+    stream_t0: np.ndarray | None = None  # stream server: when each request's first cycle began
+    batch_rows: list[CycleRecord] | None = None  # batch server: every cycle, in step order
+
+    # Cycle columns: lists of per-request numpy chunks (stream) or per-cycle scalars (batch).
+    cycles: dict[str, list[Any]] = field(default_factory=dict)
+    draft_probs: list[list[float] | None] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for name in ("start_s", "first_token_s", "end_s", "arrival_s", "prefill_s"):
+            setattr(self, name, np.zeros(self.n))
+        self.output_tokens = np.zeros(self.n, dtype=np.int64)
+        self.verify_passes = np.zeros(self.n, dtype=np.int64)
+        self.cycles = {k: [] for k in CYCLE_KEYS}
+
+    def batch_columns(self) -> None:
+        """Batch server, after the run: its cycle records -> the cycle columns."""
+        rows = self.batch_rows or []
+        for key in CYCLE_KEYS:
+            self.cycles[key] = [getattr(r, key) for r in rows]
+        self.draft_probs = [r.draft_prob for r in rows]
+
+
+CYCLE_KEYS = (
+    "request_id", "cycle", "start_s", "tau", "accepted", "emitted",
+    "draft_s", "verify_s", "overhead_s", "context_tokens",
+)  # fmt: skip
 
 
 def _stats(x: np.ndarray, pcts: tuple[int, ...]) -> dict[str, float]:

@@ -1,12 +1,13 @@
 """The served system as SimPy processes: arrivals feed a queue, a server runs cycles.
 
-Two servers share one queue (a ``simpy.Store``) and one record log:
+Three servers share one queue (a ``simpy.Store``) and one record log:
 
 * :func:`stream_server` -- single stream with a static policy (fixed tau / target-only): each
   request's accepted depths are drawn as one numpy block, and the process yields one timeout per
   cycle with precomputed durations. The hot path of a million-cycle run.
-* :func:`batch_server` -- continuous batching up to ``max_batch`` (and every dynamic policy, even
-  at max_batch = 1): one timeout per *step*; in a step every active request runs one cycle: the
+* :func:`dynamic_stream_server` -- single stream with any other policy (heuristic, adaptive,
+  confidence, budgets): the policy is asked before each cycle; one timeout per cycle.
+* :func:`batch_server` -- continuous batching up to ``max_batch``: one timeout per *step*; in a step every active request runs one cycle: the
   policy picks tau (1), the draft phase runs max(tau) draft passes over the requests still
   drafting (2), one verify pass scores all ``sum(tau + 1)`` tokens -- flat until the batch
   reaches the ridge, compute-bound beyond it (3), accepted prefixes are drawn and the policy
@@ -20,127 +21,18 @@ there, with fewer tokens than asked (counted in ``truncated``).
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import simpy
 
-from sim.acceptance import BLOCK, AcceptanceModel
+from sim.acceptance import AcceptanceModel, Depths
+from sim.figures import Log
 from sim.latency import CostModel
 from sim.policies import Confidence, Policy, PolicyState
 from sim.workload import Workload
 from tracing.schema import CycleRecord
-
-
-@dataclass
-class Log:
-    """What the run recorded: per-request arrays and per-cycle column lists (or array chunks)."""
-
-    n: int
-    start_s: np.ndarray = field(init=False)
-    first_token_s: np.ndarray = field(init=False)
-    end_s: np.ndarray = field(init=False)
-    arrival_s: np.ndarray = field(init=False)
-    prefill_s: np.ndarray = field(init=False)
-    output_tokens: np.ndarray = field(init=False)
-    verify_passes: np.ndarray = field(init=False)
-    truncated: int = 0
-    busy_s: float = 0.0
-    backlog_at_last_arrival: int = 0
-    stream_t0: np.ndarray | None = None  # stream server: when each request's first cycle began
-    batch_rows: list[CycleRecord] | None = None  # batch server: every cycle, in step order
-
-    # Cycle columns: lists of per-request numpy chunks (stream) or per-cycle scalars (batch).
-    cycles: dict[str, list[Any]] = field(default_factory=dict)
-    draft_probs: list[list[float] | None] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        for name in ("start_s", "first_token_s", "end_s", "arrival_s", "prefill_s"):
-            setattr(self, name, np.zeros(self.n))
-        self.output_tokens = np.zeros(self.n, dtype=np.int64)
-        self.verify_passes = np.zeros(self.n, dtype=np.int64)
-        self.cycles = {k: [] for k in CYCLE_KEYS}
-
-    def batch_columns(self) -> None:
-        """Batch server, after the run: its cycle records -> the cycle columns."""
-        rows = self.batch_rows or []
-        for key in CYCLE_KEYS:
-            self.cycles[key] = [getattr(r, key) for r in rows]
-        self.draft_probs = [r.draft_prob for r in rows]
-
-
-CYCLE_KEYS = (
-    "request_id", "cycle", "start_s", "tau", "accepted", "emitted",
-    "draft_s", "verify_s", "overhead_s", "context_tokens",
-)  # fmt: skip
-
-
-class Depths:
-    """The run's stream of accepted depths, drawn in blocks from the one generator."""
-
-    def __init__(self, model: AcceptanceModel, rng: np.random.Generator) -> None:
-        self.model, self.rng = model, rng
-        self.pos = BLOCK
-        self.block: list[list[int]] = []
-        self.arrays: list[np.ndarray] = []
-
-    def refill(self) -> None:
-        self.arrays = self.model.draw_depths(self.rng)
-        self.block = []  # Python lists for the batch server, made on first use
-        self.pos = 0
-
-    def take(self, count: int) -> np.ndarray:
-        """The next ``count`` depths of bucket 0 as an array (stream server)."""
-        parts, need = [], count
-        while need > 0:
-            if self.pos >= BLOCK:
-                self.refill()
-            k = min(need, BLOCK - self.pos)
-            parts.append(self.arrays[0][self.pos : self.pos + k])
-            self.pos += k
-            need -= k
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
-
-    def next(self, bucket: int) -> int:
-        """One depth (batch server)."""
-        if self.pos >= BLOCK:
-            self.refill()
-        if not self.block:
-            self.block = [a.tolist() for a in self.arrays]
-        self.pos += 1
-        return self.block[bucket][self.pos - 1]
-
-
-def arrivals(
-    env: simpy.Environment, queue: simpy.Store, workload: Workload, log: Log
-) -> Generator[simpy.Event, Any, None]:
-    """Open workloads: put each request in the queue at its arrival time."""
-    for rid, t in enumerate(workload.arrival_s.tolist()):
-        if t > env.now:
-            yield env.timeout(t - env.now)
-        log.arrival_s[rid] = env.now
-        queue.put(rid)
-    log.backlog_at_last_arrival = len(queue.items)
-
-
-class Closer:
-    """Closed workloads: when a request completes, the next one arrives."""
-
-    def __init__(self, env: simpy.Environment, queue: simpy.Store, workload: Workload, log: Log):
-        self.env, self.queue, self.log, self.n = env, queue, log, len(workload)
-        self.next_id = 0
-        self.closed = workload.closed
-        if workload.closed:
-            for _ in range(min(workload.concurrency, self.n)):
-                self.release()
-
-    def release(self) -> None:
-        """A request completed: the user sends its next one (closed workloads only)."""
-        if self.closed and self.next_id < self.n:
-            self.log.arrival_s[self.next_id] = self.env.now
-            self.queue.put(self.next_id)
-            self.next_id += 1
 
 
 @dataclass
@@ -333,6 +225,100 @@ class _Active:
     new: bool = True
 
 
+class Drafting:
+    """One cycle's drafting outcome for the dynamic servers: (drafted, accepted, draft probs).
+
+    The accepted depth comes from the replayed record of the request, its own hazards
+    (per-request mode), its context bucket, or the run's depth stream; the ``confidence`` policy
+    drafts token by token and may stop early.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        model: AcceptanceModel,
+        depths: Depths,
+        rng: np.random.Generator,
+        workload: Workload,
+    ) -> None:
+        self.policy, self.model, self.depths, self.rng = policy, model, depths, rng
+        self.confident = isinstance(getattr(policy, "inner", policy), Confidence)
+        self.bucketed = len(model.edges) > 0
+        self.rows = workload.trace_row if model.request_survival is not None else None
+        self.replay = model.replay_depths(rng) if self.rows is not None else None
+
+    def draw(
+        self, rid: int, cycle: int, context: int, tau: int
+    ) -> tuple[int, int, list[float] | None]:
+        model = self.model
+        bucket = model.bucket(context) if self.bucketed else 0
+        if self.confident and tau > 0:
+            return model.sample_with_confidence(self.rng, tau, bucket, self.policy.keep_drafting)
+        if self.rows is not None:
+            rec = self.replay[self.rows[rid]] if self.replay is not None else None
+            if rec is not None and cycle < rec.size:
+                depth = int(rec[cycle])
+            else:
+                depth = int(model.draw_rows(self.rng, self.rows[rid : rid + 1])[0])
+        else:
+            depth = self.depths.next(bucket)
+        return tau, min(tau, depth), None
+
+
+def dynamic_stream_server(
+    env: simpy.Environment,
+    queue: simpy.Store,
+    workload: Workload,
+    costs: CostModel,
+    policy: Policy,
+    drafting: Drafting,
+    log: Log,
+    on_done: Callable[[], None],
+) -> Generator[simpy.Event, Any, None]:
+    """Single stream, any policy: one timeout per cycle, the policy asked before each."""
+    prompts, outputs = workload.prompt_tokens.tolist(), workload.output_tokens.tolist()
+    rows: list[CycleRecord] = []
+    log.batch_rows = rows
+    timeout, get, draw = env.timeout, queue.get, drafting.draw
+    next_tau, observe, exhausted = policy.next_tau, policy.observe, policy.budget_exhausted
+    d_s, ovh = costs.draft_step_s, costs.overhead_s
+    while True:
+        rid = yield get()
+        start = env.now
+        policy.reset(rid)
+        n, context = outputs[rid], prompts[rid]
+        prefill = costs.prefill_s(context)
+        log.start_s[rid], log.prefill_s[rid] = start, prefill
+        if prefill > 0:
+            yield timeout(prefill)
+        out = cycle = 0
+        log.first_token_s[rid] = env.now
+        while out < n:
+            state = PolicyState(rid, cycle, context, out, n, cycle)
+            if exhausted(state):
+                log.truncated += 1
+                break
+            tau, acc, q = draw(rid, cycle, context, next_tau(state))
+            draft_s = tau * d_s
+            verify_s = costs.verify_s(tau + 1, 1, context)
+            t = env.now
+            yield timeout(draft_s + verify_s + ovh)
+            emitted = min(acc + 1, n - out)
+            record = CycleRecord(
+                rid, cycle, t, tau, acc, emitted, draft_s, verify_s, ovh, context, draft_prob=q
+            )
+            rows.append(record)
+            observe(record)
+            if cycle == 0:
+                log.first_token_s[rid] = env.now
+            cycle += 1
+            out += emitted
+            context += emitted
+        log.end_s[rid], log.output_tokens[rid], log.verify_passes[rid] = env.now, out, cycle
+        log.busy_s += env.now - start
+        on_done()
+
+
 def batch_server(
     env: simpy.Environment,
     queue: simpy.Store,
@@ -348,12 +334,9 @@ def batch_server(
 ) -> Generator[simpy.Event, Any, None]:
     """Continuous batching (any policy); one timeout per step."""
     prompts, outputs = workload.prompt_tokens.tolist(), workload.output_tokens.tolist()
-    confident = isinstance(getattr(policy, "inner", policy), Confidence)
-    bucketed = len(model.edges) > 0
-    trace_rows = workload.trace_row if model.request_survival is not None else None
-    replay = model.replay_depths(rng) if trace_rows is not None else None
+    draw = Drafting(policy, model, depths, rng, workload).draw
     active: list[_Active] = []
-    rows: list[CycleRecord] = []  # turned into columns when the run ends (see columns_of)
+    rows: list[CycleRecord] = []  # turned into columns when the run ends (Log.batch_columns)
     log.batch_rows = rows
 
     def finish(r: _Active, now: float) -> None:
@@ -390,24 +373,7 @@ def batch_server(
         if not plan:
             continue
         # 2. drafting (the confidence policy may stop a draft early) and acceptance
-        outcome: list[tuple[int, int, list[float] | None]] = []
-        for r, tau in plan:
-            bucket = model.bucket(r.context) if bucketed else 0
-            if trace_rows is not None:
-                rec = replay[trace_rows[r.rid]] if replay is not None else None
-                if rec is not None and r.cycle < rec.size:
-                    depth = int(rec[r.cycle])
-                else:
-                    depth = int(model.draw_rows(rng, trace_rows[r.rid : r.rid + 1])[0])
-            else:
-                depth = depths.next(bucket)
-            if confident and tau > 0:
-                drafted, acc, probs = model.sample_with_confidence(
-                    rng, tau, bucket, policy.keep_drafting
-                )
-                outcome.append((drafted, acc, probs))
-            else:
-                outcome.append((tau, min(tau, depth), None))
+        outcome = [draw(r.rid, r.cycle, r.context, tau) for r, tau in plan]
         # 3. the step's cost: max(tau) draft passes, one verify pass over the whole batch
         taus = [o[0] for o in outcome]
         longest = max(taus)

@@ -6,17 +6,22 @@ when more requests are asked for than the trace holds (so replaying a trace serv
 exactly). Arrivals: ``closed`` (``concurrency`` users, each sending its next request when the
 previous one completes -- times are decided by the simulation, so they are NaN here), ``poisson``
 at ``rate_per_s``, or ``trace`` (the trace's arrival times, shifted so the first is 0).
+The SimPy side: :func:`arrivals` (open workloads) and :class:`Closer` (closed-loop users) put
+request ids into the server's queue.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import simpy
 
 from sim.acceptance import request_order
+from sim.figures import Log
 from sim.scenario import Scenario, TokenSpec
 from tracing.errors import SpecsimError
 from tracing.trace import Trace
@@ -94,3 +99,34 @@ def build_workload(
     if trace is not None and len(trace.requests):
         rows = np.arange(n) % len(trace.requests)
     return Workload(arrival, prompt, output, w.arrival == "closed", w.concurrency, rows)
+
+
+def arrivals(
+    env: simpy.Environment, queue: simpy.Store, workload: Workload, log: Log
+) -> Generator[simpy.Event, Any, None]:
+    """Open workloads: put each request in the queue at its arrival time."""
+    for rid, t in enumerate(workload.arrival_s.tolist()):
+        if t > env.now:
+            yield env.timeout(t - env.now)
+        log.arrival_s[rid] = env.now
+        queue.put(rid)
+    log.backlog_at_last_arrival = len(queue.items)
+
+
+class Closer:
+    """Closed workloads: when a request completes, the next one arrives."""
+
+    def __init__(self, env: simpy.Environment, queue: simpy.Store, workload: Workload, log: Log):
+        self.env, self.queue, self.log, self.n = env, queue, log, len(workload)
+        self.next_id = 0
+        self.closed = workload.closed
+        if workload.closed:
+            for _ in range(min(workload.concurrency, self.n)):
+                self.release()
+
+    def release(self) -> None:
+        """A request completed: the user sends its next one (closed workloads only)."""
+        if self.closed and self.next_id < self.n:
+            self.log.arrival_s[self.next_id] = self.env.now
+            self.queue.put(self.next_id)
+            self.next_id += 1
