@@ -1,7 +1,7 @@
 """Workloads: the requests a simulation serves -- their lengths and arrival times.
 
 Lengths: a fixed count, a distribution (lognormal with the given *mean* and log-space sigma,
-uniform integers, or a weighted choice), or ``"trace"``: the trace's requests in order, cycling
+uniform integers, or a weighted choice), or ``"trace"``: the trace's requests in arrival order, cycling
 when more requests are asked for than the trace holds (so replaying a trace serves its requests
 exactly). Arrivals: ``closed`` (``concurrency`` users, each sending its next request when the
 previous one completes -- times are decided by the simulation, so they are NaN here), ``poisson``
