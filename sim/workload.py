@@ -1,9 +1,9 @@
 """Workloads: the requests a simulation serves -- their lengths and arrival times.
 
 Lengths: a fixed count, a distribution (lognormal with the given *mean* and log-space sigma,
-uniform integers, or a weighted choice), or ``"trace"``: the trace's requests in arrival order, cycling
-when more requests are asked for than the trace holds (so replaying a trace serves its requests
-exactly). Arrivals: ``closed`` (``concurrency`` users, each sending its next request when the
+uniform integers, or a weighted choice), or ``"trace"``: the trace's requests in arrival order,
+cycling when more requests are asked for than the trace holds (so replaying a trace serves its
+requests exactly). Arrivals: ``closed`` (``concurrency`` users, each sending its next request when the
 previous one completes -- times are decided by the simulation, so they are NaN here), ``poisson``
 at ``rate_per_s``, or ``trace`` (the trace's arrival times, shifted so the first is 0).
 The SimPy side: :func:`arrivals` (open workloads) and :class:`Closer` (closed-loop users) put
