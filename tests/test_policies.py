@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim.policies import (
     Adaptive,
@@ -14,6 +16,7 @@ from sim.policies import (
     Policy,
     PolicyState,
     TargetOnly,
+    build_policy,
     expected_tokens,
     make_policy,
     tau_for_need,
@@ -235,3 +238,29 @@ def test_mean_budget_with_interleaved_requests() -> None:
                 p.next_tau(s)
                 ran += 1
     assert ran == 2
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    name=st.sampled_from(["fixed", "heuristic", "adaptive", "confidence", "target_only"]),
+    max_verify=st.integers(0, 30),
+    mean_verify=st.sampled_from([0.0, 3.5, 10.0, 25.0]),
+    alpha=st.floats(0.0, 1.0),
+    lengths=st.lists(st.integers(1, 120), min_size=1, max_size=12),
+)
+def test_budgets_hold_for_any_policy(
+    name: str, max_verify: int, mean_verify: float, alpha: float, lengths: list[int]
+) -> None:
+    p = build_policy(name, {}, max_verify=max_verify, mean_verify=mean_verify)
+    rng = np.random.default_rng(0)
+    total = 0
+    for rid, n in enumerate(lengths):
+        out, passes, _ = run_request(
+            p, rng, alpha=alpha, max_new=n, draft_s=0.001, step_s=0.02, rid=rid
+        )
+        assert out <= n
+        if max_verify:
+            assert passes <= max_verify
+        total += passes
+        if mean_verify:
+            assert total <= mean_verify * (rid + 1) + 1e-9

@@ -228,3 +228,16 @@ def test_scenario_from_a_target_only_trace() -> None:
     replay = simulate(s, trace=trace).figures
     measured = summarize(trace)["latency_s"]
     assert replay["latency_s"]["p50"] == pytest.approx(measured["p50"], rel=1e-6)
+
+
+def test_the_three_servers_agree() -> None:
+    """Fixed tau through the precomputed stream, the dynamic stream (a budget too large to
+    bind forces it) and the batch server (one user) give the same statistics."""
+    s = _base(workload={"requests": 400, "output_tokens": 200})
+    static = simulate(s, seed=1).figures
+    dynamic = simulate(s.with_overrides({"budget.max_verify_per_request": 10_000}), seed=2).figures
+    batch = simulate(s.with_overrides({"server.max_batch": 4}), seed=3).figures
+    for other in (dynamic, batch):
+        assert other["tokens_per_cycle"] == pytest.approx(static["tokens_per_cycle"], rel=0.01)
+        assert other["latency_s"]["mean"] == pytest.approx(static["latency_s"]["mean"], rel=0.01)
+        assert other["ttft_s"]["mean"] == pytest.approx(static["ttft_s"]["mean"], rel=0.02)
