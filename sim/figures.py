@@ -6,7 +6,8 @@ Definitions (seconds unless named otherwise; percentiles are numpy's linear ones
 * ``latency_s``: end - arrival; ``ttft_s``: first token - arrival; ``queue_s``: start - arrival;
   ``tpot_s``: (end - first token) / (output tokens - 1), requests with >= 2 tokens.
 * ``tokens_per_cycle``: mean ``emitted`` over speculative cycles (tau > 0); over all cycles when
-  there are none. ``acceptance_rate``: accepted / drafted tokens. ``mean_tau``: mean tau of the
+  there are none. ``acceptance_by_position``: vLLM's per-position acceptance (position i accepted
+  / cycles that drafted i), first 16 positions. ``acceptance_rate``: accepted / drafted tokens. ``mean_tau``: mean tau of the
   speculative cycles.
 * ``verify_passes_per_request``: mean target passes after prefill (= cycles) per request;
   ``verify_passes_max`` the largest; ``truncated_requests``: requests ended by their budget.
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from tracing.schema import CycleRecord
+from tracing.summary import acceptance_by_position
 
 
 @dataclass
@@ -111,6 +113,7 @@ def compute_figures(
     makespan = float(end.max() - arrival.min()) if end.size else 0.0
     drafted = int(tau.sum())
     mean_latency = float(latency.mean()) if latency.size else 0.0
+    by_position, _ = acceptance_by_position(tau[spec], accepted[spec])
     speedup = None
     if baseline_mean_latency_s is not None and mean_latency > 0:
         speedup = baseline_mean_latency_s / mean_latency
@@ -134,6 +137,7 @@ def compute_figures(
         "speedup_vs_target_only": speedup,
         "utilization": float(min(1.0, busy_s / makespan)) if makespan > 0 else 0.0,
         "overloaded": bool(overloaded),
+        "acceptance_by_position": [round(v, 4) for v in by_position[:16]],
     }
 
 
