@@ -241,3 +241,18 @@ def test_the_three_servers_agree() -> None:
         assert other["tokens_per_cycle"] == pytest.approx(static["tokens_per_cycle"], rel=0.01)
         assert other["latency_s"]["mean"] == pytest.approx(static["latency_s"]["mean"], rel=0.01)
         assert other["ttft_s"]["mean"] == pytest.approx(static["ttft_s"]["mean"], rel=0.02)
+
+
+@pytest.mark.parametrize(("alpha", "c"), [(0.3, 0.8), (0.5, 0.3), (0.7, 0.05), (0.9, 0.3)])
+def test_adaptive_is_near_the_best_fixed_tau(alpha: float, c: float) -> None:
+    s = _base(
+        acceptance={"alpha": alpha},
+        latency={"draft_step_s": 0.02 * c, "prefill_s_per_token": 0.0},
+        workload={"requests": 150, "output_tokens": 256},
+    )
+    best = max(
+        simulate(s.with_overrides({"policy.tau": t}), seed=0).figures["speedup_vs_target_only"]
+        for t in range(9)
+    )
+    adaptive = simulate(s.with_overrides({"policy.name": "adaptive"}), seed=0).figures
+    assert adaptive["speedup_vs_target_only"] >= 0.95 * best
