@@ -225,7 +225,8 @@ class Scenario:
 
         String values are converted to the key's type (``"8"`` -> 8 for an int key), so values
         straight from a command line work. Setting ``workload.rate_per_s`` > 0 without
-        ``workload.arrival`` switches arrivals to ``"poisson"``.
+        ``workload.arrival`` switches arrivals to ``"poisson"``; setting ``acceptance.alpha`` of a
+        ``"trace"`` acceptance model without ``acceptance.model`` switches it to ``"iid"``.
         """
         d = self.to_dict()
         for key, value in overrides.items():
@@ -236,6 +237,12 @@ class Scenario:
                     f"section among {', '.join(SECTIONS)}"
                 )
             d[section][name] = _coerce(SECTIONS[section], name, value)
+        # Varying alpha of a fitted ("trace") acceptance means an i.i.d. (or positional) model.
+        acc = d["acceptance"]
+        alpha_only = "acceptance.alpha" in overrides and "acceptance.model" not in overrides
+        if alpha_only and acc.get("model") == "trace":
+            acc["model"] = "positional" if isinstance(acc["alpha"], list) else "iid"
+            acc["per_request"] = acc["replay"] = False
         # Varying the rate of a closed or replayed workload means Poisson arrivals at that rate.
         rate = d["workload"].get("rate_per_s", 0.0)
         if "workload.arrival" not in overrides and isinstance(rate, int | float) and rate > 0:

@@ -151,3 +151,15 @@ def test_overriding_the_rate_switches_to_poisson() -> None:
     assert t.workload.arrival == "poisson" and t.workload.rate_per_s == 4.5
     with pytest.raises(SpecsimError, match="only with arrival"):
         s.with_overrides({"workload.rate_per_s": 4.5, "workload.arrival": "closed"})
+
+
+def test_overriding_alpha_of_a_fitted_model_switches_to_iid() -> None:
+    s = Scenario.from_dict(
+        {
+            "workload": {"output_tokens": "trace"},
+            "acceptance": {"model": "trace", "per_request": True, "replay": True},
+        }
+    )
+    t = s.with_overrides({"acceptance.alpha": 0.6})
+    assert t.acceptance.model == "iid" and t.acceptance.alpha == 0.6
+    assert not t.acceptance.replay
