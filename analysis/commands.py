@@ -1,14 +1,224 @@
-"""Subcommands of this package (registered by analysis.cli)."""
+"""`specsim diagnose`, `specsim report` and `specsim demo` (registered by analysis.cli).
+
+Handlers only parse flags, call :mod:`analysis.report` / :mod:`analysis.diagnose` and print;
+bad input is a :class:`~tracing.errors.SpecsimError` that the CLI turns into exit code 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from analysis.report import (
+    ReportConfig,
+    WhatIfConfig,
+    WhatIfs,
+    findings_and_metrics,
+    run_whatifs,
+    write_report,
+)
+from tracing.errors import SpecsimError
+from tracing.io import read_trace
+from tracing.trace import Trace
+
+TRACES_DIR = Path(__file__).resolve().parents[1] / "traces"
+DEMO_TRACES = ("live_edit_ngram.jsonl", "sample_synthetic.jsonl")
 
 
 def register(sub: Any) -> None:
-    """Add this package's subcommands to the ``specsim`` parser."""
-    del sub
+    """Add ``diagnose``, ``report`` and ``demo`` to the ``specsim`` parser."""
+    p = sub.add_parser("diagnose", help="name the bottleneck of a trace and what to change")
+    p.add_argument("trace")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--no-whatif", action="store_true",
+                   help="skip the simulated predictions behind each finding")
+    p.set_defaults(func=_cmd_diagnose)
+
+    p = sub.add_parser("report", help="write one self-contained interactive HTML report")
+    p.add_argument("trace")
+    p.add_argument("-o", "--out", help="output .html (default: TRACE_NAME.report.html here)")
+    _report_flags(p)
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("demo", help="bundled trace -> diagnose -> what-if -> report")
+    p.add_argument("--out", default="specsim-demo", help="output folder (default: %(default)s)")
+    _report_flags(p)
+    p.set_defaults(func=_cmd_demo)
 
 
-__all__ = ["argparse", "register"]
+def _report_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--slo-p95-ms", type=float, default=None,
+                   help="p95 latency SLO of the what-ifs (default: the measured p95)")
+    p.add_argument("--no-whatif", action="store_true", help="skip the simulator sweeps")
+    p.add_argument("--whatif-requests", type=int, default=WhatIfConfig.requests,
+                   help="requests simulated per what-if point (default: %(default)s)")
+    p.add_argument("--timeline-requests", type=int, default=ReportConfig.timeline_requests,
+                   help="requests drawn in the timeline (default: %(default)s)")
+
+
+def _config(args: argparse.Namespace) -> ReportConfig:
+    if args.whatif_requests < 1 or args.timeline_requests < 1:
+        raise SpecsimError("--whatif-requests and --timeline-requests must be >= 1")
+    if args.slo_p95_ms is not None and args.slo_p95_ms <= 0:
+        raise SpecsimError(f"--slo-p95-ms {args.slo_p95_ms}: must be > 0")
+    whatif = None if args.no_whatif else WhatIfConfig(
+        slo_p95_ms=args.slo_p95_ms, requests=args.whatif_requests)
+    return ReportConfig(timeline_requests=args.timeline_requests, whatif=whatif)
+
+
+@contextmanager
+def _steps(console: Console, total: int) -> Iterator[Any]:
+    """A progress bar on stderr whose ``step(message)`` advances one step."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("{task.description:<16}"), BarColumn(), TimeElapsedColumn(),
+                        console=console, transient=True)
+    with progress:
+        task = progress.add_task("starting", total=total)
+        started = False
+
+        def step(message: str) -> None:
+            nonlocal started
+            if started:
+                progress.advance(task)
+            started = True
+            progress.update(task, description=message)
+
+        yield step
+        progress.update(task, completed=total)
+
+
+# ---- diagnose -------------------------------------------------------------------------------
+
+
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    trace = read_trace(args.trace)
+    findings, metrics = findings_and_metrics(trace, whatif=not args.no_whatif)
+    if args.json:
+        from tracing.cli import print_json
+
+        print_json({"findings": findings, "metrics": metrics})
+        return 0
+    console = Console()
+    console.print(Text(f"{args.trace}: {len(trace.requests)} requests, "
+                       f"{len(trace.cycles)} cycles"))
+    _print_findings(console, findings)
+    return 0
+
+
+def _print_findings(console: Console, findings: list[dict[str, Any]]) -> None:
+    if not findings:
+        console.print("No bottleneck found.")
+        return
+    table = Table(title="Findings (most severe first)", show_lines=True)
+    for col in ("severity", "kind", "finding", "recommendation"):
+        table.add_column(col, overflow="fold")
+    for f in findings:
+        # Text(...) keeps rich from reading "[...]" in finding text as markup.
+        sev = f.get("severity", "")
+        sev_text = f"{sev:.2f}" if isinstance(sev, float) else str(sev)
+        level = f" {f['level']}" if f.get("level") else ""
+        table.add_row(Text(sev_text + level), Text(str(f.get("kind", ""))),
+                      Text(str(f.get("title") or "")), Text(str(f.get("recommendation") or "")))
+    console.print(table)
+
+
+# ---- report ---------------------------------------------------------------------------------
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    config = _config(args)
+    out = Path(args.out) if args.out else Path(f"{Path(args.trace).stem}.report.html")
+    _check_out_dir(out.parent)
+    trace = read_trace(args.trace)
+    err = Console(stderr=True)
+    with _steps(err, 3) as step:
+        data = write_report(trace, out, config, step=step)
+    print(f"{out}: {out.stat().st_size / 1e6:.1f} MB, {len(data.findings)} findings, "
+          f"{len(data.figures)} figures")
+    for warning in data.warnings:
+        err.print(Text(f"warning: {warning}"))
+    return 0
+
+
+def _check_out_dir(folder: Path) -> None:
+    if not folder.is_dir():
+        raise SpecsimError(f"{folder}: output folder does not exist")
+
+
+# ---- demo -----------------------------------------------------------------------------------
+
+
+def demo_trace() -> tuple[Trace, str]:
+    """The bundled trace (a live capture when one ships, else the synthetic sample); without
+    the traces folder (an install that left it out), a small simulated run."""
+    for name in DEMO_TRACES:
+        path = TRACES_DIR / name
+        if path.is_file():
+            return read_trace(str(path)), str(path)
+    from sim import Scenario, simulate
+
+    scenario = Scenario.from_dict({"workload": {"requests": 40, "prompt_tokens": 128,
+                                                "output_tokens": 96},
+                                   "acceptance": {"model": "iid", "alpha": 0.7}}, where="demo")
+    return simulate(scenario, seed=0).trace, "a simulated run (no bundled trace found)"
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    config = _config(args)
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SpecsimError(f"{out_dir}: exists and is not a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    console, err = Console(), Console(stderr=True)
+    with _steps(err, 4) as step:
+        step("loading trace")
+        trace, source = demo_trace()
+        step("diagnosing")
+        findings, metrics = findings_and_metrics(trace)
+        whatifs = None
+        if config.whatif is not None:
+            step("what-if sweeps")
+            whatifs = run_whatifs(trace, config.whatif)
+        step("writing report")
+        report = out_dir / "report.html"
+        write_report(trace, report, config, findings=findings, metrics=metrics,
+                     whatifs=whatifs)
+    (out_dir / "findings.json").write_text(
+        json.dumps({"findings": findings, "metrics": metrics}, default=_jsonable, indent=1),
+        encoding="utf-8")
+    console.print(Text(f"trace: {source} ({len(trace.requests)} requests, "
+                       f"{len(trace.cycles)} cycles)"))
+    _print_findings(console, findings)
+    console.print(Text(_best_line(whatifs)))
+    console.print(Text(f"report: {report} (open it in a browser; it works offline)"))
+    return 0
+
+
+def _best_line(w: WhatIfs | None) -> str:
+    if w is None:
+        return "what-if: not run"
+    best = w.best()
+    if best is None:
+        return (f"what-if: no tau or budget setting meets the SLO p95 {w.slo_p95_ms:.1f} ms "
+                f"({w.slo_source})")
+    vary = ", ".join(f"{k}={v}" for k, v in best["vary"].items())
+    speedup = best.get("speedup_vs_target_only")
+    return (f"best what-if: {vary}: p95 {best['latency_s']['p95'] * 1e3:.1f} ms "
+            f"(measured {w.measured_p95_ms:.1f} ms, SLO {w.slo_p95_ms:.1f} ms)"
+            + (f", speedup vs target-only x{speedup:.2f}" if speedup is not None else ""))
+
+
+def _jsonable(value: Any) -> Any:
+    """numpy scalars and arrays for json.dumps; anything else by its text."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
