@@ -197,6 +197,30 @@ def context_buckets(cycles: pd.DataFrame, buckets: int = CONTEXT_BUCKETS) -> lis
     return out
 
 
+def tau_curve(metrics: dict[str, Any], max_tau: int | None = None) -> list[dict[str, float]]:
+    """Expected tokens per second of a fixed draft length, tau = 0..max_tau, from the measured
+    censoring-aware hazard and costs (single stream): tokens(tau) = 1 + sum_k prod_{j<=k} h_j,
+    seconds(tau) = tau * draft_step_s + verify(tau + 1) + overhead (tau = 0: target-only).
+    Positions never drafted reuse the last measured hazard."""
+    hazard = list(metrics.get("acceptance_hazard_by_position") or [])
+    costs, fit = metrics["costs"], metrics["verify_fit"]
+    top = max_tau if max_tau is not None else len(hazard)
+    context = fit["context_s_per_token"] * metrics.get("mean_context_tokens", 0.0)
+    overhead = costs["overhead_s_mean"]
+    rows = [{"tau": 0.0, "tokens_per_cycle": 1.0, "cycle_s": costs["target_only_token_s"],
+             "tokens_per_s": 1.0 / costs["target_only_token_s"] if costs["target_only_token_s"] > 0 else 0.0}]
+    survive, tokens = 1.0, 1.0
+    for tau in range(1, top + 1):
+        h = hazard[tau - 1] if tau <= len(hazard) else (hazard[-1] if hazard else 0.0)
+        survive *= h
+        tokens += survive
+        verify = max(fit["intercept_s"] + fit["slope_s_per_token"] * (tau + 1), 0.0) + context
+        seconds = tau * costs["draft_step_s"] + verify + overhead
+        rows.append({"tau": float(tau), "tokens_per_cycle": tokens, "cycle_s": seconds,
+                     "tokens_per_s": tokens / seconds if seconds > 0 else 0.0})
+    return rows
+
+
 def _per_request_cycle_s(trace: Trace) -> np.ndarray:
     """Seconds of cycles (draft + verify + overhead) per request, in the requests' row order."""
     c, r = trace.cycles, trace.requests
@@ -255,6 +279,7 @@ def compute_metrics(trace: Trace) -> dict[str, Any]:
     plain_service = float((prefill + out_tokens * t1).sum())
     draft_step = float(draft_s[spec].sum() / tau[spec].sum()) if n_spec else 0.0
     out["verify_fit"] = fit
+    out["mean_context_tokens"] = float(c["context_tokens"].mean()) if len(c) else 0.0
     out["costs"] = {
         "draft_step_s": draft_step,
         "target_only_token_s": t1,
@@ -280,4 +305,4 @@ def compute_metrics(trace: Trace) -> dict[str, Any]:
 
 
 __all__ = ["CONTEXT_BUCKETS", "METRICS", "Metric", "compute_metrics", "context_buckets",
-           "fit_verify", "metric"]
+           "fit_verify", "metric", "tau_curve"]

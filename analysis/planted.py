@@ -140,7 +140,8 @@ def generate(spec: PlantSpec, planted: str = "none") -> Trace:
         seed=spec.seed,
         policy="heuristic" if spec.adaptive_tau else "fixed",
         policy_params=policy_params,
-        extra={"synthetic": True, "planted": planted, "plant_spec": dataclasses.asdict(spec)},
+        extra={"synthetic": True, "planted": planted, "max_new_tokens": spec.output_tokens[1],
+               "plant_spec": dataclasses.asdict(spec)},
     )
     return Trace.from_records(meta, requests, cycles)
 

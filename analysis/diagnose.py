@@ -1,0 +1,494 @@
+"""Name the bottleneck of a speculative-decoding trace, and quantify the fix by simulation.
+
+:func:`diagnose` runs one detector per kind over :func:`analysis.metrics.compute_metrics` and
+returns :class:`Finding` objects ordered by severity. Severity is in [0, 1]; level "high" from
+0.6, "medium" from 0.3, else "low". With ``whatif=True`` each finding's recommendation is
+simulated: ``sim.scenario_from_trace(trace)`` replays the run, ``with_overrides`` applies each
+candidate change, and the best candidate (lowest simulated p95) becomes ``predicted``.
+
+Detectors and their thresholds (each fires only past its threshold, with margins so a healthy
+run -- alpha ~0.8, tau 4, draft at <10% of a target step, flat verify, closed load -- gets
+nothing; tests/test_diagnose.py holds both sides):
+
+- ``speculation_not_paying``: estimated service-time speedup over target-only < 0.97.
+  severity = 0.6 + 2 * (1 - speedup).
+- ``over_speculation``: wasted drafting >= 50% of drafted tokens, mean accepted prefix < 40% of
+  tau, and a shorter fixed tau is >= 8% faster on the measured hazard and costs
+  (:func:`analysis.metrics.tau_curve`). severity = 0.3 + 1.5 * gain.
+- ``draft_bound``: drafting >= 35% of cycle time and a draft step >= 15% of a target step.
+  severity = 1.5 * (share - 0.3) + (cost ratio - 0.15).
+- ``verify_not_parallel``: the fit verify_s ~ a + b * (tau + 1) has b / (a + b) >= 0.1, R^2 >= 0.3
+  and makes a pass at the mean tau >= 25% dearer than a one-token pass. severity = extra / 1.5.
+- ``budget_bound``: >= 10% of requests used all ``max_verify`` passes (from the run's policy
+  parameters or its scenario), or the mean passes reach 97% of ``mean_verify``.
+  severity = 0.3 + 0.7 * share at the cap.
+- ``queueing_bound``: p95 of queueing >= 50% of p95 latency. severity = (ratio - 0.3) / 0.6.
+- ``long_context_collapse``: acceptance in the longest-context bucket is >= 0.15 lower and
+  <= 75% of the shortest one's. severity = 1.2 * relative drop.
+- ``suspicious_acceptance``: with logged draft_prob q and target_prob p at temperature > 0,
+  accepted tokens exceed E = sum min(1, p/q) over the positions reached by z >= 4 and by >= 10%
+  (severity = 0.5 + observed / E - 1); greedy: >= 5% of accepted tokens had p < 0.01, which an
+  argmax token hardly ever has (severity 0.5 + 5 * share).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from analysis.metrics import compute_metrics, tau_curve
+from tracing import Trace
+from tracing.errors import SpecsimError
+
+HIGH, MEDIUM = 0.6, 0.3
+WHATIF_MAX_REQUESTS = 300  # simulated requests per what-if (keeps diagnose to seconds)
+
+
+def level_of(severity: float) -> str:
+    """"high" from 0.6, "medium" from 0.3, else "low"."""
+    return "high" if severity >= HIGH else "medium" if severity >= MEDIUM else "low"
+
+
+@dataclass
+class Finding:
+    """One diagnosed bottleneck: what, how bad, the numbers behind it, and what to do."""
+
+    kind: str
+    severity: float
+    title: str
+    evidence: dict[str, Any]
+    recommendation: str
+    predicted: dict[str, Any] = field(default_factory=dict)
+    overrides: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    base_overrides: dict[str, Any] = field(default_factory=dict, repr=False)
+    level: str = ""
+
+    def __post_init__(self) -> None:
+        self.severity = float(min(1.0, max(0.0, self.severity)))
+        self.level = level_of(self.severity)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (the ``diagnose --json`` finding)."""
+        d = asdict(self)
+        d.pop("overrides")
+        d.pop("base_overrides")
+        return d
+
+
+def _clip(x: float) -> float:
+    return float(min(1.0, max(0.0, x)))
+
+
+def _best_tau(m: dict[str, Any], below: float) -> tuple[dict[str, float], dict[str, float]]:
+    """The fastest tau >= 1 below ``below`` and the curve point of the current (rounded) tau."""
+    top = max(1, math.ceil(m["mean_tau"]))
+    curve = tau_curve(m, top)
+    now = curve[min(len(curve) - 1, max(1, round(m["mean_tau"])))]
+    shorter = [p for p in curve[1:] if p["tau"] < below] or [now]
+    return max(shorter, key=lambda p: p["tokens_per_s"]), now
+
+
+def _tau_overrides(taus: list[int]) -> list[dict[str, Any]]:
+    return [{"policy.name": "fixed", "policy.tau": t} for t in sorted(set(taus)) if t >= 1]
+
+
+# --- detectors: (trace, metrics) -> Finding | None --------------------------------------------
+
+
+def _not_paying(trace: Trace, m: dict[str, Any]) -> Finding | None:
+    speedup = m["speedup_vs_target_only"]
+    if m["spec_cycles"] == 0 or speedup >= 0.97:
+        return None
+    best, _ = _best_tau(m, below=m["mean_tau"] + 1)
+    target_only = 1.0 / m["costs"]["target_only_token_s"] if m["costs"]["target_only_token_s"] else 0.0
+    pays = best["tokens_per_s"] > target_only * 1.03
+    advice = (
+        f"shorten the draft to tau={int(best['tau'])} or use a cheaper/better-aligned draft"
+        if pays else "decode target-only (policy target_only) or find a better-aligned draft"
+    )
+    return Finding(
+        "speculation_not_paying",
+        0.6 + 2.0 * (1.0 - speedup),
+        f"Speculation is slower than target-only decoding ({speedup:.2f}x)",
+        {
+            "speedup_vs_target_only": speedup,
+            "tokens_per_cycle": m["tokens_per_cycle"],
+            "draft_acceptance_rate": m["draft_acceptance_rate"],
+            "draft_to_target_cost": m["costs"]["draft_to_target_cost"],
+            "target_only_token_s": m["costs"]["target_only_token_s"],
+            "s_per_output_token": m["costs"]["s_per_output_token"],
+        },
+        advice,
+        overrides=[{"policy.name": "target_only"}, *_tau_overrides([1, int(best["tau"])])],
+    )
+
+
+def _over_speculation(trace: Trace, m: dict[str, Any]) -> Finding | None:
+    wasted, frac = m["wasted_draft_fraction"], m["mean_accepted_fraction"]
+    if m["spec_cycles"] == 0 or wasted < 0.5 or frac >= 0.4 or m["mean_tau"] < 2:
+        return None
+    best, now = _best_tau(m, below=m["mean_tau"])
+    gain = best["tokens_per_s"] / now["tokens_per_s"] - 1.0 if now["tokens_per_s"] else 0.0
+    if gain < 0.08:
+        return None
+    tau = int(best["tau"])
+    return Finding(
+        "over_speculation",
+        0.3 + 1.5 * gain,
+        f"Drafts too long: {wasted:.0%} of drafted tokens are thrown away",
+        {
+            "mean_tau": m["mean_tau"],
+            "mean_accepted": m["mean_accepted"],
+            "wasted_draft_fraction": wasted,
+            "wasted_draft_s": m["wasted_draft_s"],
+            "acceptance_hazard_by_position": m["acceptance_hazard_by_position"][:8],
+            "best_tau": tau,
+            "model_gain": gain,
+        },
+        f"draft at most tau={tau} (expected {gain:.0%} more tokens/s on the measured acceptance "
+        "and costs), or use an adaptive policy",
+        overrides=[*_tau_overrides([tau - 1, tau, tau + 1]), {"policy.name": "adaptive"}],
+    )
+
+
+def _draft_bound(trace: Trace, m: dict[str, Any]) -> Finding | None:
+    share = m["cycle_time_share"]["draft"]
+    ratio = m["costs"]["draft_to_target_cost"]
+    if m["spec_cycles"] == 0 or share < 0.35 or ratio < 0.15:
+        return None
+    step = m["costs"]["draft_step_s"]
+    tau = max(1, round(m["mean_tau"]))
+    return Finding(
+        "draft_bound",
+        1.5 * (share - 0.3) + (ratio - 0.15),
+        f"Drafting takes {share:.0%} of each cycle (a draft step costs {ratio:.0%} of a target step)",
+        {
+            "draft_time_share": share,
+            "draft_step_s": step,
+            "draft_to_target_cost": ratio,
+            "mean_accepted": m["mean_accepted"],
+            "draft_s_per_accepted_token": m["time_s"]["draft"] / max(1, m["accepted_tokens"]),
+        },
+        "use a cheaper draft (a smaller model, layer skipping or n-gram lookup) or draft fewer "
+        f"tokens (tau={max(1, tau - 2)}..{max(1, tau - 1)})",
+        overrides=[{"draft.step_s": step / 2.0}, {"draft.step_s": step / 4.0},
+                   *_tau_overrides([tau - 1, tau - 2])],
+    )
+
+
+def _verify_not_parallel(trace: Trace, m: dict[str, Any]) -> Finding | None:
+    fit = m["verify_fit"]
+    extra = fit["ratio"] * m["mean_tau"]
+    if fit["tau_levels"] < 2 or fit["ratio"] < 0.1 or fit["r2"] < 0.3 or extra < 0.25:
+        return None
+    best, _ = _best_tau(m, below=m["mean_tau"] + 1)
+    tau = int(best["tau"])
+    return Finding(
+        "verify_not_parallel",
+        extra / 1.5,
+        f"Verification is not parallel: each extra token scored adds {fit['ratio']:.0%} "
+        "of a one-token pass",
+        {
+            "verify_intercept_s": fit["intercept_s"],
+            "verify_slope_s_per_token": fit["slope_s_per_token"],
+            "slope_ratio": fit["ratio"],
+            "r2": fit["r2"],
+            "mean_tau": m["mean_tau"],
+            "extra_verify_at_mean_tau": extra,
+        },
+        f"keep drafts short (tau={tau}) on this device, or verify on a GPU where a pass is flat "
+        "in the tokens scored",
+        overrides=_tau_overrides([tau - 1, tau, tau + 1]),
+    )
+
+
+def _verify_caps(trace: Trace) -> tuple[int, float]:
+    params = dict(trace.meta.policy_params or {})
+    budget = ((trace.meta.extra or {}).get("scenario") or {}).get("budget") or {}
+    cap = int(params.get("max_verify") or params.get("budget") or budget.get("max_verify_per_request") or 0)
+    mean = float(params.get("mean_verify") or budget.get("mean_verify_per_request") or 0.0)
+    return cap, mean
+
+
+def _budget_bound(trace: Trace, m: dict[str, Any]) -> Finding | None:
+    cap, mean_cap = _verify_caps(trace)
+    passes = trace.requests["verify_passes"].to_numpy()
+    if passes.size == 0 or (cap <= 0 and mean_cap <= 0):
+        return None
+    at_cap = passes >= cap if cap > 0 else np.zeros(passes.size, dtype=bool)
+    share = float(at_cap.mean())
+    pool_spent = mean_cap > 0 and passes.mean() >= 0.97 * mean_cap
+    if share < 0.1 and not pool_spent:
+        return None
+    out = trace.requests["output_tokens"].to_numpy(float)
+    severity = 0.3 + 0.7 * share if share >= 0.1 else 0.4
+    overrides: list[dict[str, Any]] = []
+    if cap > 0:
+        overrides += [{"budget.max_verify_per_request": n * cap} for n in (2, 3)]
+    if mean_cap > 0:
+        overrides += [{"budget.mean_verify_per_request": 2 * mean_cap}]
+    overrides += [{"policy.name": "fixed", "policy.tau": max(2, round(m["mean_tau"])) + 2}]
+    # Recorded lengths are already truncated; replay what the requests asked for when known.
+    wanted = int((trace.meta.extra or {}).get("max_new_tokens") or 0)
+    base: dict[str, Any] = {}
+    if wanted > 0:  # pooled acceptance: per-request replay needs the recorded lengths
+        base = {"workload.output_tokens": wanted, "acceptance.per_request": False,
+                "acceptance.replay": False}
+    finding = Finding(
+        "budget_bound",
+        severity,
+        f"The verification budget binds: {share:.0%} of requests used all {cap} passes"
+        if cap > 0 else f"The verification pool is spent ({passes.mean():.1f} of {mean_cap:g} per request)",
+        {
+            "max_verify": cap,
+            "mean_verify": mean_cap,
+            "share_at_cap": share,
+            "verify_passes_mean": float(passes.mean()),
+            "output_tokens_at_cap": float(out[at_cap].mean()) if at_cap.any() else 0.0,
+            "output_tokens_below_cap": float(out[~at_cap].mean()) if (~at_cap).any() else 0.0,
+            "tokens_per_verify_pass": m["tokens_per_verify_pass"],
+        },
+        "outputs are being truncated by the budget: raise it or draft longer so each pass "
+        "yields more tokens"
+        + (f" (simulated at max_new_tokens={wanted})" if wanted else
+           " (simulated on the recorded, already truncated lengths)"),
+        overrides=overrides,
+    )
+    finding.base_overrides = base
+    return finding
+
+
+def _queueing_bound(trace: Trace, m: dict[str, Any]) -> Finding | None:
+    if m["requests"] < 20 or m["latency_s"]["p95"] <= 0:
+        return None
+    ratio = m["queue_s"]["p95"] / m["latency_s"]["p95"]
+    if ratio < 0.5:
+        return None
+    return Finding(
+        "queueing_bound",
+        (ratio - 0.3) / 0.6,
+        f"Queueing dominates the tail: p95 wait is {ratio:.0%} of p95 latency",
+        {
+            "queue_p95_s": m["queue_s"]["p95"],
+            "latency_p95_s": m["latency_s"]["p95"],
+            "queue_share_of_p95": ratio,
+            "queue_time_share": m["time_share"]["queue"],
+            "throughput_tok_s": m["throughput_tok_s"],
+        },
+        "add serving capacity: batch requests (continuous batching) or add replicas; "
+        "per-request speedups do little while requests wait",
+        overrides=[{"server.max_batch": b} for b in (2, 4, 8)],
+    )
+
+
+def _long_context(trace: Trace, m: dict[str, Any]) -> Finding | None:
+    buckets = [b for b in m["context_buckets"] if b["cycles"] >= 30]
+    if len(buckets) < 2:
+        return None
+    first, last = buckets[0]["acceptance_rate"], buckets[-1]["acceptance_rate"]
+    drop = first - last
+    if first <= 0 or drop < 0.15 or last > 0.75 * first:
+        return None
+    fall = next(b for b in buckets if b["acceptance_rate"] < first - 0.15)
+    return Finding(
+        "long_context_collapse",
+        1.2 * drop / first,
+        f"Acceptance collapses with context: {first:.2f} below {buckets[0]['context_hi']} tokens, "
+        f"{last:.2f} from {buckets[-1]['context_lo']}",
+        {
+            "acceptance_short": first,
+            "acceptance_long": last,
+            "falls_from_context_tokens": fall["context_lo"],
+            "buckets": [[b["context_lo"], b["context_hi"], b["acceptance_rate"]] for b in buckets],
+        },
+        f"stop or shorten speculation past ~{fall['context_lo']} tokens of context (an adaptive "
+        "policy does this online), or use a draft trained for long contexts",
+        overrides=[{"policy.name": "adaptive"}, *_tau_overrides([1, 2])],
+    )
+
+
+def _list_column(cycles: pd.DataFrame, name: str) -> Any:
+    """An Arrow list array of a per-position column (None when absent or all null)."""
+    if name not in cycles.columns:
+        return None
+    arr = pa.array(cycles[name], type=pa.list_(pa.float64()))
+    return arr if arr.null_count < len(arr) else None
+
+
+def _suspicious(trace: Trace, m: dict[str, Any]) -> Finding | None:
+    c = trace.cycles
+    q_arr, p_arr = _list_column(c, "draft_prob"), _list_column(c, "target_prob")
+    if q_arr is None or p_arr is None:
+        return None
+    lengths = np.asarray(p_arr.value_lengths().fill_null(0))
+    if not np.array_equal(lengths, np.asarray(q_arr.value_lengths().fill_null(0))):
+        return None
+    q = np.asarray(q_arr.flatten(), dtype=float)
+    p = np.asarray(p_arr.flatten(), dtype=float)
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    pos = np.arange(lengths.sum()) - starts  # 0-based drafted position
+    accepted = np.repeat(c["accepted"].to_numpy(), lengths)
+    tau = np.repeat(c["tau"].to_numpy(), lengths)
+    reached = (pos <= accepted) & (pos < tau)
+    took = pos < accepted
+    if reached.sum() < 100:
+        return None
+    if trace.meta.temperature > 0:
+        a = np.minimum(1.0, p[reached] / np.maximum(q[reached], 1e-12))
+        expected, observed = float(a.sum()), float(took.sum())
+        z = (observed - expected) / math.sqrt(max(float((a * (1 - a)).sum()), 1e-9))
+        if z < 4 or observed < 1.1 * expected:
+            return None
+        severity = 0.5 + observed / max(expected, 1e-9) - 1.0
+        evidence = {"accepted_tokens": observed, "expected_accepted": expected, "z": z,
+                    "observed_rate": observed / reached.sum(),
+                    "allowed_rate": expected / reached.sum()}
+        detail = "more than min(1, p/q) allows"
+    else:
+        low = float((p[took] < 0.01).mean()) if took.any() else 0.0
+        if low < 0.05:
+            return None
+        severity = 0.5 + 5 * low
+        evidence = {"accepted_with_p_below_0.01": low, "accepted_tokens": float(took.sum())}
+        detail = "greedy-accepted tokens the target barely predicted"
+    honest: list[dict[str, Any]] = []
+    if "allowed_rate" in evidence:  # what the run would do with the acceptance p/q allow
+        honest = [{"acceptance.model": "iid", "acceptance.alpha": round(evidence["allowed_rate"], 4),
+                   "acceptance.per_request": False, "acceptance.replay": False}]
+    return Finding(
+        "suspicious_acceptance",
+        severity,
+        f"Acceptance is higher than the logged probabilities allow ({detail})",
+        evidence,
+        "check the verifier: accept with probability min(1, p/q) on the target's (not the "
+        "draft's) distribution and compare against the same position; the speedup is not "
+        "trustworthy until then",
+        overrides=honest,
+    )
+
+
+DETECTORS: dict[str, Callable[[Trace, dict[str, Any]], Finding | None]] = {
+    "speculation_not_paying": _not_paying,
+    "over_speculation": _over_speculation,
+    "draft_bound": _draft_bound,
+    "verify_not_parallel": _verify_not_parallel,
+    "budget_bound": _budget_bound,
+    "queueing_bound": _queueing_bound,
+    "long_context_collapse": _long_context,
+    "suspicious_acceptance": _suspicious,
+}
+KINDS: tuple[str, ...] = tuple(DETECTORS)
+
+
+def diagnose(
+    trace: Trace, *, whatif: bool = True, metrics: dict[str, Any] | None = None
+) -> list[Finding]:
+    """Findings ordered by severity (highest first); ``whatif`` simulates each recommendation."""
+    m = metrics if metrics is not None else compute_metrics(trace)
+    if m["cycles"] == 0:
+        raise SpecsimError(f"{trace.name}: no cycles to diagnose")
+    findings = [f for f in (d(trace, m) for d in DETECTORS.values()) if f is not None]
+    findings.sort(key=lambda f: -f.severity)
+    if whatif:
+        predict(trace, findings)
+    return findings
+
+
+# --- what-ifs: the simulator's answer to each recommendation ----------------------------------
+
+
+def _figures_brief(fig: dict[str, Any]) -> dict[str, Any]:
+    speedup = fig.get("speedup_vs_target_only")
+    return {
+        "p50_s": fig["latency_s"]["p50"],
+        "p95_s": fig["latency_s"]["p95"],
+        "speedup_vs_target_only": float(speedup) if speedup is not None else None,
+        "tokens_per_cycle": fig.get("tokens_per_cycle"),
+        "truncated_requests": fig.get("truncated_requests", 0),
+    }
+
+
+def _describe(overrides: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in overrides.items())
+
+
+def predict(trace: Trace, findings: list[Finding], *, seed: int = 0) -> None:
+    """Fill each finding's ``predicted`` with simulated figures of its best candidate change
+    (lowest p95; fewest truncated requests first for ``budget_bound``) and quantify its
+    recommendation. A trace the simulator cannot replay leaves ``predicted = {"error": ...}``."""
+    if not any(f.overrides for f in findings):
+        return
+    from sim import scenario_from_trace, simulate  # sim only when a what-if is asked
+
+    try:
+        base = scenario_from_trace(trace)
+        if len(trace.requests) > WHATIF_MAX_REQUESTS:
+            base = base.with_overrides({"workload.requests": WHATIF_MAX_REQUESTS})
+        baseline = _figures_brief(simulate(base, trace, seed=seed).figures)
+    except SpecsimError as exc:
+        for f in findings:
+            if f.overrides:
+                f.predicted = {"error": str(exc)}
+        return
+    cache: dict[tuple[tuple[str, Any], ...], dict[str, Any] | str] = {(): baseline}
+
+    def run(ov: dict[str, Any]) -> dict[str, Any] | str:
+        key = tuple(sorted(ov.items()))
+        if key not in cache:
+            try:
+                cache[key] = _figures_brief(simulate(base.with_overrides(ov), trace, seed=seed).figures)
+            except SpecsimError as exc:
+                cache[key] = str(exc)
+        return cache[key]
+
+    for f in findings:
+        runs = []
+        start = run(f.base_overrides)
+        if not isinstance(start, dict):
+            f.predicted = {"error": start}
+            continue
+        for ov in f.overrides:
+            got = run({**f.base_overrides, **ov})
+            if isinstance(got, dict):
+                runs.append({"overrides": ov, **got})
+        if not runs:
+            if f.overrides:
+                f.predicted = {"error": "no candidate change could be simulated"}
+            continue
+        if f.kind == "budget_bound":
+            best = min(runs, key=lambda r: (r["truncated_requests"], r["p95_s"]))
+        else:
+            best = min(runs, key=lambda r: r["p95_s"])
+        f.predicted = {**best, "baseline": start, "alternatives": runs}
+        if f.base_overrides:
+            f.predicted["assumes"] = f.base_overrides
+        if f.kind == "suspicious_acceptance":
+            f.recommendation += (
+                f". With the acceptance p/q allow the simulator predicts p95 "
+                f"{start['p95_s']:.3g}s -> {best['p95_s']:.3g}s"
+            )
+            continue
+        f.recommendation += (
+            f". Simulated with {_describe(best['overrides'])}: p50 {start['p50_s']:.3g}s -> "
+            f"{best['p50_s']:.3g}s, p95 {start['p95_s']:.3g}s -> {best['p95_s']:.3g}s"
+        )
+        if best["speedup_vs_target_only"] is not None and start["speedup_vs_target_only"]:
+            f.recommendation += (
+                f", speedup {start['speedup_vs_target_only']:.2f}x -> "
+                f"{best['speedup_vs_target_only']:.2f}x"
+            )
+        if f.kind == "budget_bound":
+            f.recommendation += (
+                f", truncated requests {start['truncated_requests']} -> "
+                f"{best['truncated_requests']}"
+            )
+
+
+__all__ = ["DETECTORS", "KINDS", "Finding", "diagnose", "level_of", "predict"]
