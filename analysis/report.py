@@ -300,11 +300,16 @@ def _samples(trace: Trace, config: ReportConfig) -> list[dict[str, Any]]:
 
 
 def script_json(obj: Any) -> str:
-    """JSON safe to place inside ``<script>``: ``<``, ``>`` and ``&`` become ``\\u00XX``.
+    """``obj`` as JSON that is safe to place inside ``<script>`` (see :func:`escape_json`)."""
+    return escape_json(json.dumps(obj, allow_nan=False))
 
-    JSON has these characters only inside strings, where the escapes mean the same text.
+
+def escape_json(text: str) -> str:
+    """JSON text made safe inside ``<script>``: ``<``, ``>`` and ``&`` become ``\\u00XX``.
+
+    JSON has these characters only inside strings, where the escapes mean the same text; so
+    no string can close the tag (``</script>``) or open a comment (``<!--``).
     """
-    text = obj if isinstance(obj, str) else json.dumps(obj, allow_nan=False)
     return (
         text.replace("<", "\\u003c")
         .replace(">", "\\u003e")
@@ -447,12 +452,12 @@ def render_html(data: ReportData) -> str:
         plots.append(
             f"<h2>{_e(heading)}</h2><div class='plot' id='plot-{i}'></div>"
             f"<script type='application/json' data-plot='plot-{i}'>"
-            f"{script_json(fig.to_json())}</script>"
+            f"{escape_json(fig.to_json())}</script>"
         )
     warnings = "".join(f"<li class='warn'>{_e(w)}</li>" for w in data.warnings)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{_e(csp)}">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{_e(data.title)}</title><style>{_CSS}</style>
 <script nonce="{nonce}">{plotly_js}</script>
@@ -492,6 +497,7 @@ __all__ = [
     "WhatIfConfig",
     "WhatIfs",
     "build_report",
+    "escape_json",
     "findings_and_metrics",
     "order_findings",
     "render_html",
