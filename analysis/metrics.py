@@ -66,6 +66,12 @@ METRICS: tuple[Metric, ...] = (
            "draft time spent on tokens that were thrown away"),
     Metric("time_share", "phase seconds / sum(end_s - arrival_s)", "ratio per phase",
            "where request time goes: queue, prefill, draft, verify, overhead, other"),
+    Metric("cycle_time_share", "phase seconds / sum(draft + verify + overhead)", "ratio per phase",
+           "where cycle time goes: draft, verify, overhead"),
+    Metric("verify_fit", "verify_s ~ intercept + slope * (tau + 1) + k * context_tokens", "s",
+           "verify cost model; ratio = slope / (intercept + slope), 0 = perfectly parallel"),
+    Metric("mean_accepted_fraction", "mean(accepted / tau) over spec cycles", "ratio",
+           "how far into a draft the first rejection comes, on average"),
     Metric("target_only_token_s", "verify(1 token) + overhead", "s",
            "estimated cost of one target-only decoding step (see module docstring)"),
     Metric("speedup_vs_target_only",
@@ -293,6 +299,7 @@ def compute_metrics(trace: Trace) -> dict[str, Any]:
     out["cycle_time_share"] = {
         k: (phases[k] / busy if busy > 0 else 0.0) for k in ("draft", "verify", "overhead")
     }
+    out["target_only_token_s"] = t1
     out["target_only_service_s"] = plain_service
     out["service_s"] = spec_service
     out["speedup_vs_target_only"] = plain_service / spec_service if spec_service > 0 else 0.0
