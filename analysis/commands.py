@@ -108,10 +108,29 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
         print_json({"findings": findings, "metrics": metrics})
         return 0
     console = Console()
-    console.print(Text(f"{args.trace}: {len(trace.requests)} requests, "
-                       f"{len(trace.cycles)} cycles"))
+    meta = trace.meta
+    console.print(Text(f"{args.trace}: {len(trace.requests)} requests, {len(trace.cycles)} "
+                       f"cycles; target {meta.target_model}, draft {meta.draft_model}, "
+                       f"policy {meta.policy}"), soft_wrap=True)
+    console.print(Text(_headline(metrics)), soft_wrap=True)
     _print_findings(console, findings)
     return 0
+
+
+def _headline(metrics: dict[str, Any]) -> str:
+    """Tokens per cycle, acceptance and latency in one line (keys absent are skipped)."""
+    parts = []
+    for key, label in (("tokens_per_cycle", "tokens/cycle"),
+                       ("draft_acceptance_rate", "acceptance rate"),
+                       ("speedup_vs_target_only", "speedup vs target-only")):
+        value = metrics.get(key)
+        if isinstance(value, int | float):
+            parts.append(f"{label} {value:.2f}")
+    latency = metrics.get("latency_s")
+    if isinstance(latency, dict) and "p95" in latency:
+        parts.append(f"latency p50 {latency.get('p50', 0) * 1e3:.1f} ms, "
+                     f"p95 {latency['p95'] * 1e3:.1f} ms")
+    return "  ".join(parts)
 
 
 def _print_findings(console: Console, findings: list[dict[str, Any]]) -> None:
@@ -196,10 +215,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         json.dumps({"findings": findings, "metrics": metrics}, default=_jsonable, indent=1),
         encoding="utf-8")
     console.print(Text(f"trace: {source} ({len(trace.requests)} requests, "
-                       f"{len(trace.cycles)} cycles)"))
+                       f"{len(trace.cycles)} cycles)"), soft_wrap=True)
     _print_findings(console, findings)
-    console.print(Text(_best_line(whatifs)))
-    console.print(Text(f"report: {report} (open it in a browser; it works offline)"))
+    console.print(Text(_best_line(whatifs)), soft_wrap=True)
+    console.print(Text(f"report: {report} (open it in a browser; it works offline)"),
+                  soft_wrap=True)
     return 0
 
 
