@@ -475,6 +475,11 @@ def predict(trace: Trace, findings: list[Finding], *, seed: int = 0) -> None:
                 f"{start['p95_s']:.3g}s -> {best['p95_s']:.3g}s"
             )
             continue
+        gains = best["p95_s"] < 0.99 * start["p95_s"] or best["truncated_requests"] < start[
+            "truncated_requests"]
+        f.predicted["improves"] = bool(gains)
+        f.recommendation += "" if gains else (
+            ". The simulator finds no gain from the changes tried here (best shown)")
         f.recommendation += (
             f". Simulated with {_describe(best['overrides'])}: p50 {start['p50_s']:.3g}s -> "
             f"{best['p50_s']:.3g}s, p95 {start['p95_s']:.3g}s -> {best['p95_s']:.3g}s"
