@@ -40,10 +40,11 @@ def big_trace(cycles: int) -> Trace:
     trace = simulate(scenario, seed=0).trace
     tau = trace.cycles["tau"].to_numpy()
     rng = np.random.default_rng(0)
-    offsets = pa.array(np.concatenate([[0], np.cumsum(tau)]).astype(np.int32))
+    offsets: Any = pa.array(np.concatenate([[0], np.cumsum(tau)]).astype(np.int32))
     n = int(tau.sum())
     for name, low in (("draft_prob", 0.5), ("target_prob", 0.2)):
-        values = pa.ListArray.from_arrays(offsets, pa.array(rng.uniform(low, 1.0, n)))
+        flat: Any = pa.array(rng.uniform(low, 1.0, n))
+        values = pa.ListArray.from_arrays(offsets, flat)
         trace.cycles[name] = pd.Series(pd.arrays.ArrowExtensionArray(values))
     trace.meta.temperature = 0.8
     return trace
