@@ -6,7 +6,8 @@ returns :class:`Finding` objects ordered by severity. Severity is in [0, 1]; lev
 simulated: ``sim.scenario_from_trace(trace)`` replays the run, ``with_overrides`` applies each
 candidate change, and the best candidate (lowest simulated p95) becomes ``predicted``.
 
-Detectors and their thresholds (each fires only past its threshold, with margins so a healthy
+Detectors and their thresholds (each fires only past its threshold, and fits need at least
+:data:`MIN_FIT_CYCLES` cycles, measured shares :data:`MIN_CYCLES`, so a short or healthy
 run -- alpha ~0.8, tau 4, draft at <10% of a target step, flat verify, closed load -- gets
 nothing; tests/test_diagnose.py holds both sides):
 
@@ -47,6 +48,8 @@ from tracing import Trace
 from tracing.errors import SpecsimError
 
 HIGH, MEDIUM = 0.6, 0.3
+MIN_FIT_CYCLES = 30  # spec cycles before acceptance/cost fits are trusted
+MIN_CYCLES = 10  # cycles before measured shares are trusted
 WHATIF_MAX_REQUESTS = 300  # simulated requests per what-if (keeps diagnose to seconds)
 
 
@@ -103,7 +106,7 @@ def _tau_overrides(taus: list[int]) -> list[dict[str, Any]]:
 
 def _not_paying(trace: Trace, m: dict[str, Any]) -> Finding | None:
     speedup = m["speedup_vs_target_only"]
-    if m["spec_cycles"] == 0 or speedup >= 0.97:
+    if m["spec_cycles"] < MIN_CYCLES or speedup >= 0.97:
         return None
     best, _ = _best_tau(m, below=m["mean_tau"] + 1)
     target_only = 1.0 / m["costs"]["target_only_token_s"] if m["costs"]["target_only_token_s"] else 0.0
@@ -131,7 +134,7 @@ def _not_paying(trace: Trace, m: dict[str, Any]) -> Finding | None:
 
 def _over_speculation(trace: Trace, m: dict[str, Any]) -> Finding | None:
     wasted, frac = m["wasted_draft_fraction"], m["mean_accepted_fraction"]
-    if m["spec_cycles"] == 0 or wasted < 0.5 or frac >= 0.4 or m["mean_tau"] < 2:
+    if m["spec_cycles"] < MIN_FIT_CYCLES or wasted < 0.5 or frac >= 0.4 or m["mean_tau"] < 2:
         return None
     best, now = _best_tau(m, below=m["mean_tau"])
     gain = best["tokens_per_s"] / now["tokens_per_s"] - 1.0 if now["tokens_per_s"] else 0.0
@@ -160,7 +163,7 @@ def _over_speculation(trace: Trace, m: dict[str, Any]) -> Finding | None:
 def _draft_bound(trace: Trace, m: dict[str, Any]) -> Finding | None:
     share = m["cycle_time_share"]["draft"]
     ratio = m["costs"]["draft_to_target_cost"]
-    if m["spec_cycles"] == 0 or share < 0.35 or ratio < 0.15:
+    if m["spec_cycles"] < MIN_CYCLES or share < 0.35 or ratio < 0.15:
         return None
     step = m["costs"]["draft_step_s"]
     tau = max(1, round(m["mean_tau"]))
@@ -185,7 +188,8 @@ def _draft_bound(trace: Trace, m: dict[str, Any]) -> Finding | None:
 def _verify_not_parallel(trace: Trace, m: dict[str, Any]) -> Finding | None:
     fit = m["verify_fit"]
     extra = fit["ratio"] * m["mean_tau"]
-    if fit["tau_levels"] < 2 or fit["ratio"] < 0.1 or fit["r2"] < 0.3 or extra < 0.25:
+    if (m["cycles"] < MIN_FIT_CYCLES or fit["tau_levels"] < 2 or fit["ratio"] < 0.1
+            or fit["r2"] < 0.3 or extra < 0.25):
         return None
     best, _ = _best_tau(m, below=m["mean_tau"] + 1)
     tau = int(best["tau"])
@@ -288,7 +292,7 @@ def _queueing_bound(trace: Trace, m: dict[str, Any]) -> Finding | None:
 
 
 def _long_context(trace: Trace, m: dict[str, Any]) -> Finding | None:
-    buckets = [b for b in m["context_buckets"] if b["cycles"] >= 30]
+    buckets = [b for b in m["context_buckets"] if b["cycles"] >= MIN_FIT_CYCLES]
     if len(buckets) < 2:
         return None
     first, last = buckets[0]["acceptance_rate"], buckets[-1]["acceptance_rate"]

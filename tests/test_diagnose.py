@@ -179,3 +179,18 @@ def test_whatif_budget_bound_replays_the_wanted_lengths() -> None:
 def test_whatif_off_leaves_predictions_empty() -> None:
     findings = diagnose(planted_trace("over_speculation", requests=30), whatif=False)
     assert findings and all(f.predicted == {} for f in findings)
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        {"workload": {"requests": 1, "output_tokens": 5}},  # two cycles: nothing to fit
+        {"workload": {"requests": 30}, "policy": {"name": "target_only"}},
+        {"workload": {"requests": 60, "arrival": "poisson", "rate_per_s": 3.0},
+         "server": {"max_batch": 8}, "acceptance": {"model": "iid", "alpha": 0.7}},
+    ],
+    ids=["tiny", "target_only", "batched"],
+)
+def test_quiet_on_runs_without_a_bottleneck(scenario: dict) -> None:
+    trace = simulate(Scenario.from_dict(scenario), seed=0).trace
+    assert diagnose(trace, whatif=False) == []
