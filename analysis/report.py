@@ -72,19 +72,19 @@ class WhatIfs:
 def run_whatifs(trace: Trace, config: WhatIfConfig | None = None) -> WhatIfs:
     """Replay the trace's own configuration and sweep tau, the verify budget and the hardware.
 
-    The base scenario is ``sim.scenario_from_trace(trace)`` cut to the first
-    ``config.requests`` requests; the SLO defaults to their measured p95 ("no worse than now").
+    Only the first ``config.requests`` requests (by arrival) take part: the base scenario is
+    ``sim.scenario_from_trace`` of that part, so the simulator fits and replays a bounded
+    amount of data whatever the trace's size. The SLO defaults to their measured p95 ("no
+    worse than now").
     A sweep the simulator rejects becomes a warning instead of failing the report.
     """
     from sim import CATALOG, scenario_from_trace, simulate
 
     config = config or WhatIfConfig()
+    trace = first_requests(trace, config.requests)
     base = scenario_from_trace(trace)
-    n = min(len(trace.requests), max(1, config.requests))
-    if n < base.workload.requests:
-        base = base.with_overrides({"workload.requests": n})
-    r = trace.requests.iloc[F.request_order(trace)[:n]]
-    measured = (r["end_s"] - r["arrival_s"]).to_numpy(float)
+    n = len(trace.requests)
+    measured = (trace.requests["end_s"] - trace.requests["arrival_s"]).to_numpy(float)
     measured_p95_ms = float(np.percentile(measured, 95)) * 1e3
     slo = config.slo_p95_ms if config.slo_p95_ms is not None else measured_p95_ms
     out = WhatIfs(
@@ -118,6 +118,16 @@ def run_whatifs(trace: Trace, config: WhatIfConfig | None = None) -> WhatIfs:
             continue
         setattr(out, name, result)
     return out
+
+
+def first_requests(trace: Trace, n: int) -> Trace:
+    """The trace cut to its first ``n`` requests by arrival and their cycles (itself if fewer)."""
+    if len(trace.requests) <= n:
+        return trace
+    rows = F.request_order(trace)[: max(1, n)]
+    requests = trace.requests.iloc[np.sort(rows)].reset_index(drop=True)
+    cycles = trace.cycles[trace.cycles["request_id"].isin(requests["request_id"])]
+    return Trace(trace.meta, requests, cycles.reset_index(drop=True), path=trace.path)
 
 
 def _as_fixed(base: Any) -> Any:
@@ -499,6 +509,7 @@ __all__ = [
     "build_report",
     "escape_json",
     "findings_and_metrics",
+    "first_requests",
     "order_findings",
     "render_html",
     "run_whatifs",
