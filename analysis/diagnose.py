@@ -60,7 +60,16 @@ def level_of(severity: float) -> str:
 
 @dataclass
 class Finding:
-    """One diagnosed bottleneck: what, how bad, the numbers behind it, and what to do."""
+    """One diagnosed bottleneck: what, how bad, the numbers behind it, and what to do.
+
+    ``evidence``: the measured numbers the detector used. ``predicted`` (empty without what-if):
+    ``overrides`` (the best change, as scenario keys), ``p50_s``, ``p95_s``,
+    ``speedup_vs_target_only``, ``tokens_per_cycle``, ``truncated_requests`` of the simulated
+    run with it; ``baseline`` (the same figures replaying the trace unchanged); ``alternatives``
+    (every change tried); ``improves`` (p95 down >= 1% or fewer truncated requests); ``assumes``
+    (overrides applied to baseline and changes alike, e.g. the wanted output length); or just
+    ``error`` when the trace could not be replayed.
+    """
 
     kind: str
     severity: float
