@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analysis.metrics import (
     METRICS,
@@ -14,7 +17,7 @@ from analysis.metrics import (
     metric,
     tau_curve,
 )
-from analysis.planted import PLANTED_KINDS, planted_trace
+from analysis.planted import PLANTED_KINDS, PlantSpec, generate, planted_trace
 from tracing import CycleRecord, RequestRecord, RunMeta, Trace, validate_trace
 
 # (tau, accepted, emitted, draft_s, verify_s, context_tokens); overhead 1 ms each.
@@ -156,3 +159,32 @@ def test_metrics_are_json_and_consistent(kind: str) -> None:
     assert out["tokens_per_verify_pass"] == pytest.approx(
         trace.requests["output_tokens"].sum() / len(trace.cycles))
     assert 0 <= out["system_efficiency"] <= 1
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    alpha=st.floats(0.05, 0.95),
+    tau=st.integers(0, 8),
+    slope=st.floats(0.0, 0.01),
+    draft=st.floats(0.0005, 0.01),
+    seed=st.integers(0, 2**16),
+)
+def test_metric_invariants_on_random_runs(
+    alpha: float, tau: int, slope: float, draft: float, seed: int
+) -> None:
+    spec = PlantSpec(requests=6, output_tokens=(20, 60), alpha=alpha, tau=tau,
+                     verify_slope_s=slope, draft_step_s=draft, seed=seed, noise=0.0)
+    trace = generate(spec)
+    validate_trace(trace)
+    out = compute_metrics(trace)
+    assert 0.0 <= out["draft_acceptance_rate"] <= 1.0
+    assert out["wasted_draft_tokens"] + out["accepted_tokens"] == out["drafted_tokens"]
+    assert out["speedup_vs_target_only"] > 0
+    assert all(0.0 <= p <= 1.0 for p in out["acceptance_hazard_by_position"])
+    assert sum(b["cycles"] for b in out["context_buckets"]) in (0, out["spec_cycles"])
+    # Without noise the fit recovers the planted verify cost exactly once tau varies.
+    if out["verify_fit"]["tau_levels"] > 1:
+        assert out["verify_fit"]["slope_s_per_token"] == pytest.approx(slope, abs=1e-9)
+    curve = tau_curve(out, 4)
+    assert curve[0]["tokens_per_cycle"] == 1.0
+    assert all(b["tokens_per_cycle"] >= a["tokens_per_cycle"] for a, b in itertools.pairwise(curve))
