@@ -229,10 +229,12 @@ def latency_breakdown(trace: Trace) -> go.Figure:
     return fig
 
 
-def tau_over_time(trace: Trace, bins: int = 300) -> go.Figure:
-    """Mean tau and mean accepted per time bin: what the policy chose as the run went on."""
+def tau_over_time(trace: Trace, bins: int = 300, max_cycle_index: int = 200) -> go.Figure:
+    """What the policy chose as the run went on (mean tau and accepted per time bin) and
+    within a request (per cycle index, the first ``max_cycle_index``)."""
     c = trace.cycles
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], subplot_titles=(
+        "over the run", "within a request"))
     fig.update_layout(title={"text": f"Draft length (tau) over time, policy {_policy(trace)}"},
                       **_LAYOUT)
     if not len(c):
@@ -241,28 +243,24 @@ def tau_over_time(trace: Trace, bins: int = 300) -> go.Figure:
     tau = c["tau"].to_numpy(float)
     accepted = c["accepted"].to_numpy(float)
     edges = np.linspace(t.min(), t.max() if t.max() > t.min() else t.min() + 1.0, bins + 1)
-    idx = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, bins - 1)
-    n = np.bincount(idx, minlength=bins)
-    keep = n > 0
-    mid = ((edges[:-1] + edges[1:]) / 2)[keep]
-    mean_tau = np.bincount(idx, weights=tau, minlength=bins)[keep] / n[keep]
-    mean_acc = np.bincount(idx, weights=accepted, minlength=bins)[keep] / n[keep]
-    drafted = np.bincount(idx, weights=tau, minlength=bins)[keep]
-    rate = np.divide(
-        np.bincount(idx, weights=accepted, minlength=bins)[keep],
-        drafted,
-        out=np.full(drafted.shape, np.nan),
-        where=drafted > 0,
-    )
-    fig.add_trace(go.Scatter(name="mean tau", x=mid, y=mean_tau, mode="lines"))
-    fig.add_trace(go.Scatter(name="mean accepted", x=mid, y=mean_acc, mode="lines"))
-    fig.add_trace(
-        go.Scatter(name="acceptance rate", x=mid, y=rate, mode="lines", line={"dash": "dot"}),
-        secondary_y=True,
-    )
-    fig.update_xaxes(title_text=f"time since run start (s), {int(keep.sum())} bins")
-    fig.update_yaxes(title_text="tokens per cycle", secondary_y=False)
-    fig.update_yaxes(title_text="acceptance rate", range=[0, 1.05], secondary_y=True)
+    by_time = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, bins - 1)
+    mid = (edges[:-1] + edges[1:]) / 2
+    index = c["cycle"].to_numpy()
+    within = index < max_cycle_index
+    for col, (groups, x, n_groups, keep) in enumerate(
+        ((by_time, mid, bins, slice(None)),
+         (index[within], np.arange(max_cycle_index), max_cycle_index, within)), start=1):
+        counts = np.bincount(groups, minlength=n_groups)
+        has = counts > 0
+        for name, values, color in (("mean tau", tau, "#4e79a7"),
+                                    ("mean accepted", accepted, "#f28e2b")):
+            sums = np.bincount(groups, weights=values[keep], minlength=n_groups)
+            fig.add_trace(go.Scatter(name=name, x=x[has], y=sums[has] / counts[has],
+                                     mode="lines", line={"color": color},
+                                     legendgroup=name, showlegend=col == 1), row=1, col=col)
+    fig.update_xaxes(title_text="time since run start (s)", row=1, col=1)
+    fig.update_xaxes(title_text="cycle index in the request", row=1, col=2)
+    fig.update_yaxes(title_text="tokens per cycle", rangemode="tozero")
     return fig
 
 

@@ -396,7 +396,7 @@ def _whatif_html(w: WhatIfs | None) -> str:
     if w is None:
         return "<p>What-if analysis was not run.</p>"
     parts = [f"<p>Simulated {_e(w.requests)} requests per point (first by arrival); SLO "
-             f"p95 {_e(f'{w.slo_p95_ms:.1f}')} ms ({_e(w.slo_source)}).</p>"]
+             f"p95 {_e(f'{w.slo_p95_ms:.1f}')} ms ({_e(w.slo_source)}).{_replay_text(w)}</p>"]
     for name, result in (("draft length", w.tau), ("verify budget", w.budget),
                          ("hardware", w.hardware)):
         if result is None:
@@ -407,6 +407,15 @@ def _whatif_html(w: WhatIfs | None) -> str:
             f"speedup {_fmt(best.get('speedup_vs_target_only'))}")
         parts.append(f"<li><b>{_e(name)}</b>: {_e(text)}</li>")
     return parts[0] + "<ul>" + "".join(parts[1:]) + "</ul>"
+
+
+def _replay_text(w: WhatIfs) -> str:
+    if w.replay is None or w.measured_p95_ms <= 0:
+        return ""
+    sim_ms = w.replay["latency_s"]["p95"] * 1e3
+    error = sim_ms / w.measured_p95_ms - 1.0
+    return (f" Replaying the trace's own configuration gives p95 {sim_ms:.1f} ms against "
+            f"{w.measured_p95_ms:.1f} ms measured ({error:+.1%}).")
 
 
 def _samples_html(samples: list[dict[str, Any]], chars: int) -> str:

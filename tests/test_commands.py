@@ -112,3 +112,14 @@ def test_demo_out_is_a_file_exits_2(capsys: pytest.CaptureFixture[str], tmp_path
     target.write_text("x")
     assert main(["demo", "--out", str(target)]) == 2
     _one_error_line(capsys.readouterr().err, "not a folder")
+
+
+def test_demo_without_bundled_traces_simulates_one(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("analysis.commands.TRACES_DIR", tmp_path / "no-traces")
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--no-whatif"]) == 0
+    printed = capsys.readouterr().out
+    assert "a simulated run (no bundled trace found)" in printed
+    assert "what-if: not run" in printed
+    assert (tmp_path / "demo" / "report.html").is_file()

@@ -19,6 +19,7 @@ from analysis.report import (
     ReportConfig,
     WhatIfConfig,
     build_report,
+    first_requests,
     order_findings,
     render_html,
     script_json,
@@ -201,3 +202,22 @@ def test_report_without_whatif_or_text(tmp_path: Path) -> None:
     assert "What-if analysis was not run." in page and "(not recorded)" in page
     assert "No bottleneck found" in page
     assert len(data.figures) == 5
+
+
+def test_tau_within_a_request() -> None:
+    fig = F.tau_over_time(make_small_trace())
+    within = [d for d in fig.data if d.xaxis == "x2"]
+    tau = next(d for d in within if d.name == "mean tau")
+    accepted = next(d for d in within if d.name == "mean accepted")
+    assert list(tau.x) == [0, 1, 2]
+    assert list(tau.y) == pytest.approx([3.0, 2.0, 4.0])  # (4+2)/2, (4+0)/2, 4
+    assert list(accepted.y) == pytest.approx([3.0, 0.5, 0.0])
+
+
+def test_first_requests_is_a_valid_prefix() -> None:
+    trace = synthetic_trace(50, 7)
+    part = first_requests(trace, 10)
+    validate_trace(part)
+    assert part.requests["request_id"].tolist() == list(range(10))
+    assert len(part.cycles) == 70
+    assert first_requests(trace, 500) is trace
