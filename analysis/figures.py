@@ -247,9 +247,11 @@ def tau_over_time(trace: Trace, bins: int = 300, max_cycle_index: int = 200) -> 
     mid = (edges[:-1] + edges[1:]) / 2
     index = c["cycle"].to_numpy()
     within = index < max_cycle_index
-    for col, (groups, x, n_groups, keep) in enumerate(
-        ((by_time, mid, bins, slice(None)),
-         (index[within], np.arange(max_cycle_index), max_cycle_index, within)), start=1):
+    panels: list[tuple[np.ndarray, np.ndarray, int, np.ndarray]] = [
+        (by_time, mid, bins, np.ones(len(c), dtype=bool)),
+        (index[within], np.arange(max_cycle_index), max_cycle_index, within),
+    ]
+    for col, (groups, x, n_groups, keep) in enumerate(panels, start=1):
         counts = np.bincount(groups, minlength=n_groups)
         has = counts > 0
         for name, values, color in (("mean tau", tau, "#4e79a7"),
