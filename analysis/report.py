@@ -83,6 +83,9 @@ def run_whatifs(trace: Trace, config: WhatIfConfig | None = None) -> WhatIfs:
     config = config or WhatIfConfig()
     trace = first_requests(trace, config.requests)
     base = scenario_from_trace(trace)
+    batch = _recorded_batch(trace)
+    if batch > base.server.max_batch:  # a simulated trace keeps it in its scenario
+        base = base.with_overrides({"server.max_batch": batch})
     n = len(trace.requests)
     measured = (trace.requests["end_s"] - trace.requests["arrival_s"]).to_numpy(float)
     measured_p95_ms = float(np.percentile(measured, 95)) * 1e3
@@ -128,6 +131,13 @@ def first_requests(trace: Trace, n: int) -> Trace:
     requests = trace.requests.iloc[np.sort(rows)].reset_index(drop=True)
     cycles = trace.cycles[trace.cycles["request_id"].isin(requests["request_id"])]
     return Trace(trace.meta, requests, cycles.reset_index(drop=True), path=trace.path)
+
+
+def _recorded_batch(trace: Trace) -> int:
+    extra = trace.meta.extra or {}
+    server = (extra.get("scenario") or {}).get("server") or {}
+    value = extra.get("max_batch") or server.get("max_batch") or 1
+    return int(value) if isinstance(value, int | float) else 1
 
 
 def _as_fixed(base: Any) -> Any:
