@@ -6,12 +6,11 @@ time series are binned and distributions are drawn from a fixed number of quanti
 million-cycle trace makes a report of the same size as a thousand-cycle one.
 
 Figures carry no text taken from a trace except numbers; where one must (a label), it is
-HTML-escaped first, since Plotly renders a subset of HTML in titles and hover labels.
+escaped first (:func:`_text`), since Plotly renders a subset of HTML in titles and labels.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +36,12 @@ _LAYOUT: dict[str, Any] = {
     "margin": {"l": 70, "r": 30, "t": 60, "b": 50},
     "legend": {"orientation": "h", "y": -0.18},
 }
+
+
+def _text(value: str) -> str:
+    """Trace text for Plotly's HTML-like labels: ``<``, ``>`` and ``&`` escaped (Plotly shows
+    the entities as the characters; it would print ``&quot;`` verbatim, so quotes stay)."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _figure(title: str, **layout: Any) -> go.Figure:
@@ -268,7 +273,7 @@ def tau_over_time(trace: Trace, bins: int = 300, max_cycle_index: int = 200) -> 
 
 def _policy(trace: Trace) -> str:
     params = ",".join(f"{k}={v}" for k, v in (trace.meta.policy_params or {}).items())
-    return html.escape(trace.meta.policy + (f":{params}" if params else ""))
+    return _text(trace.meta.policy + (f":{params}" if params else ""))
 
 
 def whatif_curve(
@@ -282,7 +287,7 @@ def whatif_curve(
 ) -> go.Figure:
     """p50/p95 latency of each what-if point against the varied ``key``, with the SLO line
     (``zero_label`` names the value 0, e.g. "unlimited" for a budget)."""
-    fig = _figure(title, xaxis_title=html.escape(key), yaxis_title="latency (ms)")
+    fig = _figure(title, xaxis_title=_text(key), yaxis_title="latency (ms)")
     if not points:
         return _empty(fig, "no what-if points")
     xs = [_label(p["vary"].get(key), zero_label) for p in points]
@@ -327,7 +332,7 @@ def comparison_bars(
     points: Sequence[dict[str, Any]], key: str, *, title: str, slo_p95_ms: float | None = None
 ) -> go.Figure:
     """p50/p95/p99 latency per value of ``key`` (hardware names, drafts) as grouped bars."""
-    fig = _figure(title, barmode="group", xaxis_title=html.escape(key),
+    fig = _figure(title, barmode="group", xaxis_title=_text(key),
                   yaxis_title="latency (ms)")
     if not points:
         return _empty(fig, "no points")
@@ -369,7 +374,7 @@ def latency_distributions(
         p95 = float(np.percentile(v, 95)) * 1e3
         fig.add_trace(
             go.Scatter(
-                name=f"{html.escape(name)} (n={v.size}, p95 {p95:.1f} ms)",
+                name=f"{_text(name)} (n={v.size}, p95 {p95:.1f} ms)",
                 x=np.round(x, 4),
                 y=q,
                 mode="lines",
@@ -391,7 +396,7 @@ def _num(value: Any) -> str:
 def _label(value: Any, zero_label: str | None = None) -> str:
     if zero_label is not None and value == 0:
         return zero_label
-    return "none" if value in (None, "") else html.escape(str(value))
+    return "none" if value in (None, "") else _text(str(value))
 
 
 def _empty(fig: go.Figure, message: str) -> go.Figure:

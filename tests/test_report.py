@@ -41,6 +41,7 @@ def hostile_trace() -> Trace:
     trace.meta.target_model = f"model{PWN}"
     trace.meta.draft_model = IMG
     trace.meta.extra["note"] = CLOSE
+    trace.meta.policy_params = {"tau": 4, "note": PWN}
     return trace
 
 

@@ -65,6 +65,7 @@ def report_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     trace.requests["prompt_text"] = [f"please {PWN} and {IMG}", IMG]
     trace.requests["output_text"] = [PWN, "</script><script>window.__pwned=3</script>"]
     trace.meta.target_model = PWN
+    trace.meta.policy_params = {"tau": 4, "note": IMG}  # also in a Plotly title
     path = tmp_path_factory.mktemp("report") / "report.html"
     config = ReportConfig(whatif=WhatIfConfig(taus=(2, 4), budget_fractions=(1.0,),
                                               hardware=("H100", "L4"), requests=10))
@@ -142,4 +143,7 @@ def test_injected_markup_is_inert(driver: Any) -> None:
     assert driver.execute_script("return typeof window.__pwned") == "undefined"
     text = driver.execute_script("return document.body.innerText")
     assert f"please {PWN} and {IMG}" in text  # shown as text
+    titles = driver.execute_script(
+        "return Array.from(document.querySelectorAll('.gtitle')).map(e => e.textContent)")
+    assert any(IMG in t for t in titles), titles  # Plotly shows the escaped text literally
     assert driver.execute_script("return document.images.length") == 0
