@@ -39,6 +39,7 @@ class WhatIfConfig:
     taus: tuple[int, ...] = (1, 2, 3, 4, 6, 8)  # fixed-policy draft lengths
     budget_fractions: tuple[float, ...] = (0.5, 0.75, 1.0)  # of the measured verify passes/request
     hardware: tuple[str, ...] = ()  # catalog names; () = the whole catalog
+    draft_scales: tuple[float, ...] = (0.8, 0.9, 1.0, 1.1, 1.2)  # a worse or better draft
     slo_p95_ms: float | None = None  # None: the measured p95 of the simulated requests
     requests: int = 300  # requests simulated per point: the trace's first, by arrival
     jobs: int | None = 1
@@ -57,6 +58,7 @@ class WhatIfs:
     tau: Any = None
     budget: Any = None
     hardware: Any = None
+    draft: Any = None
     replay: dict[str, Any] | None = None  # simulate --json figures of the trace's own config
     replay_latency_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
     warnings: list[str] = field(default_factory=list)
@@ -70,7 +72,8 @@ class WhatIfs:
 
 
 def run_whatifs(trace: Trace, config: WhatIfConfig | None = None) -> WhatIfs:
-    """Replay the trace's own configuration and sweep tau, the verify budget and the hardware.
+    """Replay the trace's own configuration and sweep tau, the verify budget, the hardware and
+    the draft's acceptance (``draft.acceptance_scale``: every acceptance chance scaled).
 
     Only the first ``config.requests`` requests (by arrival) take part: the base scenario is
     ``sim.scenario_from_trace`` of that part, so the simulator fits and replays a bounded
@@ -112,6 +115,7 @@ def run_whatifs(trace: Trace, config: WhatIfConfig | None = None) -> WhatIfs:
         ("tau", _as_fixed(base), {"policy.tau": list(config.taus)}),
         ("budget", base, {"budget.max_verify_per_request": [0, *budgets]}),
         ("hardware", base, {"latency.hardware": hardware}),
+        ("draft", base, {"draft.acceptance_scale": list(config.draft_scales)}),
     ]
     for name, scenario, vary in sweeps:
         try:
@@ -291,6 +295,10 @@ def _figures(
         figs.append(("What-if: hardware", F.comparison_bars(
             w.hardware.points, "latency.hardware", slo_p95_ms=slo,
             title="Simulated latency of this configuration on other hardware")))
+    if w.draft is not None:
+        figs.append(("What-if: draft quality", F.whatif_curve(
+            w.draft.points, "draft.acceptance_scale", slo_p95_ms=slo, measured_p95_ms=measured,
+            title="Simulated p95 latency with a worse or better draft (acceptance scaled)")))
     if w.replay is not None:
         figs.append(("Measured vs simulated", F.latency_distributions(
             {"measured": w.measured_latency_s, "simulated": w.replay_latency_s},
@@ -408,7 +416,7 @@ def _whatif_html(w: WhatIfs | None) -> str:
     parts = [f"<p>Simulated {_e(w.requests)} requests per point (first by arrival); SLO "
              f"p95 {_e(f'{w.slo_p95_ms:.1f}')} ms ({_e(w.slo_source)}).{_replay_text(w)}</p>"]
     for name, result in (("draft length", w.tau), ("verify budget", w.budget),
-                         ("hardware", w.hardware)):
+                         ("hardware", w.hardware), ("draft quality", w.draft)):
         if result is None:
             continue
         best = result.best

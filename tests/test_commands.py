@@ -83,7 +83,7 @@ def test_report_writes_one_file(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert main(["report", SAMPLE, "-o", str(out), "--whatif-requests", "10"]) == 0
     assert str(out) in capsys.readouterr().out
     page = out.read_text(encoding="utf-8")
-    assert page.count("data-plot=") == 9
+    assert page.count("data-plot=") == 10
     assert "What-if: hardware" in page
 
 

@@ -48,7 +48,8 @@ def hostile_trace() -> Trace:
 HOSTILE_FINDING = {"kind": "draft_bound", "severity": 0.8, "level": "high", "title": PWN,
                    "evidence": {IMG: 1.0}, "recommendation": CLOSE, "predicted": {"p95_s": 0.1}}
 
-FAST_WHATIF = WhatIfConfig(taus=(2, 4), budget_fractions=(1.0,), hardware=("H100",), requests=30)
+FAST_WHATIF = WhatIfConfig(taus=(2, 4), budget_fractions=(1.0,), hardware=("H100",),
+                           draft_scales=(0.9, 1.1), requests=30)
 
 
 def synthetic_trace(requests: int, cycles_per_request: int, seed: int = 0) -> Trace:
@@ -117,9 +118,10 @@ def test_report_has_every_plot(hostile_page: str) -> None:
     headings = re.findall(r"<h2>(.*?)</h2>", hostile_page)
     for heading in ("Findings", "Timeline", "Accepted length", "Acceptance by position",
                     "Latency breakdown", "Draft length over time", "What-if: draft length",
-                    "What-if: verify budget", "What-if: hardware", "Measured vs simulated"):
+                    "What-if: verify budget", "What-if: hardware", "What-if: draft quality",
+                    "Measured vs simulated"):
         assert heading in headings
-    assert len(blocks) == 9
+    assert len(blocks) == 10
     for plot_id, payload in blocks:
         assert f"<div class='plot' id='{plot_id}'></div>" in hostile_page
         spec = json.loads(payload)

@@ -68,7 +68,8 @@ def report_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     trace.meta.policy_params = {"tau": 4, "note": IMG}  # also in a Plotly title
     path = tmp_path_factory.mktemp("report") / "report.html"
     config = ReportConfig(whatif=WhatIfConfig(taus=(2, 4), budget_fractions=(1.0,),
-                                              hardware=("H100", "L4"), requests=10))
+                                              hardware=("H100", "L4"), draft_scales=(0.9, 1.1),
+                                              requests=10))
     finding = {"kind": "draft_bound", "severity": 0.9, "level": "high", "title": PWN,
                "evidence": {"x": 1.0}, "recommendation": IMG, "predicted": {}}
     write_report(trace, path, config, findings=[finding], metrics={"note": IMG})
@@ -92,7 +93,7 @@ def driver(report_path: Path) -> Iterator[Any]:
     browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
         browser.get(report_path.resolve().as_uri())
-        _wait_for_plots(browser, expected=9)
+        _wait_for_plots(browser, expected=10)
         yield browser
     finally:
         browser.quit()
@@ -101,7 +102,7 @@ def driver(report_path: Path) -> Iterator[Any]:
 
 def _wait_for_plots(browser: Any, expected: int, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
-    script = "return document.querySelectorAll('.js-plotly-plot .main-svg').length"
+    script = "return document.querySelectorAll('div.plot.js-plotly-plot').length"
     while time.monotonic() < deadline:
         if browser.execute_script(script) >= expected:
             return
@@ -121,7 +122,7 @@ def test_plots_render(driver: Any) -> None:
                     function (p) { var d = p.getAttribute('d'); return d && d !== 'M0,0Z'; }
                   ).length};
         });""")
-    assert len(counts) == 9
+    assert len(counts) == 10
     assert all(c["plotly"] for c in counts), counts
     assert all(c["marks"] > 0 for c in counts), counts  # every figure drew its data
 
