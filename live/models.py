@@ -98,10 +98,10 @@ def _bundled_checkpoint() -> Path:
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), **kw)
         # The GGUF weights are already dequantized in memory; drop the quantizer marker so
         # save_pretrained writes plain safetensors that load without gguf.
-        model.hf_quantizer = None
+        setattr(model, "hf_quantizer", None)  # noqa: B010 - typed as Module by torch stubs
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
-        model.is_quantized = False
+        setattr(model, "is_quantized", False)  # noqa: B010
         tok.save_pretrained(tmp)
         model.save_pretrained(tmp)
         try:
@@ -145,7 +145,7 @@ def load_model(spec: str, device: str | None = None, dtype: str | None = None) -
             ) from exc
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SpecsimError(f"model '{spec}' could not be loaded from {where}: {first}") from exc
-    model.to(device)
+    model.to(device)  # type: ignore[arg-type]
     model.eval()
     n_params = sum(p.numel() for p in model.parameters())
     return LoadedModel(model, tokenizer, spec, device, dtype, int(n_params))
