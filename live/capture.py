@@ -147,7 +147,7 @@ def capture(config: CaptureConfig, *, progress: bool = True, target: Any = None,
     they are loaded from ``config``. Returns what was written; a Ctrl-C ends the run early with
     a valid trace and ``interrupted=True``.
     """
-    from live.models import load_model
+    from live.models import LoadedModel, check_tokenizers, load_model
     from live.prompts import encode_prompt, load_prompts, workload_name
     from sim.policies import make_policy
 
@@ -160,6 +160,9 @@ def capture(config: CaptureConfig, *, progress: bool = True, target: Any = None,
 
     if draft is None:
         draft = make_draft(config.draft, target)
+    draft_model = getattr(draft, "model", None)
+    if isinstance(draft_model, LoadedModel):
+        check_tokenizers(target, draft_model)
     sampling = SamplingConfig(temperature=config.temperature, top_p=config.top_p,
                               seed=config.seed)
     if config.seed is not None:
