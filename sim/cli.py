@@ -1,14 +1,261 @@
-"""Subcommands of this package (registered by analysis.cli)."""
+"""``specsim simulate`` and ``specsim whatif`` (registered by analysis.cli); thin handlers.
+
+    specsim simulate SCENARIO.toml [--trace TRACE] [--out TRACE] [--replications N] [--seed S]
+                     [--json]
+    specsim whatif TRACE|SCENARIO.toml --vary KEY=V1,V2,... [--vary ...] [--slo-p95-ms X]
+                   [--out DIR|TABLE.csv|TABLE.parquet] [--jobs N] [--json]
+
+A trace in place of SCENARIO.toml means ``scenario_from_trace(trace)``: its configuration
+replayed. Every run writes its resolved scenario beside ``--out``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
+
+from sim.engine import SimResult, scenario_from_trace, simulate
+from sim.replicate import replicate
+from sim.scenario import Scenario
+from sim.whatif import WhatIfResult, parse_vary, sweep, write_outputs
+from tracing.errors import SpecsimError
+from tracing.trace import Trace
+
+TRACE_SUFFIXES = (".jsonl", ".parquet")
 
 
 def register(sub: Any) -> None:
-    """Add this package's subcommands to the ``specsim`` parser."""
-    del sub
+    """Add ``simulate`` and ``whatif`` to the ``specsim`` parser."""
+    p = sub.add_parser(
+        "simulate",
+        help="simulate a scenario (SimPy) and print its figures",
+        description="Simulate SCENARIO.toml (or replay a trace's configuration).",
+    )
+    p.add_argument("scenario", metavar="SCENARIO", help="scenario .toml, or a trace to replay")
+    p.add_argument("--trace", help='trace feeding the scenario\'s "trace" keys')
+    p.add_argument("--out", metavar="TRACE", help="write the simulated trace (.jsonl/.parquet)")
+    p.add_argument(
+        "--replications",
+        type=int,
+        metavar="N",
+        help="seeds S..S+N-1, with a confidence interval on p50/p95",
+    )
+    p.add_argument("--seed", type=int, metavar="S", help="seed (default: [workload] seed)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_simulate)
+
+    w = sub.add_parser(
+        "whatif",
+        help="simulate a grid of scenario variations; name the best point",
+        description="Simulate the cartesian grid of --vary keys over a scenario or a trace.",
+    )
+    w.add_argument("base", metavar="TRACE|SCENARIO", help="trace (.jsonl/.parquet) or .toml")
+    w.add_argument(
+        "--vary",
+        action="append",
+        required=True,
+        metavar="KEY=V1,V2,...",
+        help="a scenario key SECTION.KEY and its values (repeatable)",
+    )
+    w.add_argument("--slo-p95-ms", type=float, metavar="X", help="p95 latency SLO (ms)")
+    w.add_argument("--out", metavar="DIR", help="write the table, points and base scenario")
+    w.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: all cores)")
+    w.add_argument("--json", action="store_true", help="print one JSON object")
+    w.set_defaults(func=cmd_whatif)
 
 
-__all__ = ["argparse", "register"]
+def load_base(path: str, trace_path: str | None = None) -> tuple[Scenario, Trace | None]:
+    """A scenario file (with an optional trace for its "trace" keys), or a trace to replay."""
+    from tracing.io import read_trace
+
+    suffix = Path(path).suffix
+    if suffix in TRACE_SUFFIXES:
+        if trace_path:
+            raise SpecsimError(f"{path}: a trace already; --trace is for scenario files")
+        trace = read_trace(path)
+        return scenario_from_trace(trace), trace
+    if suffix != ".toml":
+        raise SpecsimError(f"{path}: expected a scenario .toml or a trace .jsonl/.parquet")
+    scenario = Scenario.from_toml(path)
+    given = read_trace(trace_path) if trace_path else None
+    if scenario.needs_trace and given is None:
+        raise SpecsimError(f'{path}: some keys are "trace"; give the trace with --trace')
+    return scenario, given
+
+
+def beside(out: str | Path, what: str) -> Path:
+    """``runs/a.jsonl`` -> ``runs/a.<what>``: where the resolved config of an output goes."""
+    out = Path(out)
+    return out.with_name(out.name.split(".")[0] + "." + what)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Handler of ``specsim simulate``."""
+    scenario, trace = load_base(args.scenario, args.trace)
+    if args.seed is not None:
+        scenario = scenario.with_overrides({"workload.seed": args.seed})
+    n = scenario.sim.replications if args.replications is None else args.replications
+    if n < 1:
+        raise SpecsimError(f"--replications {n}: must be >= 1")
+    show_bar = not args.json and sys.stderr.isatty()
+    result = (
+        replicate(scenario, n, trace, progress=show_bar)
+        if n > 1
+        else simulate(scenario, trace, progress=show_bar)
+    )
+    written = _write_sim(result, scenario, args.out) if args.out else []
+    if args.json:
+        from tracing.cli import print_json
+
+        print_json(
+            {**result.figures, "warnings": result.warnings, "written": [str(p) for p in written]}
+        )
+        return 0
+    _print_figures(result, scenario)
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def _write_sim(result: SimResult, scenario: Scenario, out: str) -> list[Path]:
+    from tracing.io import write_trace
+
+    if Path(out).suffix not in TRACE_SUFFIXES:
+        raise SpecsimError(f"--out {out}: a trace path ending in .jsonl or .parquet")
+    config = beside(out, "scenario.toml")
+    try:
+        config.parent.mkdir(parents=True, exist_ok=True)
+        write_trace(result.trace, out)
+        config.write_text(scenario.to_toml())
+    except OSError as exc:
+        raise SpecsimError(f"--out {out}: cannot write {config}: {exc.strerror}") from None
+    return [Path(out), config]
+
+
+def cmd_whatif(args: argparse.Namespace) -> int:
+    """Handler of ``specsim whatif``."""
+    base, trace = load_base(args.base)
+    vary = parse_vary(args.vary)
+    if args.jobs is not None and args.jobs < 1:
+        raise SpecsimError(f"--jobs {args.jobs}: must be >= 1")
+    result = sweep(
+        base,
+        vary,
+        trace=trace,
+        slo_p95_ms=args.slo_p95_ms,
+        jobs=args.jobs,
+        progress=not args.json and sys.stderr.isatty(),
+    )
+    written = write_outputs(result, base, args.out) if args.out else []
+    if args.json:
+        from tracing.cli import print_json
+
+        print_json(
+            {
+                **result.to_dict(),
+                "vary": vary,
+                "slo_p95_ms": args.slo_p95_ms,
+                "written": [str(p) for p in written],
+            }
+        )
+        return 0
+    _print_whatif(result, list(vary), args.slo_p95_ms)
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+# --- human output ----------------------------------------------------------------------------
+
+
+def _console() -> Any:
+    """A rich console on stdout; wide enough for the tables when stdout is not a terminal."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
+def _ms(x: float | None) -> str:
+    return "-" if x is None else f"{x * 1e3:,.1f}"
+
+
+def _print_figures(result: SimResult, scenario: Scenario) -> None:
+    from rich.table import Table
+
+    f = result.figures
+    lat = f["latency_s"]
+    table = Table(title=f"simulate: {scenario.where} ({f['policy']})", show_header=True)
+    table.add_column("figure")
+    for name in ("value / mean", "p50", "p95", "p99"):
+        table.add_column(name, justify="right")
+    table.add_row("requests", str(f["requests"]))
+    for name in ("latency_s", "ttft_s", "queue_s"):
+        stats = f[name]
+        table.add_row(
+            name[:-2] + " (ms)",
+            *(_ms(stats[k]) if k in stats else "" for k in ("mean", "p50", "p95", "p99")),
+        )
+    if lat.get("p95_ci"):
+        n = f["replications"]["n"]
+        table.add_row(
+            f"latency {n}-seed 95% CI (ms)",
+            "",
+            *(f"{_ms(lat[k][0])}-{_ms(lat[k][1])}" for k in ("p50_ci", "p95_ci")),
+            "",
+        )
+    speedup = f.get("speedup_vs_target_only")
+    rows: list[tuple[str, str]] = [
+        ("tokens per cycle", f"{f['tokens_per_cycle']:.3f}"),
+        ("acceptance rate", f"{f['acceptance_rate']:.3f}"),
+        ("verify passes / request", f"{f['verify_passes_per_request']:.2f}"),
+        ("throughput (tok/s)", f"{f['throughput_tok_s']:,.1f}"),
+        ("speedup vs target-only", "-" if speedup is None else f"{speedup:.2f}x"),
+        ("utilization", f"{f['utilization']:.1%}"),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    console = _console()
+    console.print(table)
+    if f.get("overloaded"):
+        console.print("[bold red]overloaded:[/] the queue grows without bound at this rate")
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+
+
+def _print_whatif(result: WhatIfResult, keys: list[str], slo_p95_ms: float | None) -> None:
+    from rich.table import Table
+
+    slo = f" (SLO p95 <= {slo_p95_ms:g} ms)" if slo_p95_ms is not None else ""
+    table = Table(title=f"what-if: {len(result.points)} points{slo}")
+    for key in keys:
+        table.add_column(key)
+    for name in ("p50 ms", "p95 ms", "tok/cycle", "tok/s", "speedup"):
+        table.add_column(name, justify="right")
+    table.add_column("feasible")
+    for p in result.points:
+        speedup = p.get("speedup_vs_target_only")
+        mark = "yes" if p["feasible"] else "no (SLO)" if not p["meets_slo"] else "no (budget)"
+        if p["overloaded"]:
+            mark += ", overloaded"
+        style = "bold green" if p is result.best else None
+        table.add_row(
+            *(str(p["vary"][k]) for k in keys),
+            _ms(p["latency_s"]["p50"]),
+            _ms(p["latency_s"]["p95"]),
+            f"{p['tokens_per_cycle']:.2f}",
+            f"{p['throughput_tok_s']:,.1f}",
+            "-" if speedup is None else f"{speedup:.2f}x",
+            mark + (" <- best" if p is result.best else ""),
+            style=style,
+        )
+    console = _console()
+    console.print(table)
+    if result.best is None:
+        console.print("no point meets the SLO and budget")
+    else:
+        where = ", ".join(f"{k}={v}" for k, v in result.best["vary"].items())
+        console.print(f"best: {where} (p95 {_ms(result.best['latency_s']['p95'])} ms)")
+    if any(p["overloaded"] for p in result.points):
+        console.print("[bold red]overloaded points:[/] the queue grows without bound there")

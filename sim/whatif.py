@@ -1,0 +1,254 @@
+"""What-if sweeps: a scenario simulated over the cartesian grid of some of its keys.
+
+``sweep(base, {"policy.tau": [1, 2, 4], "latency.hardware": ["A100", "H100"]})`` runs the six
+points in parallel (a ``ProcessPoolExecutor`` of ``jobs`` workers, default ``os.cpu_count()``).
+Every point runs with the same seed -- the base scenario's ``[workload] seed`` -- so points
+differ only by the keys varied (common random numbers), and the table is the same whatever
+``jobs`` is. With ``[sim] replications`` > 1 each point is :func:`sim.replicate.replicate`'s.
+
+A point *meets the SLO* when its p95 latency is at most ``slo_p95_ms`` (always, without one);
+it is *within budget* when no request was cut short by the verify budget and the mean / max
+verify passes per request respect ``[budget]``. ``feasible`` is both; the best point is the
+feasible one with the lowest p95 (the first in grid order on a tie).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sim.engine import simulate
+from sim.replicate import replicate
+from sim.scenario import Scenario
+from tracing.errors import SpecsimError
+from tracing.trace import Trace
+
+TABLE_FORMATS = (".csv", ".parquet")
+
+
+@dataclass
+class WhatIfResult:
+    """A sweep's points (grid order), the best feasible point and the flat table."""
+
+    points: list[dict[str, Any]]
+    best: dict[str, Any] | None
+    table: pd.DataFrame = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``whatif --json`` object: ``points`` and ``best``."""
+        return {"points": self.points, "best": self.best}
+
+
+def parse_value(text: str) -> int | float | bool | str:
+    """A command-line value: int, then float, then true/false, else the string itself."""
+    for cast in (int, float):
+        try:
+            return cast(text)  # type: ignore[operator]
+        except ValueError:
+            pass
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return text
+
+
+def parse_vary(items: list[str]) -> dict[str, list[Any]]:
+    """``["policy.tau=1,2,4", ...]`` -> ``{"policy.tau": [1, 2, 4]}`` (keys in order given)."""
+    vary: dict[str, list[Any]] = {}
+    for item in items:
+        key, eq, values = item.partition("=")
+        key = key.strip()
+        if not eq or not key or not values.strip():
+            raise SpecsimError(f"--vary '{item}': expected KEY=V1,V2,... (e.g. policy.tau=1,2,4)")
+        if key in vary:
+            raise SpecsimError(f"--vary {key}: given twice")
+        parsed = [parse_value(v.strip()) for v in values.split(",") if v.strip()]
+        if not parsed:
+            raise SpecsimError(f"--vary '{item}': no values")
+        vary[key] = parsed
+    return vary
+
+
+def grid(base: Scenario, vary: dict[str, list[Any]]) -> list[tuple[dict[str, Any], Scenario]]:
+    """Every point of the cartesian grid with its validated scenario (bad keys fail here)."""
+    keys = list(vary)
+    for key in keys:
+        if not vary[key]:
+            raise SpecsimError(f"vary {key}: no values")
+    points = []
+    for combo in itertools.product(*(vary[k] for k in keys)):
+        point = dict(zip(keys, combo, strict=True))
+        points.append((point, base.with_overrides(point, where=f"{base.where} with {point}")))
+    return points
+
+
+def sweep(
+    base: Scenario,
+    vary: dict[str, list[Any]],
+    *,
+    trace: Trace | None = None,
+    slo_p95_ms: float | None = None,
+    jobs: int | None = None,
+    progress: bool = False,
+) -> WhatIfResult:
+    """Simulate every point of the grid of ``vary`` over ``base`` (see the module docstring)."""
+    if slo_p95_ms is not None and slo_p95_ms <= 0:
+        raise SpecsimError(f"slo_p95_ms = {slo_p95_ms}: must be > 0")
+    cells = grid(base, vary)
+    if any(sc.needs_trace for _, sc in cells) and trace is None:
+        raise SpecsimError(f"{base.where}: some keys read from a trace, but no trace was given")
+    scenarios = [sc for _, sc in cells]
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(scenarios)))
+    runs = _run_all(scenarios, trace, jobs, progress)
+    points = []
+    for (vary_point, scenario), (figures, warnings) in zip(cells, runs, strict=True):
+        meets = slo_p95_ms is None or figures["latency_s"]["p95"] * 1e3 <= slo_p95_ms
+        within = within_budget(scenario, figures)
+        points.append(
+            {
+                "vary": vary_point,
+                **figures,
+                "meets_slo": bool(meets),
+                "within_budget": within,
+                "feasible": bool(meets and within),
+                "warnings": warnings,
+            }
+        )
+    feasible = [p for p in points if p["feasible"]]
+    best = min(feasible, key=lambda p: p["latency_s"]["p95"]) if feasible else None
+    return WhatIfResult(points, best, points_table(points))
+
+
+def within_budget(scenario: Scenario, figures: dict[str, Any]) -> bool:
+    """No request truncated by its budget, and the verify passes within ``[budget]``."""
+    b = scenario.budget
+    if figures.get("truncated_requests"):
+        return False
+    if b.max_verify_per_request and figures["verify_passes_max"] > b.max_verify_per_request:
+        return False
+    mean_budget = b.mean_verify_per_request
+    return not (mean_budget and figures["verify_passes_per_request"] > mean_budget * (1 + 1e-9))
+
+
+def points_table(points: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per point: the varied keys, then every scalar figure (``latency_s.p95``, ...)."""
+    rows = []
+    for p in points:
+        row: dict[str, Any] = dict(p["vary"])
+        for key, value in p.items():
+            if key in ("vary", "warnings", "acceptance"):
+                continue
+            if isinstance(value, dict):
+                for sub, v in value.items():
+                    if v is None or isinstance(v, int | float | str | bool):
+                        row[f"{key}.{sub}"] = v
+            elif value is None or isinstance(value, int | float | str | bool):
+                row[key] = value
+        row["warnings"] = len(p.get("warnings", []))
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    for key in points[0]["vary"] if points else ():
+        kinds = {type(p["vary"][key]) for p in points}
+        if len(kinds) > 1 and kinds != {int, float}:  # e.g. tau "4" and "auto": one text column
+            table[key] = table[key].astype(str)
+    return table
+
+
+def write_outputs(result: WhatIfResult, base: Scenario, out: str | Path) -> list[Path]:
+    """Write the table, the points (JSON) and the resolved base scenario (TOML).
+
+    ``out`` is a directory (``whatif.csv``, ``points.json``, ``scenario.toml`` inside) or a
+    table path ending in ``.csv`` / ``.parquet`` (the others go beside it, named after it).
+    """
+    out = Path(out)
+    if out.suffix in TABLE_FORMATS:
+        table_path = out
+        stem = out.with_suffix("")
+        points_path = stem.with_name(stem.name + ".points.json")
+        scenario_path = stem.with_name(stem.name + ".scenario.toml")
+    elif out.suffix:
+        raise SpecsimError(f"--out {out}: a directory, or a table ending in .csv or .parquet")
+    else:
+        table_path = out / "whatif.csv"
+        points_path = out / "points.json"
+        scenario_path = out / "scenario.toml"
+    try:
+        table_path.parent.mkdir(parents=True, exist_ok=True)
+        if table_path.suffix == ".parquet":
+            result.table.to_parquet(table_path, index=False)
+        else:
+            result.table.to_csv(table_path, index=False)
+        points_path.write_text(json.dumps(result.to_dict(), indent=1, default=str) + "\n")
+        scenario_path.write_text(base.to_toml())
+    except OSError as exc:
+        raise SpecsimError(f"--out {out}: cannot write: {exc.strerror}") from None
+    return [table_path, points_path, scenario_path]
+
+
+# --- workers ---------------------------------------------------------------------------------
+
+_TRACE: Trace | None = None  # the sweep's trace, set once per worker process
+
+
+def _init_worker(trace: Trace | None) -> None:
+    global _TRACE
+    _TRACE = trace
+
+
+def _run_point(scenario: Scenario) -> tuple[dict[str, Any], list[str]]:
+    """Simulate one point (in a worker, or in process with jobs = 1)."""
+    n = scenario.sim.replications
+    result = replicate(scenario, n, _TRACE) if n > 1 else simulate(scenario, _TRACE)
+    return result.figures, result.warnings
+
+
+def _run_all(
+    scenarios: list[Scenario], trace: Trace | None, jobs: int, progress: bool
+) -> list[tuple[dict[str, Any], list[str]]]:
+    """Every point's figures and warnings, in order."""
+    bar = _Bar(len(scenarios)) if progress else None
+    results: list[tuple[dict[str, Any], list[str]]] = []
+    try:
+        if jobs == 1:
+            _init_worker(trace)
+            try:
+                for sc in scenarios:
+                    results.append(_run_point(sc))
+                    if bar is not None:
+                        bar.advance()
+            finally:
+                _init_worker(None)
+            return results
+        with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(trace,)) as pool:
+            for res in pool.map(_run_point, scenarios):  # results in grid order
+                results.append(res)
+                if bar is not None:
+                    bar.advance()
+        return results
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+class _Bar:
+    """A rich progress bar over the grid's points (on stderr, gone when done)."""
+
+    def __init__(self, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self._progress = Progress(console=Console(stderr=True), transient=True)
+        self._progress.start()
+        self._task = self._progress.add_task("what-if", total=total)
+
+    def advance(self) -> None:
+        self._progress.advance(self._task)
+
+    def close(self) -> None:
+        self._progress.stop()
