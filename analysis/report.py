@@ -19,7 +19,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -28,6 +28,9 @@ from analysis import figures as F
 from tracing.errors import SpecsimError
 from tracing.summary import summarize
 from tracing.trace import Trace
+
+if TYPE_CHECKING:
+    from sim.whatif import WhatIfResult
 
 Step = Callable[[str], None]
 
@@ -55,10 +58,10 @@ class WhatIfs:
     slo_source: str
     measured_p95_ms: float
     measured_latency_s: np.ndarray
-    tau: Any = None
-    budget: Any = None
-    hardware: Any = None
-    draft: Any = None
+    tau: WhatIfResult | None = None
+    budget: WhatIfResult | None = None
+    hardware: WhatIfResult | None = None
+    draft: WhatIfResult | None = None
     replay: dict[str, Any] | None = None  # simulate --json figures of the trace's own config
     replay_latency_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
     warnings: list[str] = field(default_factory=list)
@@ -82,6 +85,7 @@ def run_whatifs(trace: Trace, config: WhatIfConfig | None = None) -> WhatIfs:
     A sweep the simulator rejects becomes a warning instead of failing the report.
     """
     from sim import CATALOG, scenario_from_trace, simulate
+    from sim.whatif import sweep
 
     config = config or WhatIfConfig()
     trace = first_requests(trace, config.requests)
@@ -119,11 +123,13 @@ def run_whatifs(trace: Trace, config: WhatIfConfig | None = None) -> WhatIfs:
     ]
     for name, scenario, vary in sweeps:
         try:
-            result = _sweep(scenario, vary, trace, slo, config.jobs)
+            result = sweep(scenario, vary, trace=trace, slo_p95_ms=slo, jobs=config.jobs)
         except SpecsimError as exc:
             out.warnings.append(f"what-if {name}: {exc}")
             continue
         setattr(out, name, result)
+        seen = {w for p in result.points for w in p.get("warnings", [])}
+        out.warnings += [f"what-if {name}: {w}" for w in sorted(seen)]
     return out
 
 
@@ -146,36 +152,6 @@ def _recorded_batch(trace: Trace) -> int:
 
 def _as_fixed(base: Any) -> Any:
     return base if base.policy.name == "fixed" else base.with_overrides({"policy.name": "fixed"})
-
-
-def _sweep(base: Any, vary: dict[str, list[Any]], trace: Trace, slo: float, jobs: int | None) -> Any:
-    try:
-        from sim.whatif import sweep
-    except ImportError:  # an older sim/ without what-ifs: one key at a time, in process
-        return _plain_sweep(base, vary, trace, slo)
-    return sweep(base, vary, trace=trace, slo_p95_ms=slo, jobs=jobs)
-
-
-@dataclass
-class _Sweep:
-    points: list[dict[str, Any]]
-    best: dict[str, Any] | None
-
-
-def _plain_sweep(base: Any, vary: dict[str, list[Any]], trace: Trace, slo: float) -> _Sweep:
-    from sim import simulate
-
-    ((key, values),) = vary.items()
-    points = []
-    for value in values:
-        figures = simulate(base.with_overrides({key: value}), trace).figures
-        meets = figures["latency_s"]["p95"] * 1e3 <= slo
-        within = not figures.get("truncated_requests")
-        points.append({"vary": {key: value}, **figures, "meets_slo": meets,
-                       "within_budget": within, "feasible": meets and within})
-    feasible = [p for p in points if p["feasible"]]
-    best = min(feasible, key=lambda p: p["latency_s"]["p95"]) if feasible else None
-    return _Sweep(points, best)
 
 
 @dataclass
