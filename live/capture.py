@@ -81,7 +81,7 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def eos_ids(tokenizer: Any, model: Any) -> list[int]:
+def eos_ids(tokenizer: Any, model: Any) -> set[int]:
     """Every id that ends a turn: the tokenizer's EOS and the generation config's."""
     ids: set[int] = set()
     for value in (getattr(tokenizer, "eos_token_id", None),
@@ -90,17 +90,17 @@ def eos_ids(tokenizer: Any, model: Any) -> list[int]:
             ids.add(value)
         elif isinstance(value, list | tuple):
             ids.update(int(v) for v in value)
-    return sorted(ids)
+    return ids
 
 
-def _draft_params(draft: Any) -> int | None:
-    """Parameter count of a draft, when it has one (a model draft or a layer-skip draft)."""
-    n = getattr(draft, "n_params", None)
-    if isinstance(n, int):
-        return n
-    inner = getattr(draft, "model", None)
-    n = getattr(inner, "n_params", None)
-    return n if isinstance(n, int) else None
+def _draft_params(draft: Any) -> int:
+    """Parameters a draft runs per token: its model's (a layer-skip view counts its own layers,
+    embeddings and head); 0 for model-free drafts (n-gram) and for none."""
+    lm = getattr(draft, "lm", None)
+    model = getattr(lm, "model", None)
+    if model is None:
+        return 0
+    return int(sum(p.numel() for p in model.parameters()))
 
 
 def _partial_request(rid: int, start_s: float, end_s: float, prompt_tokens: int,
@@ -147,7 +147,7 @@ def capture(config: CaptureConfig, *, progress: bool = True, target: Any = None,
     they are loaded from ``config``. Returns what was written; a Ctrl-C ends the run early with
     a valid trace and ``interrupted=True``.
     """
-    from live.models import LoadedModel, check_tokenizers, load_model
+    from live.models import load_model
     from live.prompts import encode_prompt, load_prompts, workload_name
     from sim.policies import make_policy
 
@@ -160,9 +160,6 @@ def capture(config: CaptureConfig, *, progress: bool = True, target: Any = None,
 
     if draft is None:
         draft = make_draft(config.draft, target)
-    draft_model = getattr(draft, "model", None)
-    if isinstance(draft_model, LoadedModel):
-        check_tokenizers(target, draft_model)
     sampling = SamplingConfig(temperature=config.temperature, top_p=config.top_p,
                               seed=config.seed)
     if config.seed is not None:

@@ -38,8 +38,11 @@ def register(sub: Any) -> None:
 
 
 def _cmd_capture(args: argparse.Namespace) -> int:
+    from transformers.utils import logging as hf_logging
+
     from live.capture import CaptureConfig, capture
 
+    hf_logging.disable_progress_bar()  # our own bar is the one to watch
     config = CaptureConfig(
         target=args.target, out=args.out, draft=args.draft, policy=args.policy,
         prompts=args.prompts, max_new_tokens=args.max_new_tokens,
