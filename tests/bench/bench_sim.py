@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from typing import Any
 
 import simpy
 
@@ -78,7 +79,7 @@ def main() -> None:
               f"ratio to bare SimPy {rate / bare:6.2f}  (goal >= 0.5)")
 
     base = scenario(args.grid_requests, {"name": "fixed", "tau": 4})
-    vary = {"policy.tau": list(range(1, 11)),
+    vary: dict[str, list[Any]] = {"policy.tau": list(range(1, 11)),
             "acceptance.alpha": [round(0.5 + 0.05 * i, 2) for i in range(10)]}
     jobs = os.cpu_count() or 1
     t0 = time.perf_counter()
