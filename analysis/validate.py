@@ -1,10 +1,303 @@
-"""`specsim validate`: predictions of the simulator measured against live runs (being written)."""
+"""``specsim validate``: the simulator's predictions measured against live runs.
+
+For every ordered pair (A, B) of traces of the same workload (same workload label, target and
+prompt lengths), B is predicted from A alone: the base is ``scenario_from_trace(A)`` -- A's
+acceptance (replayed per request) and A's fitted latency -- with B's policy and budget from B's
+metadata and B's prompt/output lengths, simulated with A's trace. The prediction is compared
+with B's measured p50 and p95 latency, tokens per cycle and speedup over target-only.
+
+Kinds of pair: ``replay`` (A = B: the trace's own configuration replayed), ``same config``
+(another run of the same configuration), ``other policy`` (same draft, another policy or tau),
+``other draft`` (another draft: A's acceptance and draft cost stand in for B's, so it is always
+flagged). A prediction *extrapolates* when it drafts at positions A never drafted (so their
+acceptance is carried from A's last positions), when the draft differs, or when A has no
+speculative cycles.
+
+Measured speedup: B's mean latency against the mean latency of a target-only run of the same
+workload in the set (``basis = "measured"``); without one, against the target-only latency the
+simulator derives from B's own fitted costs (``basis = "B's costs"``).
+
+Errors are relative: ``(predicted - measured) / measured``.
+"""
 
 from __future__ import annotations
 
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import numpy as np
+
+from tracing.errors import SpecsimError
+from tracing.trace import Trace
+
+METRICS = ("p50_s", "p95_s", "tokens_per_cycle", "speedup")
+GOALS = {"replay": 0.05, "same config": 0.05, "other policy": 0.10}
+
+
+@dataclass
+class Run:
+    """One trace and what identifies its workload and configuration."""
+
+    path: str
+    trace: Trace
+    workload: tuple[Any, ...]
+    draft: str
+    policy: str
+    max_tau: int
+
+    @property
+    def config(self) -> str:
+        """``draft policy`` label, e.g. ``ngram fixed:tau=4``."""
+        return f"{self.draft} {self.policy}"
+
+    @property
+    def target_only(self) -> bool:
+        """True for a run that never drafted."""
+        return self.max_tau == 0
+
+
+def load_run(path: str) -> Run:
+    """Read and describe one trace."""
+    from tracing.io import read_trace
+
+    trace = read_trace(path)
+    meta, extra = trace.meta, trace.meta.extra or {}
+    if len(trace.requests) == 0 or len(trace.cycles) == 0:
+        raise SpecsimError(f"{path}: no requests or cycles to validate with")
+    label = extra.get("workload") or extra.get("prompts") or ""
+    prompts = tuple(int(x) for x in trace.requests.sort_values("request_id")["prompt_tokens"])
+    params = ",".join(f"{k}={v}" for k, v in sorted((meta.policy_params or {}).items()))
+    policy = f"{meta.policy}:{params}" if params else meta.policy
+    return Run(path, trace, (label, meta.target_model, prompts), meta.draft_model or "none",
+               policy, int(trace.cycles["tau"].max()))
+
+
+def measured(run: Run, baseline_mean_s: float | None) -> dict[str, Any]:
+    """B's measured figures (speedup against ``baseline_mean_s`` or B's own fitted costs)."""
+    from sim import scenario_from_trace, simulate
+    from tracing.summary import summarize
+
+    s = summarize(run.trace)
+    lat = s["latency_s"]
+    mean = float(lat["mean"])
+    speedup: float | None
+    if baseline_mean_s is not None:
+        speedup, basis = baseline_mean_s / mean, "measured"
+    else:
+        replay = simulate(scenario_from_trace(run.trace), run.trace).figures
+        base = replay.get("speedup_vs_target_only")
+        speedup = None if base is None else base * replay["latency_s"]["mean"] / mean
+        basis = "B's costs"
+    return {"p50_s": float(lat["p50"]), "p95_s": float(lat["p95"]),
+            "tokens_per_cycle": float(s["tokens_per_cycle"]), "speedup": speedup,
+            "speedup_basis": basis, "mean_s": mean}
+
+
+def predict(a: Run, b: Run) -> tuple[dict[str, Any], list[str]]:
+    """B predicted from A alone: A's fitted scenario with B's policy, budget and lengths."""
+    from sim import Scenario, scenario_from_trace, simulate
+    from sim.scenario import _policy_keys
+
+    base = scenario_from_trace(a.trace)
+    meta = b.trace.meta
+    d = base.to_dict()
+    recorded = dict(meta.policy_params or {})
+    known = _policy_keys(meta.policy)
+    d["policy"] = {"name": meta.policy, **{k: v for k, v in recorded.items() if k in known}}
+    d["budget"] = {"max_verify_per_request": int(recorded.get("max_verify", 0) or 0),
+                   "mean_verify_per_request": float(recorded.get("mean_verify", 0.0) or 0.0)}
+    scenario = Scenario.from_dict(d, where=f"{a.path} as {b.config}")
+    result = simulate(scenario, with_lengths_of(a.trace, b.trace))
+    f = result.figures
+    return ({"p50_s": f["latency_s"]["p50"], "p95_s": f["latency_s"]["p95"],
+             "tokens_per_cycle": f["tokens_per_cycle"], "speedup": f["speedup_vs_target_only"],
+             "max_tau": int(result.trace.cycles["tau"].max()) if len(result.trace.cycles) else 0},
+            result.warnings)
+
+
+def with_lengths_of(a: Trace, b: Trace) -> Trace:
+    """A's trace with B's prompt and output lengths (matched by request id)."""
+    lengths = b.requests.set_index("request_id")[["prompt_tokens", "output_tokens"]]
+    requests = a.requests.copy()
+    for col in ("prompt_tokens", "output_tokens"):
+        mapped = requests["request_id"].map(lengths[col])
+        requests[col] = mapped.fillna(requests[col]).astype(np.int64)
+    return Trace(a.meta, requests, a.cycles, a.path)
+
+
+def kind_of(a: Run, b: Run) -> str:
+    """replay, same config, other policy or other draft."""
+    if a is b:
+        return "replay"
+    if a.draft != b.draft:
+        return "other draft"
+    return "same config" if a.policy == b.policy else "other policy"
+
+
+def validate(paths: list[str]) -> dict[str, Any]:
+    """Every ordered pair of the traces: predictions, measurements, errors and a summary."""
+    if not paths:
+        raise SpecsimError("validate: give at least one trace")
+    runs = [load_run(p) for p in paths]
+    groups: dict[tuple[Any, ...], list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run.workload, []).append(run)
+    pairs: list[dict[str, Any]] = []
+    for group in groups.values():
+        baselines = [r for r in group if r.target_only]
+        base_mean = (float(np.mean([measured(r, None)["mean_s"] for r in baselines]))
+                     if baselines else None)
+        truth = {r.path: measured(r, base_mean) for r in group}
+        for a in group:
+            if a.target_only:
+                continue  # nothing to learn acceptance from
+            for b in group:
+                if b.target_only:
+                    continue
+                pairs.append(_pair(a, b, truth[b.path]))
+    return {"pairs": pairs, "summary": summarize_errors(pairs),
+            "workloads": [str(k[0]) for k in groups], "traces": paths}
+
+
+def _pair(a: Run, b: Run, meas: dict[str, Any]) -> dict[str, Any]:
+    kind = kind_of(a, b)
+    pred, warnings = predict(a, b)
+    reasons = []
+    if pred["max_tau"] > a.max_tau:
+        reasons.append(f"drafts position {pred['max_tau']}, A observed up to {a.max_tau}")
+    if kind == "other draft":
+        reasons.append("another draft: A's acceptance and draft cost")
+    errors = {}
+    for m in METRICS:
+        p, t = pred[m], meas[m]
+        errors[m] = None if p is None or t is None or t == 0 else (p - t) / t
+    return {"a": a.path, "b": b.path, "workload": str(b.workload[0]), "a_config": a.config,
+            "b_config": b.config, "kind": kind, "extrapolated": bool(reasons),
+            "extrapolation": "; ".join(reasons), "predicted": pred, "measured": meas,
+            "error": errors, "warnings": warnings}
+
+
+def summarize_errors(pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and max |error| per kind (covered vs extrapolated) and metric; goals checked."""
+    out: dict[str, Any] = {}
+    for kind in ("replay", "same config", "other policy", "other draft"):
+        for extrapolated in (False, True):
+            rows = [p for p in pairs if p["kind"] == kind and p["extrapolated"] == extrapolated]
+            if not rows:
+                continue
+            key = f"{kind}{' (extrapolated)' if extrapolated else ''}"
+            stats: dict[str, Any] = {"pairs": len(rows)}
+            for m in METRICS:
+                errs = [abs(p["error"][m]) for p in rows if p["error"][m] is not None]
+                stats[m] = ({"mean_abs": float(np.mean(errs)), "max_abs": float(np.max(errs))}
+                            if errs else None)
+            goal = GOALS.get(kind)
+            if goal is not None and not extrapolated:
+                worst = max((stats[m]["max_abs"] for m in ("p50_s", "p95_s") if stats[m]),
+                            default=0.0)
+                stats["goal"] = goal
+                stats["meets_goal"] = worst <= goal
+            out[key] = stats
+    return out
+
+
+def write_html(result: dict[str, Any], path: str) -> None:
+    """A self-contained Plotly page: predicted vs measured p50 and p95, one point per pair."""
+    import plotly.graph_objects as go
+    import plotly.io as pio
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("p50 latency (s)", "p95 latency (s)"))
+    colors = {"replay": "#1f77b4", "same config": "#2ca02c", "other policy": "#ff7f0e",
+              "other draft": "#9467bd"}
+    pairs = result["pairs"]
+    for col, metric in enumerate(("p50_s", "p95_s"), start=1):
+        values = [v for p in pairs for v in (p["predicted"][metric], p["measured"][metric])]
+        hi = max(values, default=1.0) * 1.05
+        fig.add_trace(go.Scatter(x=[0, hi], y=[0, hi], mode="lines", showlegend=False,
+                                 line={"dash": "dash", "color": "gray"}), row=1, col=col)
+        for kind, color in colors.items():
+            for extrapolated in (False, True):
+                rows = [p for p in pairs if p["kind"] == kind and p["extrapolated"] == extrapolated]
+                if not rows:
+                    continue
+                fig.add_trace(go.Scatter(
+                    x=[p["measured"][metric] for p in rows],
+                    y=[p["predicted"][metric] for p in rows],
+                    mode="markers", name=kind + (" (extrapolated)" if extrapolated else ""),
+                    legendgroup=f"{kind}{extrapolated}", showlegend=col == 1,
+                    marker={"color": color, "symbol": "x" if extrapolated else "circle",
+                            "size": 9},
+                    text=[f"{Path(p['a']).name} -> {Path(p['b']).name}<br>{p['b_config']}"
+                          for p in rows],
+                    hovertemplate="%{text}<br>measured %{x:.3f} s<br>predicted %{y:.3f} s"
+                                  "<extra></extra>"), row=1, col=col)
+        fig.update_xaxes(title_text="measured", row=1, col=col)
+        fig.update_yaxes(title_text="predicted", row=1, col=col)
+    fig.update_layout(title="specsim validate: predicted vs measured latency", height=520)
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(pio.to_html(fig, include_plotlyjs=True, full_html=True))
+    except OSError as exc:
+        raise SpecsimError(f"-o {path}: cannot write: {exc.strerror}") from None
 
 
 def register(sub: Any) -> None:
     """Add the ``validate`` subcommand to the ``specsim`` parser."""
-    del sub
+    p = sub.add_parser(
+        "validate",
+        help="predict each live run from the others through the simulator; errors table",
+        description="For every ordered pair (A, B) of traces of one workload, predict B from A.",
+    )
+    p.add_argument("traces", nargs="+", metavar="TRACE")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("-o", "--output", metavar="REPORT.html", help="predicted-vs-measured plot")
+    p.set_defaults(func=cmd_validate)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Handler of ``specsim validate``."""
+    result = validate(list(args.traces))
+    if args.output:
+        write_html(result, args.output)
+    if args.json:
+        from tracing.cli import print_json
+
+        print_json(result)
+        return 0
+    _print_table(result)
+    if args.output:
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:+.1%}"
+
+
+def _print_table(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="validate: B predicted from A (relative error)")
+    for name in ("A", "B config", "kind", "p50 ms meas/pred", "p50", "p95", "tok/cycle",
+                 "speedup", "extrapolated"):
+        table.add_column(name)
+    for p in result["pairs"]:
+        e = p["error"]
+        table.add_row(Path(p["a"]).stem, p["b_config"], p["kind"],
+                      f"{p['measured']['p50_s'] * 1e3:.0f}/{p['predicted']['p50_s'] * 1e3:.0f}",
+                      _pct(e["p50_s"]), _pct(e["p95_s"]), _pct(e["tokens_per_cycle"]),
+                      _pct(e["speedup"]), p["extrapolation"] or "no")
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    console.print(table)
+    for key, stats in result["summary"].items():
+        parts = [f"{m} mean |err| {stats[m]['mean_abs']:.1%} max {stats[m]['max_abs']:.1%}"
+                 for m in METRICS if stats.get(m)]
+        goal = ""
+        if "goal" in stats:
+            goal = f"  [p50/p95 goal {stats['goal']:.0%}: {'met' if stats['meets_goal'] else 'MISSED'}]"
+        console.print(f"{key} ({stats['pairs']} pairs): " + "; ".join(parts) + goal)
