@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import torch
 
@@ -30,8 +30,12 @@ from live.sampling import (
 from sim.policies import BudgetedPolicy, Policy, PolicyState, useful_tau
 from tracing.schema import CycleRecord
 
-if TYPE_CHECKING:
-    from live.models import LoadedModel
+
+class TargetModel(Protocol):
+    """What decoding needs of a target: ``live.models.LoadedModel`` or any stand-in."""
+
+    model: Any  # a transformers causal LM
+    device: str
 
 _T0 = time.perf_counter()
 _NO_TOKENS = torch.zeros(0, dtype=torch.long)
@@ -69,7 +73,7 @@ def uses_confidence(policy: Policy) -> bool:
 
 
 def speculative_generate(
-    target: LoadedModel,
+    target: TargetModel,
     draft: Draft | None,
     policy: Policy,
     input_ids: torch.Tensor,
@@ -221,7 +225,7 @@ def _sample_one(p: torch.Tensor, gen: torch.Generator) -> tuple[int, int]:
 
 
 def target_only_generate(
-    target: LoadedModel,
+    target: TargetModel,
     input_ids: torch.Tensor,
     *,
     max_new_tokens: int,
