@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import torch
 
-from live.drafts import Draft
+from live.drafts import Draft, uses_confidence
 from live.kvcache import CachedLM
 from live.sampling import (
     SamplingConfig,
@@ -27,7 +27,7 @@ from live.sampling import (
     match_vocab,
     probs_from_logits,
 )
-from sim.policies import BudgetedPolicy, Policy, PolicyState, useful_tau
+from sim.policies import Policy, PolicyState, useful_tau
 from tracing.schema import CycleRecord
 
 
@@ -36,6 +36,7 @@ class TargetModel(Protocol):
 
     model: Any  # a transformers causal LM
     device: str
+
 
 _T0 = time.perf_counter()
 _NO_TOKENS = torch.zeros(0, dtype=torch.long)
@@ -63,13 +64,6 @@ class DecodeResult:
     stopped: str
     start_s: float = 0.0  # clock when prefill began
     end_s: float = 0.0  # clock when the last cycle ended
-
-
-def uses_confidence(policy: Policy) -> bool:
-    """True when the policy looks at draft probabilities (overrides ``keep_drafting``)."""
-    while isinstance(policy, BudgetedPolicy):
-        policy = policy.inner
-    return type(policy).keep_drafting is not Policy.keep_drafting
 
 
 def speculative_generate(

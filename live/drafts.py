@@ -24,7 +24,7 @@ import torch
 
 from live.kvcache import CachedLM
 from live.sampling import SamplingConfig, pick_token, probs_from_logits
-from sim.policies import Policy
+from sim.policies import BudgetedPolicy, Policy
 from tracing.errors import SpecsimError
 
 if TYPE_CHECKING:
@@ -32,6 +32,13 @@ if TYPE_CHECKING:
 
 # Llama-shaped decoders: model.model.{embed_tokens, layers, norm, rotary_emb} + model.lm_head.
 LAYERSKIP_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
+
+
+def uses_confidence(policy: Policy) -> bool:
+    """True when the policy looks at draft probabilities (overrides ``keep_drafting``)."""
+    while isinstance(policy, BudgetedPolicy):
+        policy = policy.inner
+    return type(policy).keep_drafting is not Policy.keep_drafting
 
 
 class Draft(Protocol):
@@ -65,16 +72,16 @@ class ModelDraft:
         self.name = name
         self.device = device
         self.ids: list[int] = []
-        self._proposed = 0
 
+    @torch.inference_mode()
     def start(self, input_ids: torch.Tensor) -> None:
         """Prefill the draft's cache with all of the prompt but its last token."""
         self.lm.reset()
         self.ids = [int(t) for t in input_ids[0].tolist()]
-        self._proposed = 0
         if len(self.ids) > 1:
             self.lm.feed(input_ids[:, :-1].to(self.device))
 
+    @torch.inference_mode()
     def propose(
         self, tau: int, sampling: SamplingConfig, generator: torch.Generator, policy: Policy
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -82,24 +89,24 @@ class ModelDraft:
         inp = torch.tensor([self.ids[self.lm.length:]], device=self.device)  # (1, pending)
         tokens: list[torch.Tensor] = []
         qs: list[torch.Tensor] = []
+        ask = uses_confidence(policy)  # only then read q(x) back (a device sync per token)
         for i in range(tau):
             q = probs_from_logits(self.lm.feed(inp)[-1], sampling)  # (V,)
             x = pick_token(q, sampling.greedy, generator)  # ()
             tokens.append(x)
             qs.append(q)
-            if i == tau - 1 or not policy.keep_drafting(i, float(q[x])):
+            if i == tau - 1 or (ask and not policy.keep_drafting(i, float(q[x]))):
                 break
             inp = x.view(1, 1)
         # The cache now holds the context plus every drafted token but the last.
-        self._proposed = len(tokens)
         return torch.stack(tokens), torch.stack(qs)
 
     def update(self, n_accepted: int, new_tokens: list[int]) -> None:
         """Drop the rejected drafted tokens from the cache; remember the new context."""
         before = len(self.ids)
-        self.lm.crop_to(min(self.lm.length, before + n_accepted))
         self.ids.extend(new_tokens)
-        self._proposed = 0
+        # at least one context token stays pending: the next forward needs an input
+        self.lm.crop_to(min(self.lm.length, before + n_accepted, len(self.ids) - 1))
 
 
 class LayerSkipDraft(ModelDraft):
