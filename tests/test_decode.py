@@ -348,3 +348,26 @@ def test_bundled_model_greedy_matches_target_only() -> None:
                                          eos_token_ids=eos)
                 assert r.tokens == ref, (spec, text)
                 check_invariants(r, 32)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_greedy_and_sampling(target_model: Any, prompts: list[torch.Tensor]) -> None:
+    """The CUDA path (device generator, synchronised clock, device-resident draft tokens)."""
+    model = tiny_llama(0).cuda()
+    model.load_state_dict(target_model.state_dict())
+    noisy = perturbed(target_model, 1, 0.3).cuda()
+    target = Target(model, device="cuda")
+    for ids in prompts:
+        ref = hf_greedy(model, ids.cuda(), 20)
+        for draft in (ModelDraft(noisy, "noisy", device="cuda"), NgramDraft(3, device="cuda"),
+                      LayerSkipDraft(model, 2, "ls", device="cuda")):
+            r = speculative_generate(target, draft, make_policy("fixed:tau=3"), ids,
+                                     max_new_tokens=20, sampling=SamplingConfig())
+            assert r.tokens == ref
+            check_invariants(r, 20)
+            sampled = [speculative_generate(target, draft, make_policy("fixed:tau=3"), ids,
+                                            max_new_tokens=20,
+                                            sampling=SamplingConfig(0.9, 0.95, seed=3))
+                       for _ in range(2)]
+            assert sampled[0].tokens == sampled[1].tokens
+            check_invariants(sampled[0], 20)
