@@ -178,7 +178,7 @@ def capture(config: CaptureConfig, *, progress: bool = True, target: Any = None,
                "config": asdict(config)},
     )
     fmt = trace_format(config.out)
-    jsonl_path = config.out if fmt == "jsonl" else f"{config.out}.capture.jsonl"
+    jsonl_path = config.out if fmt == ".jsonl" else f"{config.out}.capture.jsonl"
     stops = eos_ids(target.tokenizer, target.model)
     result = CaptureResult(path=config.out, requests=0, cycles=0, tokens=0)
     t0 = time.perf_counter()
@@ -232,7 +232,7 @@ def capture(config: CaptureConfig, *, progress: bool = True, target: Any = None,
             result.tokens += emitted
             advance(0, 1)
     result.wall_s = clock()
-    if fmt != "jsonl":
+    if fmt != ".jsonl":
         try:
             convert_trace(jsonl_path, config.out)
         finally:

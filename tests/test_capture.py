@@ -68,6 +68,7 @@ def test_capture_writes_a_valid_trace(tiny_dir: Path, tiny: LoadedModel, tmp_pat
     assert m.extra["config"]["policy"] == "fixed:tau=3"
     assert m.extra["config"]["max_new_tokens"] == 12
     assert summarize(trace)["requests"] == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["t.jsonl"]  # written in place, nothing else
 
 
 def test_greedy_output_is_the_same_for_every_draft(tiny_dir: Path, tiny: LoadedModel,
