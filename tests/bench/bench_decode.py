@@ -6,7 +6,8 @@ cycle, where a cycle's time goes (draft / verify / overhead) and whether the out
 target-only token for token. The last pair decodes with and without a JSONL TraceWriter fed
 from ``on_cycle`` and prints the tracing overhead (the target is < 2%).
 
-    python tests/bench/bench_decode.py --target smollm2 --max-new-tokens 64 --rounds 3
+    python tests/bench/bench_decode.py --target smollm2 --prompts builtin:edit --limit 2 \
+        --max-new-tokens 32 --rounds 2
     python tests/bench/bench_decode.py --target random --device cuda   # random SmolLM2-shaped
 """
 
@@ -33,14 +34,6 @@ from live.sampling import SamplingConfig  # noqa: E402
 from sim.policies import make_policy  # noqa: E402
 from tracing import RunMeta, TraceWriter  # noqa: E402
 
-TEXTS = [
-    "Rewrite this function with type hints and keep its logic:\n\ndef mean(values):\n"
-    "    total = 0\n    for v in values:\n        total = total + v\n    return total / len(values)\n",
-    "Proofread: The quick brown fox jump over the lazy dog. The quick brown fox jump over the "
-    "lazy dog again, and the dog do not care.",
-    "Explain in two sentences why the sky is blue.",
-]
-
 
 @dataclass
 class Target:
@@ -53,7 +46,8 @@ class Target:
     tokenizer: Any = None
 
 
-def load_target(spec: str, device: str) -> tuple[Any, list[torch.Tensor], int | None]:
+def load_target(spec: str, device: str, prompt_set: str,
+                n_prompts: int) -> tuple[Any, list[torch.Tensor], int | None]:
     """The target, the encoded prompts and the EOS id."""
     if spec == "random":
         from transformers import LlamaConfig, LlamaForCausalLM
@@ -69,10 +63,12 @@ def load_target(spec: str, device: str) -> tuple[Any, list[torch.Tensor], int | 
                                                                        generator=g)]
         return Target(model, device), prompts, None
     from live.models import load_model
+    from live.prompts import encode_prompt, load_prompts
 
     target = load_model(spec, device=device)
     tok = target.tokenizer
-    return target, [torch.tensor([tok.encode(t)]) for t in TEXTS], tok.eos_token_id
+    prompts = [encode_prompt(tok, p) for p in load_prompts(prompt_set, limit=n_prompts)]
+    return target, prompts, tok.eos_token_id
 
 
 def run(target: Any, draft_spec: str, tau: int, prompts: list[torch.Tensor], max_new: int,
@@ -90,15 +86,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--target", default="smollm2")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--drafts", default="ngram,layerskip:layers=8,layerskip:layers=16")
+    ap.add_argument("--drafts", default="ngram,layerskip:layers=4")
+    ap.add_argument("--prompts", default="builtin:edit")
+    ap.add_argument("--limit", type=int, default=2, help="prompts from the set")
     ap.add_argument("--tau", type=int, default=4)
-    ap.add_argument("--max-new-tokens", type=int, default=64)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    target, prompts, eos = load_target(args.target, args.device)
+    target, prompts, eos = load_target(args.target, args.device, args.prompts, args.limit)
     variants = ["none", *args.drafts.split(",")]
     run(target, "ngram", args.tau, prompts[:1], 8, eos)  # warm-up
     times: dict[str, list[float]] = {v: [] for v in [*variants, "traced", "untraced"]}
