@@ -52,8 +52,8 @@ class DecodeResult:
     """One request's output tokens (prompt excluded), its cycles and its timings (clock units).
 
     ``stopped`` is ``"eos"``, ``"length"`` (max_new_tokens) or ``"budget"`` (the policy's verify
-    budget ran out). ``first_token_s`` is the clock at the end of cycle 0 (``None``-free: equals
-    the prefill end when no token was produced).
+    budget ran out). ``first_token_s`` is the clock at the end of cycle 0 (the prefill end when
+    no token was generated).
     """
 
     tokens: list[int]
