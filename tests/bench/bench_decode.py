@@ -139,6 +139,18 @@ def main() -> None:
     traced, untraced = statistics.median(times["traced"]), statistics.median(times["untraced"])
     print(f"tracing overhead (JSONL TraceWriter via on_cycle, ngram): "
           f"{100 * (traced / untraced - 1):+.2f}%  (median {traced:.3f}s vs {untraced:.3f}s)")
+    # The same cost without decode noise: the writer alone on this run's ngram cycles.
+    cycles = [c for r in results["ngram"] for c in r.cycles]
+    reps = max(1, 20_000 // len(cycles))
+    with TraceWriter(tmp / "writer.jsonl", meta) as w:
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            for c in cycles:
+                w.write_cycle(c)
+        per_cycle = (time.perf_counter() - t0) / (reps * len(cycles))
+    mean_cycle = statistics.median(times["ngram"]) / len(cycles)
+    print(f"TraceWriter.write_cycle: {per_cycle * 1e6:.1f} us per cycle = "
+          f"{100 * per_cycle / mean_cycle:.3f}% of a mean ngram cycle ({mean_cycle * 1e3:.1f} ms)")
 
 
 if __name__ == "__main__":
