@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -80,6 +81,8 @@ def report_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def driver(report_path: Path) -> Iterator[Any]:
     reason = _missing()
     if reason:
+        if os.environ.get("SPECSIM_REQUIRE_BROWSER"):  # CI installs Chromium: never skip there
+            pytest.fail(reason)
         pytest.skip(reason)
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
