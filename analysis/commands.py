@@ -30,7 +30,7 @@ from tracing.io import read_trace
 from tracing.trace import Trace
 
 TRACES_DIR = Path(__file__).resolve().parents[1] / "traces"
-DEMO_TRACES = ("live_edit_ngram.jsonl", "sample_synthetic.jsonl")
+DEMO_TRACES = ("live_edit_ngram.jsonl", "live_chat_layerskip.jsonl")
 
 
 def register(sub: Any) -> None:

@@ -40,6 +40,7 @@ class CaptureConfig:
     device: str | None = None
     dtype: str | None = None
     limit: int | None = None
+    warmup_tokens: int = 16  # an untimed decode of the first prompt before the first request
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -48,6 +49,8 @@ class CaptureConfig:
             raise SpecsimError(f"--temperature must be >= 0, got {self.temperature}")
         if not 0.0 < self.top_p <= 1.0:
             raise SpecsimError(f"--top-p must be in (0, 1], got {self.top_p}")
+        if self.warmup_tokens < 0:
+            raise SpecsimError(f"--warmup-tokens must be >= 0, got {self.warmup_tokens}")
         if self.limit is not None and self.limit < 1:
             raise SpecsimError(f"--limit must be >= 1, got {self.limit}")
         trace_format(self.out)  # a SpecsimError for an unknown extension
@@ -162,9 +165,9 @@ def capture(config: CaptureConfig, *, progress: bool = True, target: Any = None,
         draft = make_draft(config.draft, target)
     sampling = SamplingConfig(temperature=config.temperature, top_p=config.top_p,
                               seed=config.seed)
-    if config.seed is not None:
-        import torch
+    import torch
 
+    if config.seed is not None:
         torch.manual_seed(config.seed)
 
     meta = RunMeta(
@@ -181,6 +184,15 @@ def capture(config: CaptureConfig, *, progress: bool = True, target: Any = None,
     jsonl_path = config.out if fmt == ".jsonl" else f"{config.out}.capture.jsonl"
     stops = eos_ids(target.tokenizer, target.model)
     result = CaptureResult(path=config.out, requests=0, cycles=0, tokens=0)
+    if config.warmup_tokens and prompts:
+        # First calls pay one-off costs (kernel selection, allocator growth, lazy init) that
+        # would land in request 0's cycles and skew every latency fitted from the trace.
+        speculative_generate(
+            target, draft, make_policy(config.policy),
+            encode_prompt(target.tokenizer, prompts[0]).to(target.device),
+            max_new_tokens=config.warmup_tokens, sampling=sampling, eos_token_ids=stops)
+        if config.seed is not None:
+            torch.manual_seed(config.seed)
     t0 = time.perf_counter()
 
     def clock() -> float:

@@ -9,10 +9,10 @@ the last well-estimated position (at least ``MIN_REACHED`` cycles reached it) th
 well-estimated hazard is carried, and ``extrapolated_from`` says where that starts. With
 ``context_buckets`` the fit is done per context-length bucket (a thin bucket falls back to the
 pooled fit). With ``per_request`` each replayed request keeps its own hazards (shrunk toward the
-pooled fit), so a replay keeps the prompt-to-prompt spread of acceptance; with ``replay`` each
-request first replays its recorded depths cycle by cycle (censored ones extended by the pooled
-hazards), then draws from its own hazards -- under the trace's own policy that reproduces the
-trace's cycles exactly.
+pooled fit), so a replay keeps the prompt-to-prompt spread of acceptance; with ``replay`` acceptance
+follows the trace's text by output position (:mod:`sim.positions`), drawing from the request's
+own hazards only where the trace does not say -- under the trace's own policy that reproduces
+the trace's cycles exactly.
 
 Sampling: the accepted depth of a cycle is ``min(tau, G)`` with ``G = #{k : S_k > u}``,
 ``u ~ U(0,1)`` and ``S_k = h_1 ... h_k`` the survival -- drawn in blocks with numpy so the
@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from sim.positions import PositionRecord, draw_at, position_records
 from sim.scenario import Scenario
 from tracing.errors import SpecsimError
 from tracing.trace import Trace
@@ -79,8 +80,32 @@ class AcceptanceModel:
     confidence_concentration: float = 4.0
     # per_request: one row of hazards per trace request (in arrival order), or None
     request_hazards: np.ndarray | None = None
-    # replay: each trace request's recorded (tau, accepted) per cycle, arrival order, or None
-    recorded: list[tuple[np.ndarray, np.ndarray]] | None = None
+    # replay: what each trace request (arrival order) says about its text by output position
+    positions: list[PositionRecord] | None = None
+    # [draft] no_proposal_prob / proposal_caps: how often the draft proposes fewer than asked
+    no_proposal_prob: float = 0.0
+    proposal_caps: list[float] = field(default_factory=list)
+
+    @property
+    def short_proposals(self) -> bool:
+        """True when the draft may propose fewer tokens than the policy asks for."""
+        return self.no_proposal_prob > 0.0 or sum(self.proposal_caps) > 0.0
+
+    def proposed(self, rng: np.random.Generator, tau: int) -> int:
+        """Tokens the draft proposes when asked for ``tau``: none with ``no_proposal_prob``,
+        else ``min(tau, cap)`` with the cap drawn from ``proposal_caps`` (uncapped past it)."""
+        if tau <= 0 or not self.short_proposals:
+            return tau
+        u = float(rng.random())
+        if u < self.no_proposal_prob:
+            return 0
+        u = (u - self.no_proposal_prob) / max(1.0 - self.no_proposal_prob, 1e-12)
+        acc = 0.0
+        for k, p in enumerate(self.proposal_caps[: tau - 1], start=1):
+            acc += p
+            if u < acc:
+                return k
+        return tau
 
     def __post_init__(self) -> None:
         self._survival = [np.cumprod(np.clip(f.hazards * self.scale, 0.0, 1.0)) for f in self.fits]
@@ -105,28 +130,13 @@ class AcceptanceModel:
             out[a:b] = MAX_POSITIONS - np.searchsorted(rev[row], u[a:b], side="right")
         return out
 
-    def replay_depths(self, rng: np.random.Generator) -> list[np.ndarray] | None:
-        """Replay mode: every trace request's recorded depths, cycle by cycle. A cycle that
-        rejected at position a+1 had depth a; one that accepted all tau drafted is censored and
-        gets tau + a draw from the pooled hazards beyond tau. None when not replaying (or when
-        ``[draft]`` changed the acceptance, so the record no longer applies)."""
-        if self.recorded is None or self.scale != 1.0:
-            return None
-        taus = np.concatenate([t for t, _ in self.recorded]).astype(np.int64)
-        depth = np.concatenate([a for _, a in self.recorded]).astype(np.int64)
-        censored = depth >= taus
-        surv = np.concatenate(([1.0], self._survival[0]))
-        u = rng.random(int(censored.sum()))
-        extra = np.zeros(u.size, dtype=np.int64)
-        ct = taus[censored]
-        for t in np.unique(ct).tolist():
-            t = min(t, MAX_POSITIONS)
-            cond = surv[t + 1 :] / max(surv[t], 1e-300)  # P(depth >= t + k | depth >= t)
-            sel = ct == t
-            extra[sel] = cond.size - np.searchsorted(cond[::-1], u[sel], side="right")
-        depth[censored] = np.minimum(ct + extra, MAX_POSITIONS)
-        sizes = np.cumsum([len(t) for t, _ in self.recorded])[:-1]
-        return np.split(depth, sizes)
+    def draw_at(self, rng: np.random.Generator, row: int, pos: int, tau: int) -> tuple[int, int]:
+        """Replay mode: (drafted, accepted) of trace request ``row``'s cycle at output position
+        ``pos`` asking for ``tau`` (see :mod:`sim.positions`)."""
+        assert self.positions is not None
+        survival = (self.request_survival[row] if self.request_survival is not None
+                    else self._survival[0])
+        return draw_at(self.positions[row], pos, tau, survival, self.proposed, rng)
 
     def draw_rows(self, rng: np.random.Generator, rows: np.ndarray) -> np.ndarray:
         """Per-request mode: one depth for each trace request in ``rows``."""
@@ -223,18 +233,6 @@ def per_request_hazards(trace: Trace, pooled: np.ndarray, weight: float = 4.0) -
     return (accepted + weight * pooled) / (reached + weight)
 
 
-def recorded_cycles(trace: Trace) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Each request's (tau, accepted) per cycle, requests in arrival order."""
-    c = trace.cycles.sort_values(["request_id", "cycle"], kind="stable")
-    groups = {
-        rid: (g["tau"].to_numpy(), g["accepted"].to_numpy())
-        for rid, g in c.groupby("request_id", sort=False)
-    }
-    empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
-    ids = trace.requests["request_id"].to_numpy()[request_order(trace)].tolist()
-    return [groups.get(rid, empty) for rid in ids]
-
-
 def fit_acceptance(
     trace: Trace, edges: list[int] | None = None, per_request: bool = False, replay: bool = False
 ) -> AcceptanceModel:
@@ -253,7 +251,7 @@ def fit_acceptance(
         return AcceptanceModel(
             [pooled],
             request_hazards=per_request_hazards(trace, pooled.hazards),
-            recorded=recorded_cycles(trace) if replay else None,
+            positions=position_records(trace, request_order(trace)) if replay else None,
         )
     edges = list(edges or [])
     if not edges:
@@ -264,6 +262,32 @@ def fit_acceptance(
         sel = bucket == b
         fits.append(HazardFit.from_cycles(tau[sel], acc[sel]) or pooled)
     return AcceptanceModel(fits, edges)
+
+
+def fit_proposals(trace: Trace, asked: int | None) -> tuple[float, list[float]]:
+    """How often the draft proposed fewer tokens than the policy asked for: (P(none), P(cap = k)
+    for k = 1..asked-1 among cycles that proposed something). ``asked`` is the fixed policy's
+    tau (None: not known -- then a tau = 0 cycle counts as no proposal and caps are not fitted).
+    Only cycles with room for ``asked`` (or 1) more draft tokens count: near a request's end the
+    decoder clips tau to the tokens left."""
+    c = trace.cycles
+    if len(c) == 0:
+        return 0.0, []
+    c = c.sort_values(["request_id", "cycle"], kind="stable")
+    n = c["request_id"].map(trace.requests.set_index("request_id")["output_tokens"])
+    done = c.groupby("request_id", sort=False)["emitted"].cumsum() - c["emitted"]
+    room = (n - done - 1).to_numpy(dtype=np.int64)
+    tau = c["tau"].to_numpy(dtype=np.int64)[room >= max(asked or 1, 1)]
+    if tau.size == 0 or not (tau > 0).any():
+        return 0.0, []  # a target-only run: it never asked for a draft
+    none = float((tau == 0).mean())
+    if asked is None or asked <= 1:
+        return none, []
+    some = tau[tau > 0]
+    caps = [float((some == k).sum() / some.size) for k in range(1, asked)]
+    while caps and caps[-1] == 0.0:
+        caps.pop()
+    return none, caps
 
 
 def build_acceptance(scenario: Scenario, trace: Trace | None = None) -> AcceptanceModel:
@@ -284,6 +308,10 @@ def build_acceptance(scenario: Scenario, trace: Trace | None = None) -> Acceptan
         alpha = a.alpha if isinstance(a.alpha, float | int) else a.alpha[0]
         model = AcceptanceModel([HazardFit(np.full(MAX_POSITIONS, float(alpha)), None)])
     model.scale = d.acceptance_scale
+    if model.scale != 1.0:
+        model.positions = None  # another draft: the trace's record of its text no longer holds
+    model.no_proposal_prob = d.no_proposal_prob
+    model.proposal_caps = list(d.proposal_caps)
     model.confidence_concentration = a.draft_confidence
     model.__post_init__()
     return model

@@ -16,13 +16,14 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from sim.acceptance import MIN_REACHED, Depths, build_acceptance
+from sim.acceptance import MIN_REACHED, Depths, build_acceptance, fit_proposals
 from sim.figures import CYCLE_KEYS, Log, compute_figures, is_overloaded, target_only_latencies
 from sim.latency import CostModel, fit_latency, hardware_note, resolve_costs
 from sim.policies import POLICIES
 from sim.scenario import (
     AcceptanceConfig,
     BudgetConfig,
+    DraftConfig,
     PolicyConfig,
     Scenario,
     ServerConfig,
@@ -81,7 +82,9 @@ def simulate(
         env.process(arrivals(env, queue, workload, log))
     depths = Depths(model, rng)
     plan = None
-    if max_batch == 1 and policy.is_static and not model.edges:
+    by_position = model.positions is not None and workload.trace_row is not None
+    static = policy.is_static and not (model.edges or model.short_proposals or by_position)
+    if max_batch == 1 and static:
         plan = StaticPlan.build(workload, costs, policy.tau, depths)
         env.process(stream_server(env, queue, workload, costs, plan, log, on_done))
     elif max_batch == 1:
@@ -259,10 +262,20 @@ def scenario_from_trace(trace: Trace) -> Scenario:
         acceptance = AcceptanceConfig(model="trace", per_request=True, replay=True)
     else:  # a target-only capture: nothing to fit, no draft token would be accepted
         acceptance = AcceptanceConfig(model="iid", alpha=0.0)
+    # Short proposals (an n-gram draft with no match): known from a policy that never asks for
+    # 0 tokens -- fixed (asks for its tau) or heuristic (floor 1); adaptive may pick tau = 0.
+    draft = DraftConfig()
+    if name in ("fixed", "heuristic") and reached_first >= MIN_REACHED:
+        asked = int(params["tau"]) if name == "fixed" and "tau" in params else None
+        none, caps = fit_proposals(trace, asked)
+        draft = DraftConfig(
+            no_proposal_prob=round(none, 6), proposal_caps=[round(p, 6) for p in caps]
+        )
     return Scenario(
         budget=budget,
         workload=workload,
         acceptance=acceptance,
+        draft=draft,
         latency=fit_latency(trace),
         policy=PolicyConfig(name, params),
         server=ServerConfig(max_batch=batch),

@@ -8,7 +8,10 @@ A verify pass over a batch of ``B`` requests scoring ``T = sum(tau_i + 1)`` toke
 ``max(target_step_s, T * target_step_s / ridge_tokens) + verify_slope_s * (T - B)
 + context_s_per_token * sum(context)``: flat in T while memory-bound, linear once T passes the
 ridge (compute-bound), plus a per-token slope for devices where even small passes are not flat
-(CPUs). A draft step over ``B`` sequences costs ``max(draft_step_s, B * draft_step_s / ridge)``.
+(CPUs). A single-stream pass drafting ``tau`` tokens costs ``verify_table_s[tau]`` instead when
+that was measured: on a CPU a 1-token pass is much cheaper than any multi-token one, and the
+multi-token costs follow the kernels' tile sizes (4 tokens may beat 3), which no line fits. A
+draft step over ``B`` sequences costs ``max(draft_step_s, B * draft_step_s / ridge)``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from sim.scenario import LatencyConfig, Scenario
 from tracing.errors import SpecsimError
 from tracing.trace import Trace
 
+TABLE_MIN_CYCLES = 1  # cycles a draft length needs for its own measured verify cost
+
 
 @dataclass(frozen=True)
 class CostModel:
@@ -36,13 +41,17 @@ class CostModel:
     overhead_s: float
     context_s_per_token: float
     ridge_tokens: float
+    verify_table: tuple[float, ...] = ()  # single stream, by tau; 0: the line
 
     def verify_s(self, tokens: int, batch: int = 1, context: int = 0) -> float:
         """One target pass scoring ``tokens`` in all over ``batch`` sequences."""
+        ctx = self.context_s_per_token * context
+        if batch == 1 and tokens - 1 < len(self.verify_table) and self.verify_table[tokens - 1]:
+            return self.verify_table[tokens - 1] + ctx
         base = self.target_step_s
         if tokens > self.ridge_tokens:
             base = tokens * self.target_step_s / self.ridge_tokens
-        return base + self.verify_slope_s * (tokens - batch) + self.context_s_per_token * context
+        return base + self.verify_slope_s * (tokens - batch) + ctx
 
     def draft_step(self, batch: int = 1) -> float:
         """One draft forward pass over ``batch`` sequences (one token each)."""
@@ -79,8 +88,10 @@ def _lstsq_nonneg(columns: list[np.ndarray], y: np.ndarray) -> list[float]:
 def fit_latency(trace: Trace) -> LatencyConfig:
     """Fit the ``[latency]`` numbers from a measured trace (least squares).
 
-    draft_step_s: draft_s ~ tau (through the origin); verify: verify_s ~ 1 + tau + context
-    (tau / context dropped when constant or when they come out negative); overhead: the mean
+    draft_step_s: draft_s ~ tau (through the origin); verify: verify_s ~ 1 + tau + context over
+    the cycles that drafted (tau / context dropped when constant or when they come out
+    negative), and ``verify_table_s`` the mean cost (less its context term) of every tau with
+    at least ``TABLE_MIN_CYCLES`` cycles -- the line covers the rest; overhead: the mean
     ``overhead_s``; prefill: prefill_s ~ prompt_tokens (through the origin). The trace's device
     becomes ``source_hardware`` when the catalog knows it; model sizes come from the run
     metadata's ``extra`` (``target_params`` or ``n_params``, ``draft_params`` or
@@ -97,12 +108,12 @@ def fit_latency(trace: Trace) -> LatencyConfig:
     )
     verify = c["verify_s"].to_numpy(dtype=float)
     ctx = c["context_tokens"].to_numpy(dtype=float)
-    cols = [np.ones_like(tau)]
-    cols.append(tau if tau.std() > 0 else np.zeros_like(tau))
-    cols.append(ctx if ctx.std() > 0 else np.zeros_like(ctx))
-    a, b, k = _lstsq_nonneg(cols, verify)
-    if a <= 0.0:  # context term pulled the intercept below zero: fold it back
-        a, b, k = [*_lstsq_nonneg(cols[:2], verify), 0.0]
+    # The line is fitted on multi-token passes only: a 1-token pass is cheaper by a jump (CPUs)
+    # that a line through tau = 0 would turn into a steep per-token slope. With one drafted
+    # level the slope is 0 (constant tau column dropped).
+    fit_on = spec if spec.any() else np.ones_like(spec)
+    a, b, k = _fit_verify(tau[fit_on], verify[fit_on], ctx[fit_on])
+    table = verify_table(tau.astype(np.int64), verify - k * ctx)
     prompt = r["prompt_tokens"].to_numpy(dtype=float)
     prefill = r["prefill_s"].to_numpy(dtype=float)
     prefill_per_token = float((prompt * prefill).sum() / (prompt**2).sum()) if len(r) else 0.0
@@ -116,10 +127,35 @@ def fit_latency(trace: Trace) -> LatencyConfig:
         prefill_s_per_token=prefill_per_token,
         overhead_s=float(c["overhead_s"].to_numpy(dtype=float).mean()),
         context_s_per_token=k,
+        verify_table_s=table,
         source_hardware=device_hw.name if device_hw else "",
         target_params=float(extra.get("target_params") or extra.get("n_params") or 0.0),
         draft_params=float(extra.get("draft_params") or extra.get("draft_n_params") or 0.0),
     )
+
+
+def verify_table(tau: np.ndarray, cost: np.ndarray) -> list[float]:
+    """Mean ``cost`` per tau (0 where fewer than TABLE_MIN_CYCLES cycles had that tau), up to
+    the largest tau measured often enough; [] when only one tau was."""
+    counts = np.bincount(tau)
+    if np.count_nonzero(counts >= TABLE_MIN_CYCLES) < 2:
+        return []
+    sums = np.bincount(tau, weights=cost)
+    means = np.where(counts >= TABLE_MIN_CYCLES, sums / np.maximum(counts, 1), 0.0)
+    last = int(np.flatnonzero(counts >= TABLE_MIN_CYCLES)[-1])
+    return [round(max(float(m), 0.0), 9) for m in means[: last + 1]]
+
+
+def _fit_verify(tau: np.ndarray, verify: np.ndarray, ctx: np.ndarray) -> tuple[float, float, float]:
+    """verify_s ~ a + b * tau + k * context by least squares over multi-token passes (tau /
+    context dropped when constant or when they come out negative)."""
+    cols = [np.ones_like(tau)]
+    cols.append(tau if tau.std() > 0 else np.zeros_like(tau))
+    cols.append(ctx if ctx.std() > 0 else np.zeros_like(ctx))
+    a, b, k = _lstsq_nonneg(cols, verify)
+    if a <= 0.0:  # context term pulled the intercept below zero: fold it back
+        a, b, k = [*_lstsq_nonneg(cols[:2], verify), 0.0]
+    return a, b, k
 
 
 def hardware_note(scenario: Scenario, trace: Trace | None = None) -> str | None:
@@ -157,6 +193,7 @@ def resolve_costs(scenario: Scenario, trace: Trace | None = None) -> CostModel:
             draft_params=lat.draft_params or fitted.draft_params,
         )
     target_step, slope, draft_step = lat.target_step_s, lat.verify_slope_s, lat.draft_step_s
+    table = list(lat.verify_table_s)
     prefill, context = lat.prefill_s_per_token, lat.context_s_per_token
     ridge = lat.ridge_tokens or math.inf
     draft_params = scenario.draft.params or lat.draft_params
@@ -166,12 +203,15 @@ def resolve_costs(scenario: Scenario, trace: Trace | None = None) -> CostModel:
         if lat.source_hardware:
             scale = Rescale(get_hardware(lat.source_hardware), dst)
             target_step *= scale.memory
+            if get_hardware(lat.source_hardware) is not dst:
+                table = []  # the source device's kernel quirks do not move: the roofline line
             draft_step *= scale.memory
             context *= scale.memory
             slope *= scale.compute
             prefill *= scale.compute
         elif lat.target_params > 0:
             target_step = dst.step_s(lat.target_params)
+            table = []  # from first principles: the roofline line alone
             prefill = 2.0 * lat.target_params / (dst.bf16_tflops * 1e12)
             if draft_params:
                 draft_step = dst.step_s(draft_params)
@@ -187,4 +227,5 @@ def resolve_costs(scenario: Scenario, trace: Trace | None = None) -> CostModel:
         overhead_s=lat.overhead_s,
         context_s_per_token=context,
         ridge_tokens=ridge,
+        verify_table=tuple(table),
     )

@@ -76,6 +76,9 @@ class LatencyConfig:
     prefill_s_per_token: float = field(default=0.0, metadata=_rng(0.0))
     overhead_s: float = field(default=0.0, metadata=_rng(0.0))
     context_s_per_token: float = field(default=0.0, metadata=_rng(0.0))
+    # measured single-stream verify cost by draft length (index = tau; 0 = not measured: the
+    # line above) -- CPU kernels make it neither flat nor linear in tau
+    verify_table_s: list[float] = field(default_factory=list, metadata=_rng(0.0))
     ridge_tokens: float = field(default=0.0, metadata=_rng(0.0))  # 0: from hardware, else flat
     hardware: str = ""
     source_hardware: str = ""
@@ -125,6 +128,11 @@ class DraftConfig:
     params: float | None = field(default=None, metadata=_rng(0.0))
     alpha: float | None = field(default=None, metadata=_rng(0.0, 1.0))
     acceptance_scale: float = field(default=1.0, metadata=_rng(0.0))
+    # P(the draft proposes nothing in a cycle that asked for tokens), e.g. no n-gram match
+    no_proposal_prob: float = field(default=0.0, metadata=_rng(0.0, 1.0))
+    # P(the draft proposes at most k tokens), k = 1..len, among cycles that propose something
+    # (a cap shorter than the policy's tau ends the draft there); the rest is uncapped
+    proposal_caps: list[float] = field(default_factory=list, metadata=_rng(0.0, 1.0))
 
 
 @dataclass(frozen=True)

@@ -69,13 +69,6 @@ class StaticPlan:
         # for a tiny chance, and then it draws fresh ones in step 2.
         if per_request:
             d = model.draw_segments(depths.rng, seg_len, rows)
-            replay = model.replay_depths(depths.rng)
-            if replay is not None:  # recorded depths first, then the request's own hazards
-                for i, (row, a) in enumerate(
-                    zip(rows.tolist(), seg_start[:-1].tolist(), strict=True)
-                ):
-                    rec = replay[row][: seg_len[i]]
-                    d[a : a + rec.size] = rec
         else:
             d = depths.take(int(seg_start[-1]))
 
@@ -245,21 +238,25 @@ class Drafting:
         self.confident = isinstance(getattr(policy, "inner", policy), Confidence)
         self.bucketed = len(model.edges) > 0
         self.rows = workload.trace_row if model.request_survival is not None else None
-        self.replay = model.replay_depths(rng) if self.rows is not None else None
+        self.prompts = workload.prompt_tokens
+        self.by_position = model.positions is not None and self.rows is not None
 
     def draw(
         self, rid: int, cycle: int, context: int, tau: int
     ) -> tuple[int, int, list[float] | None]:
         model = self.model
         bucket = model.bucket(context) if self.bucketed else 0
+        if self.by_position and not self.confident:
+            assert self.rows is not None
+            pos = context - int(self.prompts[rid])
+            drafted, accepted = model.draw_at(self.rng, int(self.rows[rid]), pos, tau)
+            return drafted, accepted, None
+        if model.short_proposals:
+            tau = model.proposed(self.rng, tau)
         if self.confident and tau > 0:
             return model.sample_with_confidence(self.rng, tau, bucket, self.policy.keep_drafting)
         if self.rows is not None:
-            rec = self.replay[self.rows[rid]] if self.replay is not None else None
-            if rec is not None and cycle < rec.size:
-                depth = int(rec[cycle])
-            else:
-                depth = int(model.draw_rows(self.rng, self.rows[rid : rid + 1])[0])
+            depth = int(model.draw_rows(self.rng, self.rows[rid : rid + 1])[0])
         else:
             depth = self.depths.next(bucket)
         return tau, min(tau, depth), None

@@ -107,7 +107,8 @@ def _interrupting(at_request: int, after_cycles: int) -> Any:
             if request_id == at_request and seen == after_cycles:
                 raise KeyboardInterrupt
             seen += 1
-            on_cycle(c)
+            if on_cycle is not None:  # None: the untimed warm-up
+                on_cycle(c)
 
         if request_id == at_request and after_cycles == 0:
             raise KeyboardInterrupt
@@ -139,7 +140,8 @@ def test_interrupted_capture_still_validates(tiny_dir: Path, tiny: LoadedModel, 
 
 def test_bad_config_is_a_specsim_error(tmp_path: Path) -> None:
     for kw, msg in (({"max_new_tokens": 0}, "--max-new-tokens"), ({"top_p": 0.0}, "--top-p"),
-                    ({"temperature": -1.0}, "--temperature"), ({"limit": 0}, "--limit")):
+                    ({"temperature": -1.0}, "--temperature"), ({"limit": 0}, "--limit"),
+                    ({"warmup_tokens": -1}, "--warmup-tokens")):
         with pytest.raises(SpecsimError, match=msg):
             CaptureConfig(target="x", out=str(tmp_path / "t.jsonl"), **kw)
     with pytest.raises(SpecsimError, match="unknown trace format"):

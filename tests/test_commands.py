@@ -12,7 +12,7 @@ from analysis.commands import DEMO_TRACES, TRACES_DIR
 from conftest import make_small_trace
 from tracing import write_trace
 
-SAMPLE = str(TRACES_DIR / "sample_synthetic.jsonl")
+SAMPLE = str(Path(__file__).parent / "data" / "sample_synthetic.jsonl")
 
 
 @pytest.fixture

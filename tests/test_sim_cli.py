@@ -144,7 +144,7 @@ def test_whatif_best_is_lowest_feasible_p95(scenario_file: Path, tmp_path: Path)
 
 
 def test_whatif_from_a_trace_and_human_table(tmp_path: Path) -> None:
-    trace = ROOT / "traces" / "sample_synthetic.jsonl"
+    trace = ROOT / "tests" / "data" / "sample_synthetic.jsonl"
     res = run("whatif", str(trace), "--vary", "policy.tau=1,4", "--jobs", "1")
     assert res.returncode == 0, res.stderr
     assert "policy.tau" in res.stdout and "best:" in res.stdout

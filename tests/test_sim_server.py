@@ -10,7 +10,7 @@ import pytest
 from sim import Scenario, SimResult, scenario_from_trace, simulate
 from tracing import read_trace, summarize, validate_trace, write_trace
 
-SAMPLE = Path(__file__).resolve().parents[1] / "traces" / "sample_synthetic.jsonl"
+SAMPLE = Path(__file__).resolve().parent / "data" / "sample_synthetic.jsonl"
 
 
 def _base(**sections: dict) -> Scenario:

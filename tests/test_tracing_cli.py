@@ -12,7 +12,7 @@ import pytest
 from conftest import make_small_trace
 from tracing import read_trace, summarize, write_trace
 
-SAMPLE = Path(__file__).parents[1] / "traces" / "sample_synthetic.jsonl"
+SAMPLE = Path(__file__).parent / "data" / "sample_synthetic.jsonl"
 
 
 def specsim(*args: str) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,7 @@ from tracing import read_trace, write_perfetto
 
 
 def test_perfetto_slices_add_up_to_cycle_durations(tmp_path: Path) -> None:
-    trace = read_trace(Path(__file__).parents[1] / "traces" / "sample_synthetic.jsonl")
+    trace = read_trace(Path(__file__).parent / "data" / "sample_synthetic.jsonl")
     out = tmp_path / "p.json"
     write_perfetto(trace, out)
     doc = json.loads(out.read_text())

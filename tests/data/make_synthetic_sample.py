@@ -1,6 +1,6 @@
-"""Regenerate traces/sample_synthetic.jsonl: a small SYNTHETIC trace (not measured on any model).
+"""Regenerate tests/data/sample_synthetic.jsonl: a small SYNTHETIC trace (not measured on any model).
 
-    python traces/make_synthetic_sample.py
+    python tests/data/make_synthetic_sample.py
 """
 
 from __future__ import annotations
