@@ -5,7 +5,8 @@ Workloads builtin:edit and builtin:chat x drafts ngram and layerskip x policies 
 4, 8, heuristic and adaptive (24 greedy captures of ``--limit`` prompts, ``--new`` tokens each),
 plus a target-only run per workload (the measured speedup's baseline). The target is loaded
 once for all of them; every capture starts with an untimed warm-up. Resumable: a trace already
-in OUT_DIR is kept.
+in OUT_DIR is kept. Second runs of some configurations may sit in OUT_DIR/repeat/ (recorded with
+``--out OUT_DIR/repeat --only edit_ngram_fixed``): validation includes them.
 
     OMP_NUM_THREADS=1 python tests/bench/record_validation.py [--out traces/validation]
 
@@ -32,6 +33,27 @@ WORKLOADS = ("edit", "chat")
 DRAFTS = ("ngram", "layerskip")
 
 
+TABLE_HEAD = (
+    "| workload / draft: kind | pairs | p50 error mean / max | p95 error mean / max "
+    "| tokens/cycle error mean | speedup error mean | p50/p95 goal |\n|---|---|---|---|---|---|---|"
+)
+
+
+def table_row(label: str, stats: dict) -> str:
+    """One markdown row of a validate summary entry."""
+    def both(m: str) -> str:
+        return f"{stats[m]['mean_abs']:.1%} / {stats[m]['max_abs']:.1%}" if stats.get(m) else "-"
+
+    def mean(m: str) -> str:
+        return f"{stats[m]['mean_abs']:.1%}" if stats.get(m) else "-"
+
+    goal = "not a goal (extrapolates)"
+    if "goal" in stats:
+        goal = f"{'met' if stats['meets_goal'] else 'missed'} ({stats['goal']:.0%})"
+    return (f"| {label} | {stats['pairs']} | {both('p50_s')} | {both('p95_s')} "
+            f"| {mean('tokens_per_cycle')} | {mean('speedup')} | {goal} |")
+
+
 def verify_spread(path: str) -> float:
     """max / min over requests of the median verify cost at the trace's commonest tau."""
     from tracing.io import read_trace
@@ -49,6 +71,8 @@ def main() -> int:
     p.add_argument("--new", type=int, default=48, help="max new tokens per prompt")
     p.add_argument("--max-spread", type=float, default=1.2)
     p.add_argument("--retries", type=int, default=2)
+    p.add_argument("--only", default="", help="record only runs whose name contains this")
+    p.add_argument("--no-record", action="store_true", help="only validate what is there")
     p.add_argument("--no-validate", action="store_true")
     args = p.parse_args()
 
@@ -65,7 +89,7 @@ def main() -> int:
     target = None
     for name, workload, draft_spec, policy in runs:
         path = out / f"{name}.jsonl"
-        if path.exists() and path.stat().st_size > 0:
+        if args.no_record or args.only not in name or (path.exists() and path.stat().st_size):
             continue
         if target is None:
             target = load_model("smollm2", "cpu", None)
@@ -89,15 +113,18 @@ def main() -> int:
             tmp.unlink()
     if args.no_validate:
         return 0
+    print(TABLE_HEAD)
     for w in WORKLOADS:
         for d in DRAFTS:
+            # repeat/: second runs of some configurations -- their "same config" pairs measure
+            # how far two runs of one configuration differ on this machine (the noise floor)
             paths = sorted(str(p) for p in out.glob(f"{w}_{d}_*.jsonl"))
+            paths += sorted(str(p) for p in out.glob(f"repeat/{w}_{d}_*.jsonl"))
             paths.append(str(out / f"{w}_none_target_only.jsonl"))
             report = validate(paths)
             (out / f"validate_{w}_{d}.json").write_text(json.dumps(report, indent=1, default=str))
-            print(f"validate {w} {d}: " + "; ".join(
-                f"{k}: p50 {v['p50_s']['mean_abs']:.1%} p95 {v['p95_s']['mean_abs']:.1%}"
-                for k, v in report.get("summary", {}).items()), flush=True)
+            for kind, stats in report["summary"].items():
+                print(table_row(f"{w} / {d}: {kind}", stats), flush=True)
     return 0
 
 
