@@ -148,8 +148,10 @@ def shallow_copy(model: Any, layers: int) -> Any:
 
 class NgramDraft:
     """Prompt lookup (vLLM's n-gram draft, transformers' ``prompt_lookup_num_tokens``): find the
-    latest earlier occurrence of the context's last ``n`` tokens (trying n, n-1, ..., 1) and
-    propose the tokens that followed it. Deterministic: q is one-hot, returned as ``None``."""
+    earliest occurrence of the context's last ``n`` tokens (trying n, n-1, ..., 1) that has a
+    continuation, and propose the tokens that followed it -- the same proposals as transformers'
+    prompt lookup. The earliest match is usually in the prompt's source text, which is what an
+    edit or summary copies. Deterministic: q is one-hot, returned as ``None``."""
 
     def __init__(self, n: int = 3, device: str = "cpu") -> None:
         if n < 1:
@@ -164,7 +166,7 @@ class NgramDraft:
         self.ids = input_ids[0].cpu().numpy().astype(np.int64)
 
     def lookup(self, tau: int) -> list[int]:
-        """The tokens that followed the latest earlier match of the longest suffix (or [])."""
+        """The tokens that followed the earliest match of the longest suffix (or [])."""
         ids = self.ids
         size = len(ids)
         for n in range(min(self.n, size - 1), 0, -1):
@@ -173,7 +175,7 @@ class NgramDraft:
             windows = np.lib.stride_tricks.sliding_window_view(ids[: size - 1], n)
             hits = np.flatnonzero((windows == suffix).all(axis=1))
             if hits.size:
-                j = int(hits[-1]) + n
+                j = int(hits[0]) + n
                 return ids[j: j + tau].tolist()
         return []
 

@@ -43,24 +43,12 @@ class PositionRecord:
     def from_cycles(
         cls, tau: np.ndarray, accepted: np.ndarray, emitted: np.ndarray, asked: np.ndarray
     ) -> PositionRecord:
-        """``asked[i]``: what the policy asked of cycle i, UNKNOWN when the trace cannot say
-        (a short proposal is only recognised against a known ask)."""
+        """One request's record from its cycles in order. ``asked[i]``: what the policy asked of
+        cycle i, UNKNOWN when the trace cannot say (a short proposal is only recognised against
+        a known ask)."""
         n = int(emitted.sum()) + 1
-        lo = np.zeros(n, dtype=np.int64)
-        exact = np.zeros(n, dtype=bool)
-        cap = np.full(n, UNKNOWN, dtype=np.int64)
-        pos = 0
-        for t, a, e, want in zip(tau.tolist(), accepted.tolist(), emitted.tolist(),
-                                 asked.tolist(), strict=True):
-            if want != UNKNOWN and t < want:
-                cap[pos] = t  # the draft ran out of tokens to propose
-            if t > 0:
-                j = np.arange(min(a + 1 if a < t else a, n - pos))
-                lo[pos + j] = np.maximum(lo[pos + j], a - j)
-                if a < t:
-                    exact[pos + j] = True
-            pos += e
-        return cls(lo, exact, cap)
+        starts = np.cumsum(emitted) - emitted
+        return cls(*_fill(n, starts, tau, accepted, asked))
 
     def at(self, pos: int) -> tuple[int, bool, int]:
         """(lower bound, exact, cap) at output position ``pos``."""
@@ -83,24 +71,56 @@ def asked_per_cycle(trace: Trace, tau: np.ndarray, room: np.ndarray) -> np.ndarr
     return asked
 
 
+def _fill(
+    size: int, starts: np.ndarray, tau: np.ndarray, accepted: np.ndarray, asked: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lo, exact, cap) over ``size`` positions from cycles starting at ``starts`` (vectorised:
+    a million cycles in milliseconds). The spans of one request's cycles never overlap."""
+    lo = np.zeros(size, dtype=np.int64)
+    exact = np.zeros(size, dtype=bool)
+    cap = np.full(size, UNKNOWN, dtype=np.int64)
+    short = (asked != UNKNOWN) & (tau < asked)
+    cap[starts[short]] = tau[short]  # the draft ran out of tokens to propose
+    stopped = accepted < tau
+    # a cycle that drafted tells a + 1 positions (the last one: 0) when it stopped early, a
+    # (all >= 1, lower bounds) when everything it drafted was accepted
+    span = np.where(tau > 0, np.where(stopped, accepted + 1, accepted), 0)
+    span = np.minimum(span, size - starts)
+    first = np.cumsum(span) - span
+    j = np.arange(int(span.sum())) - np.repeat(first, span)  # offset inside each span
+    at = np.repeat(starts, span) + j
+    lo[at] = np.repeat(accepted, span) - j
+    exact[at] = np.repeat(stopped, span)
+    return lo, exact, cap
+
+
 def position_records(trace: Trace, order: np.ndarray) -> list[PositionRecord]:
     """Each request's PositionRecord, requests in the row order ``order``."""
-    c = trace.cycles.sort_values(["request_id", "cycle"], kind="stable")
-    n_out = c["request_id"].map(trace.requests.set_index("request_id")["output_tokens"])
-    done = c.groupby("request_id", sort=False)["emitted"].cumsum() - c["emitted"]
-    room = (n_out - done - 1).to_numpy(dtype=np.int64)
-    tau = c["tau"].to_numpy(dtype=np.int64)
-    asked = asked_per_cycle(trace, tau, room)
-    acc, emitted = c["accepted"].to_numpy(dtype=np.int64), c["emitted"].to_numpy(dtype=np.int64)
-    rid = c["request_id"].to_numpy()
-    bounds = np.flatnonzero(np.r_[True, rid[1:] != rid[:-1], True])
-    by_id = {
-        rid[a]: PositionRecord.from_cycles(tau[a:b], acc[a:b], emitted[a:b], asked[a:b])
-        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)
-    }
     empty = PositionRecord(np.zeros(1, np.int64), np.zeros(1, bool), np.full(1, UNKNOWN))
     ids = trace.requests["request_id"].to_numpy()[order].tolist()
-    return [by_id.get(i, empty) for i in ids]
+    c = trace.cycles.sort_values(["request_id", "cycle"], kind="stable")
+    rid = c["request_id"].to_numpy()
+    if rid.size == 0:
+        return [empty for _ in ids]
+    tau = c["tau"].to_numpy(dtype=np.int64)
+    acc = c["accepted"].to_numpy(dtype=np.int64)
+    emitted = c["emitted"].to_numpy(dtype=np.int64)
+    bounds = np.flatnonzero(np.r_[True, rid[1:] != rid[:-1], True])
+    first, last = bounds[:-1], bounds[1:]
+    n_cycles = last - first
+    cum = np.cumsum(emitted)
+    done = cum - emitted - np.repeat(cum[first] - emitted[first], n_cycles)  # before each cycle
+    n_out = c["request_id"].map(trace.requests.set_index("request_id")["output_tokens"])
+    asked = asked_per_cycle(trace, tau, n_out.to_numpy(dtype=np.int64) - done - 1)
+    # one run of positions per request (its tokens + 1), laid end to end
+    size = np.add.reduceat(emitted, first) + 1
+    offset = np.cumsum(size) - size
+    lo, exact, cap = _fill(int(size.sum()), np.repeat(offset, n_cycles) + done, tau, acc, asked)
+    by_id = {
+        int(rid[f]): PositionRecord(lo[o : o + n], exact[o : o + n], cap[o : o + n])
+        for f, o, n in zip(first.tolist(), offset.tolist(), size.tolist(), strict=True)
+    }
+    return [by_id.get(int(i), empty) for i in ids]
 
 
 def draw_at(

@@ -55,9 +55,10 @@ def _ngram(ids: list[int], n: int = 3) -> NgramDraft:
     return d
 
 
-def test_ngram_finds_the_latest_longest_match() -> None:
-    # suffix [1, 2] occurs at 0 (followed by 5) and at 3 (followed by 6): the latest wins
-    assert _ngram([1, 2, 5, 1, 2, 6, 7, 1, 2]).lookup(3) == [6, 7, 1]
+def test_ngram_finds_the_earliest_longest_match() -> None:
+    # suffix [1, 2] occurs at 0 (followed by 5) and at 3 (followed by 6): the earliest wins,
+    # as in transformers' prompt lookup
+    assert _ngram([1, 2, 5, 1, 2, 6, 7, 1, 2]).lookup(3) == [5, 1, 2]
     # the 3-gram [9, 1, 2] beats the later 2-gram match
     assert _ngram([9, 1, 2, 4, 4, 1, 2, 8, 9, 1, 2]).lookup(2) == [4, 4]
     # falls back to a 1-gram, and a continuation may run to the end of the context
