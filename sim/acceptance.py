@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from sim.positions import PositionRecord, draw_at, position_records
+from sim.positions import PositionRecord, draft_room, draw_at, position_records
 from sim.scenario import Scenario
 from tracing.errors import SpecsimError
 from tracing.trace import Trace
@@ -274,9 +274,8 @@ def fit_proposals(trace: Trace, asked: int | None) -> tuple[float, list[float]]:
     if len(c) == 0:
         return 0.0, []
     c = c.sort_values(["request_id", "cycle"], kind="stable")
-    n = c["request_id"].map(trace.requests.set_index("request_id")["output_tokens"])
     done = c.groupby("request_id", sort=False)["emitted"].cumsum() - c["emitted"]
-    room = (n - done - 1).to_numpy(dtype=np.int64)
+    room = draft_room(c, trace, done.to_numpy(dtype=np.int64))
     tau = c["tau"].to_numpy(dtype=np.int64)[room >= max(asked or 1, 1)]
     if tau.size == 0 or not (tau > 0).any():
         return 0.0, []  # a target-only run: it never asked for a draft

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from tracing.trace import Trace
 
@@ -55,6 +56,14 @@ class PositionRecord:
         if pos < self.lo.size:
             return int(self.lo[pos]), bool(self.exact[pos]), int(self.cap[pos])
         return 0, False, UNKNOWN
+
+
+def draft_room(cycles: pd.DataFrame, trace: Trace, done: np.ndarray) -> np.ndarray:
+    """Draft tokens each cycle had room for (its request's output tokens, less those emitted
+    before it, less the target's own token): the decoder clips tau to this near the end.
+    ``cycles`` sorted by request and cycle; ``done``: tokens emitted before each of them."""
+    n_out = cycles["request_id"].map(trace.requests.set_index("request_id")["output_tokens"])
+    return n_out.to_numpy(dtype=np.int64) - done - 1
 
 
 def asked_per_cycle(trace: Trace, tau: np.ndarray, room: np.ndarray) -> np.ndarray:
@@ -110,8 +119,7 @@ def position_records(trace: Trace, order: np.ndarray) -> list[PositionRecord]:
     n_cycles = last - first
     cum = np.cumsum(emitted)
     done = cum - emitted - np.repeat(cum[first] - emitted[first], n_cycles)  # before each cycle
-    n_out = c["request_id"].map(trace.requests.set_index("request_id")["output_tokens"])
-    asked = asked_per_cycle(trace, tau, n_out.to_numpy(dtype=np.int64) - done - 1)
+    asked = asked_per_cycle(trace, tau, draft_room(c, trace, done))
     # one run of positions per request (its tokens + 1), laid end to end
     size = np.add.reduceat(emitted, first) + 1
     offset = np.cumsum(size) - size

@@ -245,12 +245,12 @@ class Drafting:
         self, rid: int, cycle: int, context: int, tau: int
     ) -> tuple[int, int, list[float] | None]:
         model = self.model
-        bucket = model.bucket(context) if self.bucketed else 0
         if self.by_position and not self.confident:
             assert self.rows is not None
             pos = context - int(self.prompts[rid])
             drafted, accepted = model.draw_at(self.rng, int(self.rows[rid]), pos, tau)
             return drafted, accepted, None
+        bucket = model.bucket(context) if self.bucketed else 0
         if model.short_proposals:
             tau = model.proposed(self.rng, tau)
         if self.confident and tau > 0:
