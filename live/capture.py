@@ -2,7 +2,9 @@
 
 Requests run one after another (``arrival_s == start_s`` = when each began). Each cycle is
 written (and flushed) the moment the decoder reports it; a request line follows when the request
-completes. On Ctrl-C the request in flight is closed with what it has (its cycles are already on
+completes. Before the first request the verify pass is profiled for every token count
+(:mod:`live.profile`) and the profile is kept in the run metadata. :class:`LiveRun` runs one
+request at a time, so a recorder can interleave several configurations on one loaded model. On Ctrl-C the request in flight is closed with what it has (its cycles are already on
 disk, so its request line sums exactly their ``emitted``) and the trace stays valid. A ``.parquet``
 output is captured as JSONL beside it and converted at the end.
 """
@@ -41,6 +43,7 @@ class CaptureConfig:
     dtype: str | None = None
     limit: int | None = None
     warmup_tokens: int = 16  # an untimed decode of the first prompt before the first request
+    profile_tokens: int = 17  # verify passes profiled for 1..N scored tokens (0: no profile)
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -51,6 +54,8 @@ class CaptureConfig:
             raise SpecsimError(f"--top-p must be in (0, 1], got {self.top_p}")
         if self.warmup_tokens < 0:
             raise SpecsimError(f"--warmup-tokens must be >= 0, got {self.warmup_tokens}")
+        if self.profile_tokens < 0:
+            raise SpecsimError(f"--profile-tokens must be >= 0, got {self.profile_tokens}")
         if self.limit is not None and self.limit < 1:
             raise SpecsimError(f"--limit must be >= 1, got {self.limit}")
         trace_format(self.out)  # a SpecsimError for an unknown extension
@@ -142,6 +147,181 @@ def _progress(enabled: bool, total_tokens: int, n_requests: int
         yield advance
 
 
+class RunClock:
+    """Seconds a run has been running: started once, and paused between its requests when
+    several runs take turns on one machine (interleaved recording), so each trace's timeline
+    is its own requests laid end to end, as if it had run alone."""
+
+    def __init__(self) -> None:
+        self._banked = 0.0
+        self._since: float | None = None
+
+    def resume(self) -> None:
+        """Start (or go on) counting."""
+        if self._since is None:
+            self._since = time.perf_counter()
+
+    def pause(self) -> None:
+        """Stop counting until the next :meth:`resume`."""
+        if self._since is not None:
+            self._banked += time.perf_counter() - self._since
+            self._since = None
+
+    def __call__(self) -> float:
+        running = 0.0 if self._since is None else time.perf_counter() - self._since
+        return self._banked + running
+
+
+class LiveRun:
+    """One capture in progress: models, policy and the open trace. Requests run one at a time
+    through :meth:`run_request`; :func:`capture` runs them all in order, and a recorder may
+    interleave the requests of several runs on one loaded target (``pause_between``).
+
+    Opening it warms up (an untimed decode: first calls pay kernel selection and allocator
+    growth that would skew request 0) and profiles the verify pass (``profile_tokens``; see
+    :mod:`live.profile`) unless ``verify_profile`` is given; the profile goes into the run
+    metadata, which is the trace's first line.
+    """
+
+    def __init__(self, config: CaptureConfig, *, target: Any = None, draft: Any = None,
+                 verify_profile: dict[str, Any] | None = None,
+                 pause_between: bool = False) -> None:
+        from live.decode import SamplingConfig
+        from live.drafts import make_draft
+        from live.models import load_model
+        from live.prompts import load_prompts, workload_name
+        from sim.policies import make_policy
+
+        self.config = config
+        self.prompts = load_prompts(config.prompts, config.limit)
+        self.policy = make_policy(config.policy)
+        self.target = target if target is not None else load_model(
+            config.target, config.device, config.dtype)
+        self.draft = draft if draft is not None else make_draft(config.draft, self.target)
+        self.sampling = SamplingConfig(temperature=config.temperature, top_p=config.top_p,
+                                       seed=config.seed)
+        self.stops = eos_ids(self.target.tokenizer, self.target.model)
+        self.pause_between = pause_between
+        self._warm_up()
+        if verify_profile is None and config.profile_tokens and self.prompts:
+            verify_profile = self.profile()
+        extra: dict[str, Any] = {
+            "workload": workload_name(config.prompts), "prompts": config.prompts,
+            "max_new_tokens": config.max_new_tokens, "target_n_params": self.target.n_params,
+            "draft_n_params": _draft_params(self.draft), "config": asdict(config)}
+        if verify_profile:
+            from live.profile import PROFILE_KEY
+
+            extra[PROFILE_KEY] = verify_profile
+        if pause_between:
+            extra["clock"] = "paused between requests (interleaved with other runs)"
+        meta = RunMeta(
+            source="live", target_model=self.target.name, draft_model=config.draft,
+            device=self.target.device_name, dtype=self.target.dtype,
+            temperature=config.temperature, top_p=config.top_p, seed=config.seed,
+            policy=self.policy.name, policy_params=self.policy.params(),
+            library_versions=library_versions(), extra=extra)
+        self.format = trace_format(config.out)
+        self.jsonl_path = (config.out if self.format == ".jsonl"
+                           else f"{config.out}.capture.jsonl")
+        self.result = CaptureResult(path=config.out, requests=0, cycles=0, tokens=0)
+        self.clock = RunClock()
+        self.writer = TraceWriter(self.jsonl_path, meta)
+        self.writer.open()
+        if not pause_between:
+            self.clock.resume()  # else it starts with this run's first request
+
+    def _warm_up(self) -> None:
+        import torch
+
+        from live.decode import speculative_generate
+        from live.prompts import encode_prompt
+        from sim.policies import make_policy
+
+        config = self.config
+        if config.warmup_tokens and self.prompts:
+            speculative_generate(
+                self.target, self.draft, make_policy(config.policy),
+                encode_prompt(self.target.tokenizer, self.prompts[0]).to(self.target.device),
+                max_new_tokens=config.warmup_tokens, sampling=self.sampling,
+                eos_token_ids=self.stops)
+        if config.seed is not None:
+            torch.manual_seed(config.seed)
+
+    def profile(self) -> dict[str, Any]:
+        """The verify-cost profile on the first prompt's context (:mod:`live.profile`)."""
+        from live.profile import profile_verify
+        from live.prompts import encode_prompt
+
+        ids = encode_prompt(self.target.tokenizer, self.prompts[0])
+        return profile_verify(self.target, ids, max_tokens=self.config.profile_tokens)
+
+    def run_request(self, rid: int, advance: Callable[[int, int], None] | None = None) -> bool:
+        """Decode prompt ``rid`` and write its cycles and request line. Returns False when a
+        Ctrl-C cut it off (its request line then covers the cycles already written)."""
+        from live.decode import speculative_generate
+        from live.prompts import encode_prompt
+
+        prompt = self.prompts[rid]
+        step = advance or (lambda tokens, requests: None)
+        input_ids = encode_prompt(self.target.tokenizer, prompt).to(self.target.device)
+        seen: list[CycleRecord] = []
+        writer, clock, result = self.writer, self.clock, self.result
+
+        def on_cycle(c: CycleRecord) -> None:
+            writer.write_cycle(c)
+            seen.append(c)
+            step(c.emitted, 0)
+
+        self.policy.reset(rid)
+        clock.resume()
+        start_s = clock()
+        try:
+            out = speculative_generate(
+                self.target, self.draft, self.policy, input_ids,
+                max_new_tokens=self.config.max_new_tokens, sampling=self.sampling,
+                eos_token_ids=self.stops, request_id=rid, clock=clock, on_cycle=on_cycle)
+        except KeyboardInterrupt:
+            if seen:
+                writer.write_request(_partial_request(
+                    rid, start_s, clock(), int(input_ids.shape[1]), seen, prompt.text))
+                self._count(rid, seen)
+            result.interrupted = True
+            return False
+        end_s = clock()
+        if self.pause_between:
+            clock.pause()
+        tokens = [int(t) for t in out.tokens]
+        writer.write_request(RequestRecord(
+            request_id=rid, arrival_s=start_s, start_s=start_s,
+            first_token_s=min(max(out.first_token_s, start_s), end_s), end_s=end_s,
+            prompt_tokens=int(input_ids.shape[1]), output_tokens=sum(c.emitted for c in seen),
+            prefill_s=out.prefill_s, verify_passes=out.verify_passes, prompt_text=prompt.text,
+            output_text=self.target.tokenizer.decode(tokens, skip_special_tokens=True),
+        ))
+        self._count(rid, seen)
+        step(0, 1)
+        return True
+
+    def _count(self, rid: int, seen: list[CycleRecord]) -> None:
+        self.result.requests += 1
+        self.result.request_ids.append(rid)
+        self.result.cycles += len(seen)
+        self.result.tokens += sum(c.emitted for c in seen)
+
+    def close(self) -> CaptureResult:
+        """Close the trace (and convert it to Parquet when ``out`` asks for it)."""
+        self.result.wall_s = self.clock()
+        self.writer.close()
+        if self.format != ".jsonl":
+            try:
+                convert_trace(self.jsonl_path, self.config.out)
+            finally:
+                with contextlib.suppress(OSError):
+                    os.remove(self.jsonl_path)
+        return self.result
+
+
 def capture(config: CaptureConfig, *, progress: bool = True, target: Any = None,
             draft: Any = None) -> CaptureResult:
     """Decode every prompt with the live speculative decoder and stream the trace to ``out``.
@@ -150,104 +330,13 @@ def capture(config: CaptureConfig, *, progress: bool = True, target: Any = None,
     they are loaded from ``config``. Returns what was written; a Ctrl-C ends the run early with
     a valid trace and ``interrupted=True``.
     """
-    from live.models import load_model
-    from live.prompts import encode_prompt, load_prompts, workload_name
-    from sim.policies import make_policy
-
-    prompts = load_prompts(config.prompts, config.limit)
-    policy = make_policy(config.policy)
-    if target is None:
-        target = load_model(config.target, config.device, config.dtype)
-    from live.decode import SamplingConfig, speculative_generate
-    from live.drafts import make_draft
-
-    if draft is None:
-        draft = make_draft(config.draft, target)
-    sampling = SamplingConfig(temperature=config.temperature, top_p=config.top_p,
-                              seed=config.seed)
-    import torch
-
-    if config.seed is not None:
-        torch.manual_seed(config.seed)
-
-    meta = RunMeta(
-        source="live", target_model=target.name, draft_model=config.draft,
-        device=target.device_name, dtype=target.dtype, temperature=config.temperature,
-        top_p=config.top_p, seed=config.seed, policy=policy.name, policy_params=policy.params(),
-        library_versions=library_versions(),
-        extra={"workload": workload_name(config.prompts), "prompts": config.prompts,
-               "max_new_tokens": config.max_new_tokens,
-               "target_n_params": target.n_params, "draft_n_params": _draft_params(draft),
-               "config": asdict(config)},
-    )
-    fmt = trace_format(config.out)
-    jsonl_path = config.out if fmt == ".jsonl" else f"{config.out}.capture.jsonl"
-    stops = eos_ids(target.tokenizer, target.model)
-    result = CaptureResult(path=config.out, requests=0, cycles=0, tokens=0)
-    if config.warmup_tokens and prompts:
-        # First calls pay one-off costs (kernel selection, allocator growth, lazy init) that
-        # would land in request 0's cycles and skew every latency fitted from the trace.
-        speculative_generate(
-            target, draft, make_policy(config.policy),
-            encode_prompt(target.tokenizer, prompts[0]).to(target.device),
-            max_new_tokens=config.warmup_tokens, sampling=sampling, eos_token_ids=stops)
-        if config.seed is not None:
-            torch.manual_seed(config.seed)
-    t0 = time.perf_counter()
-
-    def clock() -> float:
-        return time.perf_counter() - t0
-
-    with TraceWriter(jsonl_path, meta) as writer, _progress(
-        progress, len(prompts) * config.max_new_tokens, len(prompts)
-    ) as advance:
-        for rid, prompt in enumerate(prompts):
-            input_ids = encode_prompt(target.tokenizer, prompt).to(target.device)
-            seen: list[CycleRecord] = []
-
-            def on_cycle(c: CycleRecord, seen: list[CycleRecord] = seen) -> None:
-                writer.write_cycle(c)
-                seen.append(c)
-                advance(c.emitted, 0)
-
-            policy.reset(rid)
-            start_s = clock()
-            try:
-                out = speculative_generate(
-                    target, draft, policy, input_ids, max_new_tokens=config.max_new_tokens,
-                    sampling=sampling, eos_token_ids=stops, request_id=rid, clock=clock,
-                    on_cycle=on_cycle)
-            except KeyboardInterrupt:
-                if seen:
-                    writer.write_request(_partial_request(
-                        rid, start_s, clock(), int(input_ids.shape[1]), seen, prompt.text))
-                    result.requests += 1
-                    result.request_ids.append(rid)
-                    result.cycles += len(seen)
-                    result.tokens += sum(c.emitted for c in seen)
-                result.interrupted = True
-                break
-            end_s = clock()
-            tokens = [int(t) for t in out.tokens]
-            emitted = sum(c.emitted for c in seen)
-            writer.write_request(RequestRecord(
-                request_id=rid, arrival_s=start_s, start_s=start_s,
-                first_token_s=min(max(out.first_token_s, start_s), end_s), end_s=end_s,
-                prompt_tokens=int(input_ids.shape[1]), output_tokens=emitted,
-                prefill_s=out.prefill_s, verify_passes=out.verify_passes,
-                prompt_text=prompt.text,
-                output_text=target.tokenizer.decode(tokens, skip_special_tokens=True),
-            ))
-            result.requests += 1
-            result.request_ids.append(rid)
-            result.cycles += len(seen)
-            result.tokens += emitted
-            advance(0, 1)
-    result.wall_s = clock()
-    if fmt != ".jsonl":
-        try:
-            convert_trace(jsonl_path, config.out)
-        finally:
-            with contextlib.suppress(OSError):
-                os.remove(jsonl_path)
+    run = LiveRun(config, target=target, draft=draft)
+    try:
+        with _progress(progress, len(run.prompts) * config.max_new_tokens,
+                       len(run.prompts)) as advance:
+            for rid in range(len(run.prompts)):
+                if not run.run_request(rid, advance):
+                    break
+    finally:
+        result = run.close()
     return result

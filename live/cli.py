@@ -34,6 +34,8 @@ def register(sub: Any) -> None:
     p.add_argument("--limit", type=int, default=None, help="only the first N prompts")
     p.add_argument("--warmup-tokens", type=int, default=16,
                    help="untimed tokens decoded before the first request (0: none)")
+    p.add_argument("--profile-tokens", type=int, default=17,
+                   help="profile verify passes of 1..N tokens into the run metadata (0: off)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, help="trace to write (.jsonl or .parquet)")
     p.set_defaults(func=_cmd_capture)
@@ -50,6 +52,7 @@ def _cmd_capture(args: argparse.Namespace) -> int:
         prompts=args.prompts, max_new_tokens=args.max_new_tokens,
         temperature=args.temperature, top_p=args.top_p, seed=args.seed, device=args.device,
         dtype=args.dtype, limit=args.limit, warmup_tokens=args.warmup_tokens,
+        profile_tokens=args.profile_tokens,
     )
     result = capture(config, progress=not args.no_progress and sys.stderr.isatty())
     line = (f"{result.path}: {result.requests} requests, {result.cycles} cycles, "

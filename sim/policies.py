@@ -228,8 +228,12 @@ class Adaptive(Policy):
 
     From ``observe()`` it keeps (with forgetting, ``decay``): a censoring-aware per-position
     acceptance estimate (:class:`HazardEstimate`), the draft cost per token (``draft_s / tau``)
-    and a least-squares line of the cycle's verify + overhead cost against the tokens scored
-    (``tau + 1``). Each cycle it takes the tau in ``0..max_tau`` with the highest
+    and the cycle's verify + overhead cost per number of tokens scored (``tau + 1``): a running
+    mean per count it has seen (an average over the last ~1 / (1 - decay) of them), and a
+    least-squares line for counts it has not. On a GPU the costs are nearly flat, on a CPU they
+    follow the kernels' tile sizes (4 tokens may cost less than 2), which no line captures, and
+    a line refitted on every noisy cycle swings its decisions. Each cycle it takes the tau in
+    ``0..max_tau`` with the highest
     E[tokens](tau) / (tau * draft_per_token + verify(tau + 1)); tau = 0 (target-only steps) wins
     while speculation does not pay. Every ``probe_every`` cycles it drafts one more than the best
     (1 while in fallback), so it sees deeper positions and recovers when acceptance comes back.
@@ -262,6 +266,8 @@ class Adaptive(Policy):
         self._draft_per_token: float | None = None
         # Decayed sums for the verify-cost line y = v0 + v1 * x, x = tokens scored.
         self._w = self._sx = self._sxx = self._sy = self._sxy = 0.0
+        # Running mean cost per tokens scored: {tokens: (cost, cycles seen)}.
+        self._cost_at: dict[int, tuple[float, int]] = {}
         self._since_probe = 0
 
     def params(self) -> dict[str, Any]:
@@ -289,7 +295,11 @@ class Adaptive(Policy):
         return mean_x, mean_y, slope
 
     def verify_cost(self, tokens_scored: int) -> float:
-        """Fitted seconds of one verify pass (plus per-cycle overhead) scoring this many tokens."""
+        """Estimated seconds of one verify pass (plus per-cycle overhead) scoring this many
+        tokens: the running mean where seen, else the line."""
+        seen = self._cost_at.get(tokens_scored)
+        if seen is not None:
+            return seen[0]
         mean_x, mean_y, slope = self._verify_line()
         return max(0.0, mean_y + slope * (tokens_scored - mean_x))
 
@@ -306,12 +316,11 @@ class Adaptive(Policy):
         else:
             survival = self.survival()
             d = self._draft_per_token
-            mean_x, mean_y, slope = self._verify_line()
             best, best_rate, tokens = 0, -1.0, 1.0
             for t in range(cap + 1):  # tokens = E[tokens per cycle] at draft length t
                 if t:
                     tokens += survival[t - 1]
-                cost = t * d + max(0.0, mean_y + slope * (t + 1 - mean_x))
+                cost = t * d + self.verify_cost(t + 1)
                 rate = tokens / max(cost, 1e-12)
                 if rate > best_rate:
                     best, best_rate = t, rate
@@ -333,6 +342,9 @@ class Adaptive(Policy):
             self._draft_per_token = per_token if d is None else d + 0.1 * (per_token - d)
         k = self.decay
         x, y = float(cycle.tau + 1), cycle.verify_s + cycle.overhead_s
+        cost, n = self._cost_at.get(cycle.tau + 1, (y, 0))
+        n += 1
+        self._cost_at[cycle.tau + 1] = (cost + max(1.0 / n, 1.0 - k) * (y - cost), n)
         self._w = self._w * k + 1.0
         self._sx = self._sx * k + x
         self._sxx = self._sxx * k + x * x

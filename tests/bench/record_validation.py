@@ -3,25 +3,28 @@ SmolLM2-135M (CPU), then validate every pair of each workload and draft.
 
 Workloads builtin:edit and builtin:chat x drafts ngram and layerskip x policies fixed tau 1, 2,
 4, 8, heuristic and adaptive (24 greedy captures of ``--limit`` prompts, ``--new`` tokens each),
-plus a target-only run per workload (the measured speedup's baseline). The target is loaded
-once for all of them; every capture starts with an untimed warm-up. Resumable: a trace already
-in OUT_DIR is kept. Second runs of some configurations may sit in OUT_DIR/repeat/ (recorded with
-``--out OUT_DIR/repeat --only edit_ngram_fixed``): validation includes them.
+plus a target-only run per workload (the measured speedup's baseline) and second runs of the
+``--repeat`` configurations into OUT_DIR/repeat/ (their "same config" pairs measure how far two
+runs of one configuration differ on this machine: the noise floor).
 
-    OMP_NUM_THREADS=1 python tests/bench/record_validation.py [--out traces/validation]
+The runs of one workload are recorded *interleaved*: one target is loaded, every run is opened
+(each warms up and gets the same verify-cost profile, taken once on the workload's first
+prompt), then prompt 0 is decoded by every run, then prompt 1, and so on, in a rotating order.
+Each run's clock pauses while the others decode, so each trace is its own requests laid end to
+end. A slow spell of this shared machine (another tenant, a frequency change) then lands on
+every configuration alike instead of on whichever run happened to be recording, which is what
+makes runs recorded minutes apart comparable at all.
 
-One torch thread gives steadier timings (what the latency model is fitted to); keep the
-machine otherwise quiet while it runs. Contention shows up as verify passes of one draft length
-that cost more in some requests than in others (no simulator can predict a neighbour's load):
-a capture whose per-request median verify cost spreads by more than ``--max-spread`` is
-recorded again (up to ``--retries`` times; the steadiest is kept, its spread printed).
+    OMP_NUM_THREADS=1 taskset -c 1 python tests/bench/record_validation.py [--out traces/validation]
+
+One torch thread gives steadier timings; keep the machine otherwise quiet while it runs.
+A workload whose traces all exist in OUT_DIR is kept (delete them to record again).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -64,53 +67,89 @@ def verify_spread(path: str) -> float:
     return float(per_request.max() / per_request.min())
 
 
+def plan(out: Path, repeat: tuple[str, ...]) -> dict[str, list[tuple[Path, str, str]]]:
+    """Per workload: (trace path, draft, policy) of every run to record."""
+    runs: dict[str, list[tuple[Path, str, str]]] = {}
+    for w in WORKLOADS:
+        items = [(out / f"{w}_{d}_{_slug(pol)}.jsonl", d, pol) for d in DRAFTS for pol in POLICIES]
+        items.append((out / f"{w}_none_target_only.jsonl", "none", "target_only"))
+        items += [(out / "repeat" / path.name, d, pol) for path, d, pol in list(items)
+                  if any(r in path.stem for r in repeat)]
+        runs[w] = items
+    return runs
+
+
+def _slug(policy: str) -> str:
+    return policy.replace(":", "_").replace("=", "_")
+
+
+def record_workload(workload: str, items: list[tuple[Path, str, str]], limit: int, new: int,
+                    target: object) -> None:
+    """Record every run of one workload, interleaved prompt by prompt."""
+    from rich.progress import Progress
+
+    from live.capture import CaptureConfig, LiveRun
+    from live.drafts import make_draft
+    from live.profile import profile_verify
+    from live.prompts import encode_prompt, load_prompts
+
+    first = load_prompts(f"builtin:{workload}", 1)[0]
+    profile = profile_verify(target, encode_prompt(target.tokenizer, first),  # type: ignore[attr-defined]
+                             max_tokens=17, rounds=7)
+    print(f"{workload}: verify profile (ms, 1..17 tokens) "
+          + " ".join(f"{x * 1e3:.0f}" for x in profile["seconds"]), flush=True)
+    runs = []
+    for path, draft, policy in items:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        config = CaptureConfig(target="smollm2", out=str(path), draft=draft, policy=policy,
+                               prompts=f"builtin:{workload}", max_new_tokens=new, seed=0,
+                               device="cpu", limit=limit)
+        runs.append(LiveRun(config, target=target, draft=make_draft(draft, target),
+                            verify_profile=profile, pause_between=True))
+    try:
+        with Progress() as bar:
+            task = bar.add_task(f"{workload} x {len(runs)} runs", total=limit * len(runs))
+            for rid in range(limit):
+                shift = rid % len(runs)
+                for run in runs[shift:] + runs[:shift]:
+                    if not run.run_request(rid):
+                        raise KeyboardInterrupt  # every trace stays valid (closed below)
+                    bar.advance(task)
+    finally:
+        for run in runs:
+            result = run.close()
+            print(f"{Path(result.path).name}: {result.requests} requests, {result.cycles} "
+                  f"cycles, {result.wall_s:.1f} s, verify spread "
+                  f"{verify_spread(result.path):.2f}", flush=True)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(ROOT / "traces" / "validation"))
-    p.add_argument("--limit", type=int, default=6, help="prompts per capture")
+    p.add_argument("--limit", type=int, default=10, help="prompts per capture")
     p.add_argument("--new", type=int, default=48, help="max new tokens per prompt")
-    p.add_argument("--max-spread", type=float, default=1.2)
-    p.add_argument("--retries", type=int, default=2)
-    p.add_argument("--only", default="", help="record only runs whose name contains this")
+    p.add_argument("--repeat", default="ngram_fixed",
+                   help="comma-separated: record a second run of configurations whose name "
+                        "contains one of these (into OUT/repeat/)")
+    p.add_argument("--only", default="", help="record only this workload")
     p.add_argument("--no-record", action="store_true", help="only validate what is there")
     p.add_argument("--no-validate", action="store_true")
     args = p.parse_args()
 
     from analysis.validate import validate
-    from live.capture import CaptureConfig, capture
-    from live.drafts import make_draft
     from live.models import load_model
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = [(f"{w}_{d}_{pol.replace(':', '_').replace('=', '_')}", w, d, pol)
-            for w in WORKLOADS for d in DRAFTS for pol in POLICIES]
-    runs += [(f"{w}_none_target_only", w, "none", "target_only") for w in WORKLOADS]
     target = None
-    for name, workload, draft_spec, policy in runs:
-        path = out / f"{name}.jsonl"
-        if args.no_record or args.only not in name or (path.exists() and path.stat().st_size):
+    for workload, items in plan(out, tuple(filter(None, args.repeat.split(",")))).items():
+        if args.no_record or args.only not in workload:
+            continue
+        if all(path.exists() and path.stat().st_size for path, _, _ in items):
             continue
         if target is None:
             target = load_model("smollm2", "cpu", None)
-        tmp = out / f"{name}.tmp.jsonl"
-        config = CaptureConfig(target="smollm2", out=str(tmp), draft=draft_spec, policy=policy,
-                               prompts=f"builtin:{workload}", max_new_tokens=args.new, seed=0,
-                               device="cpu", limit=args.limit)
-        best = None
-        for _ in range(args.retries + 1):
-            result = capture(config, progress=False, target=target,
-                             draft=make_draft(draft_spec, target))
-            spread = verify_spread(str(tmp))
-            if best is None or spread < best:
-                best = spread
-                os.replace(tmp, path)
-            print(f"{name}: {result.requests} requests, {result.cycles} cycles in "
-                  f"{result.wall_s:.1f} s, verify spread {spread:.2f}", flush=True)
-            if best <= args.max_spread:
-                break
-        if tmp.exists():
-            tmp.unlink()
+        record_workload(workload, items, args.limit, args.new, target)
     if args.no_validate:
         return 0
     print(TABLE_HEAD)
