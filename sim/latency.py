@@ -11,6 +11,8 @@ ridge (compute-bound), plus a per-token slope for devices where even small passe
 (CPUs). A single-stream pass drafting ``tau`` tokens costs ``verify_table_s[tau]`` instead when
 that was measured: on a CPU a 1-token pass is much cheaper than any multi-token one, and the
 multi-token costs follow the kernels' tile sizes (4 tokens may beat 3), which no line fits. A
+live capture also profiles the pass for every token count (``live.profile``), so the table
+covers draft lengths the trace's own policy never used. A
 draft step over ``B`` sequences costs ``max(draft_step_s, B * draft_step_s / ridge)``.
 """
 
@@ -28,6 +30,8 @@ from tracing.errors import SpecsimError
 from tracing.trace import Trace
 
 TABLE_MIN_CYCLES = 1  # cycles a draft length needs for its own measured verify cost
+PROFILE_PRIOR_CYCLES = 5.0  # weight (in cycles) of the scaled profile beside measured passes
+PROFILE_KEY = "verify_profile_s"  # run metadata key written by live.profile
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,7 @@ def fit_latency(trace: Trace) -> LatencyConfig:
     # level the slope is 0 (constant tau column dropped).
     fit_on = spec if spec.any() else np.ones_like(spec)
     a, b, k = _fit_verify(tau[fit_on], verify[fit_on], ctx[fit_on])
-    table = verify_table(tau.astype(np.int64), verify - k * ctx)
+    table = verify_table(tau.astype(np.int64), verify - k * ctx, profile_of(trace))
     prompt = r["prompt_tokens"].to_numpy(dtype=float)
     prefill = r["prefill_s"].to_numpy(dtype=float)
     prefill_per_token = float((prompt * prefill).sum() / (prompt**2).sum()) if len(r) else 0.0
@@ -134,13 +138,58 @@ def fit_latency(trace: Trace) -> LatencyConfig:
     )
 
 
-def verify_table(tau: np.ndarray, cost: np.ndarray) -> list[float]:
-    """Mean ``cost`` per tau (0 where fewer than TABLE_MIN_CYCLES cycles had that tau), up to
-    the largest tau measured often enough; [] when only one tau was."""
+def profile_of(trace: Trace) -> list[float]:
+    """The verify-cost profile a live capture measured (seconds of a pass scoring 1, 2, ...
+    tokens; see ``live.profile``), or [] when the trace has none."""
+    entry = (trace.meta.extra or {}).get(PROFILE_KEY)
+    seconds = entry.get("seconds") if isinstance(entry, dict) else None
+    if not isinstance(seconds, list) or not seconds:
+        return []
+    try:
+        values = [float(x) for x in seconds]
+    except (TypeError, ValueError):
+        raise SpecsimError(f"{trace.name}: run metadata {PROFILE_KEY}.seconds must be a "
+                           "list of numbers") from None
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise SpecsimError(f"{trace.name}: run metadata {PROFILE_KEY}.seconds must be "
+                           "positive numbers")
+    return values
+
+
+def verify_table(tau: np.ndarray, cost: np.ndarray, profile: list[float] | None = None
+                 ) -> list[float]:
+    """Verify cost per tau.
+
+    Without a profile: the mean ``cost`` of every tau with at least TABLE_MIN_CYCLES cycles (0
+    elsewhere: the line covers it), up to the largest such tau; [] when only one tau was.
+
+    With a profile (``profile[n - 1]`` = seconds of an n-token pass, measured outside the
+    decode loop): the profile is first scaled to this trace's level (measured seconds over
+    profiled seconds, summed over the measured cycles: the decode loop's passes run at longer
+    contexts and warmer or colder caches than the profile's), then every tau the profile
+    covers gets ``(sum of its measured costs + w * scaled profile) / (its cycles + w)`` with
+    ``w = PROFILE_PRIOR_CYCLES``: a draft length measured often keeps its own mean, one
+    measured once leans on the profile, one never measured takes the scaled profile.
+    """
     counts = np.bincount(tau)
+    sums = np.bincount(tau, weights=cost)
+    prof = np.asarray(profile or [], dtype=float)
+    covered = min(len(prof), len(counts))
+    measured = counts[:covered] > 0
+    if covered and measured.any():
+        scale = sums[:covered][measured].sum() / (counts[:covered] * prof[:covered])[measured].sum()
+        size = max(len(prof), len(counts))
+        n = np.zeros(size)
+        n[: len(counts)] = counts
+        total = np.zeros(size)
+        total[: len(sums)] = sums
+        prior = np.zeros(size)
+        prior[: len(prof)] = scale * prof
+        w = np.where(np.arange(size) < len(prof), PROFILE_PRIOR_CYCLES, 0.0)
+        table = np.where(n + w > 0, (total + w * prior) / np.maximum(n + w, 1e-12), 0.0)
+        return [round(max(float(m), 0.0), 9) for m in table]
     if np.count_nonzero(counts >= TABLE_MIN_CYCLES) < 2:
         return []
-    sums = np.bincount(tau, weights=cost)
     means = np.where(counts >= TABLE_MIN_CYCLES, sums / np.maximum(counts, 1), 0.0)
     last = int(np.flatnonzero(counts >= TABLE_MIN_CYCLES)[-1])
     return [round(max(float(m), 0.0), 9) for m in means[: last + 1]]

@@ -187,3 +187,47 @@ def test_capture_bundled_smollm2_with_ngram(tmp_path: Path) -> None:
     assert trace.meta.extra["target_n_params"] > 100_000_000
     assert "cat" in trace.requests["output_text"].iat[0].lower()
     assert "paris" in trace.requests["output_text"].iat[1].lower()
+
+
+def test_capture_profiles_the_verify_pass_into_the_metadata(tiny_dir: Path, tiny: LoadedModel,
+                                                           tmp_path: Path) -> None:
+    from sim.latency import fit_latency, profile_of
+
+    out = tmp_path / "p.jsonl"
+    capture(_config(tiny_dir, out, policy="fixed:tau=2", limit=2, profile_tokens=6),
+            progress=False, target=tiny)
+    trace = read_trace(out)
+    prof = trace.meta.extra["verify_profile_s"]
+    assert len(prof["seconds"]) == 6 and all(s > 0 for s in prof["seconds"])
+    assert prof["context_tokens"] == int(trace.requests["prompt_tokens"].iloc[0])
+    assert profile_of(trace) == prof["seconds"]
+    # the fitted table covers every profiled draft length, not only the ones the run used
+    assert len(fit_latency(trace).verify_table_s) >= 6
+    off = tmp_path / "off.jsonl"
+    capture(_config(tiny_dir, off, limit=1, profile_tokens=0), progress=False, target=tiny)
+    assert "verify_profile_s" not in read_trace(off).meta.extra
+
+
+def test_interleaved_runs_keep_their_own_timelines(tiny_dir: Path, tiny: LoadedModel,
+                                                   tmp_path: Path) -> None:
+    from live.capture import LiveRun
+
+    runs = [LiveRun(_config(tiny_dir, tmp_path / f"{name}.jsonl", draft=draft, limit=3),
+                    target=tiny, verify_profile={"seconds": [0.01, 0.02]}, pause_between=True)
+            for name, draft in (("a", "ngram"), ("b", "none"))]
+    for rid in range(3):
+        for run in runs:
+            assert run.run_request(rid)
+    results = [run.close() for run in runs]
+    for result in results:
+        trace = read_trace(result.path)
+        r = trace.requests
+        busy = float((r["end_s"] - r["start_s"]).sum())
+        # the clock ran only while this run decoded: requests end to end from ~0, and the
+        # run's wall time is its own busy time (not the other run's)
+        # (tolerances far below the other run's seconds of warm-up and decoding)
+        assert r["start_s"].iloc[0] < 0.02
+        assert r["start_s"].to_numpy()[1:] == pytest.approx(r["end_s"].to_numpy()[:-1], abs=0.02)
+        assert result.wall_s == pytest.approx(busy, abs=0.05)
+        assert trace.meta.extra["verify_profile_s"] == {"seconds": [0.01, 0.02]}
+        assert "paused" in trace.meta.extra["clock"]

@@ -104,3 +104,63 @@ def test_first_principles_costs_and_draft_override() -> None:
     assert d.draft_step_s == 0.0042
     e = resolve_costs(s.with_overrides({"draft.params": 1e9}))
     assert e.draft_step_s == pytest.approx(CATALOG["H100"].step_s(1e9))
+
+
+def _with_profile(trace, seconds: list[float]):  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from tracing.trace import Trace
+
+    extra = {**(trace.meta.extra or {}), "verify_profile_s": {"seconds": seconds}}
+    return Trace(dataclasses.replace(trace.meta, extra=extra), trace.requests, trace.cycles,
+                 trace.path)
+
+
+# A CPU-shaped verify cost by tau (1 token cheap, 3 tokens dearer than 4): no line fits it.
+CPU_TABLE = [0.060, 0.110, 0.130, 0.100, 0.112, 0.115, 0.120, 0.118, 0.125]
+
+
+def test_profile_fills_draft_lengths_the_trace_never_measured() -> None:
+    # A fixed tau=4 run measures 5-token passes (and 1-token ones where it could not draft);
+    # its profile, taken at another level (0.8x), has the shape of every other length.
+    trace = simulate(_measured({"name": "fixed", "tau": 4}, verify_table_s=CPU_TABLE,
+                               target_step_s=0.06)).trace
+    assert set(trace.cycles["tau"]) <= {0, 1, 2, 3, 4}
+    without = fit_latency(trace)
+    fitted = fit_latency(_with_profile(trace, [0.8 * x for x in CPU_TABLE]))
+    # the profile, scaled back to the trace's level, gives every tau's true cost (to the
+    # small context term the line fit leaves)
+    assert fitted.verify_table_s == pytest.approx(CPU_TABLE, rel=1e-3)
+    # without it, tau 2 comes from a line and tau 6 from nothing at all
+    assert len(without.verify_table_s) <= 5
+    costs = resolve_costs(Scenario.from_dict({"latency": {**_latency_of(fitted)}}))
+    assert costs.verify_s(3) == pytest.approx(0.130, rel=1e-3)
+    assert costs.verify_s(7) == pytest.approx(0.120, rel=1e-3)
+
+
+def test_profile_yields_to_draft_lengths_measured_often() -> None:
+    trace = simulate(_measured({"name": "fixed", "tau": 4}, verify_table_s=CPU_TABLE,
+                               target_step_s=0.06)).trace
+    # a profile whose tau=4 entry is off in shape: 300 measured passes outweigh it
+    skewed = [0.8 * x for x in CPU_TABLE]
+    skewed[4] *= 1.5
+    fitted = fit_latency(_with_profile(trace, skewed))
+    n4 = int((trace.cycles["tau"] == 4).sum())
+    assert n4 > 100
+    assert fitted.verify_table_s[4] == pytest.approx(CPU_TABLE[4], rel=0.05)
+    assert fitted.verify_table_s[4] != pytest.approx(CPU_TABLE[4], rel=1e-4)  # but it counts
+
+
+def test_a_malformed_profile_is_an_error_naming_the_key() -> None:
+    from tracing.errors import SpecsimError
+
+    trace = simulate(_measured({"name": "fixed", "tau": 2})).trace
+    with pytest.raises(SpecsimError, match="verify_profile_s"):
+        fit_latency(_with_profile(trace, [0.1, -1.0]))
+
+
+def _latency_of(fitted):  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    return {k: v for k, v in dataclasses.asdict(fitted).items()
+            if k in ("target_step_s", "verify_slope_s", "draft_step_s", "verify_table_s")}

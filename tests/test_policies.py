@@ -172,6 +172,25 @@ def test_adaptive_prefers_short_drafts_when_verify_is_not_flat() -> None:
     assert np.mean(t_steep[-300:]) < np.mean(t_flat[-300:])
 
 
+def test_adaptive_learns_verify_cost_per_length_and_takes_the_cheap_one() -> None:
+    # CPU-shaped costs by tokens scored: a 4-token pass is cheaper than a 3-token one. No line
+    # with a non-negative slope can rank them so; a per-length estimate does, and then drafting
+    # 3 is the best rate at acceptance 0.6 (a line would settle on 2).
+    cost = {1: 0.060, 2: 0.110, 3: 0.130, 4: 0.100}
+    rng = np.random.default_rng(4)
+    p = Adaptive(max_tau=3, probe_every=1000)
+    for i in range(400):
+        tau = i % 4
+        accepted = 0
+        while accepted < tau and rng.random() < 0.6:
+            accepted += 1
+        p.observe(_cycle(tau, accepted, draft_s=0.0001 * tau, verify_s=cost[tau + 1]))
+    for tokens, seconds in cost.items():
+        assert p.verify_cost(tokens) == pytest.approx(seconds)
+    assert p.verify_cost(4) < p.verify_cost(3)
+    assert p.next_tau(_state()) == 3
+
+
 @pytest.mark.parametrize(
     "spec",
     [
