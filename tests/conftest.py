@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 
@@ -37,3 +39,14 @@ def make_small_trace(with_probs: bool = False) -> Trace:
 def small_trace() -> Trace:
     """A tiny valid trace (see make_small_trace)."""
     return make_small_trace()
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models run ~15x faster single-threaded on a shared 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -7,7 +7,6 @@ Rollback: after a rejection the target's cache gives the same logits as re-encod
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,13 +14,16 @@ import numpy as np
 import pytest
 import torch
 from scipy.stats import chisquare
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
 from live.decode import DecodeResult, speculative_generate, target_only_generate
 from live.drafts import Draft, LayerSkipDraft, ModelDraft, NgramDraft
 from live.kvcache import CachedLM
 from live.sampling import SamplingConfig, probs_from_logits
 from sim.policies import make_policy
+from tiny import tiny_llama
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @dataclass
@@ -30,24 +32,6 @@ class Target:
 
     model: Any
     device: str = "cpu"
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny models run ~15x faster single-threaded on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def tiny_llama(seed: int, vocab: int = 64, layers: int = 3, hidden: int = 32) -> Any:
-    """A seeded random Llama small enough to run thousands of times in a test."""
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden,
-                      num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                      max_position_embeddings=512, tie_word_embeddings=False)
-    return LlamaForCausalLM(cfg).eval()
 
 
 def perturbed(model: Any, seed: int, scale: float) -> Any:

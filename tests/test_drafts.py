@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+from transformers import GPT2Config, GPT2LMHeadModel
 
 import live.models
 from live.drafts import LayerSkipDraft, ModelDraft, NgramDraft, make_draft, shallow_copy
 from live.sampling import SamplingConfig, make_generator
 from sim.policies import make_policy
+from tiny import tiny_llama
 from tracing.errors import SpecsimError
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @dataclass
@@ -33,20 +35,9 @@ def _target(model: Any, name: str = "tiny") -> Any:
     return Loaded(model, name=name)
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def llama() -> Any:
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=48, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
-    return LlamaForCausalLM(cfg).eval()
+    return tiny_llama(0, vocab=48, layers=4, max_positions=256)
 
 
 def _ngram(ids: list[int], n: int = 3) -> NgramDraft:
@@ -162,9 +153,7 @@ def test_make_draft_specs(llama: Any) -> None:
 
 
 def _deep_llama() -> Any:
-    cfg = LlamaConfig(vocab_size=16, hidden_size=16, intermediate_size=32, num_hidden_layers=9,
-                      num_attention_heads=2, num_key_value_heads=1)
-    return LlamaForCausalLM(cfg).eval()
+    return tiny_llama(None, vocab=16, layers=9, hidden=16, heads=2, kv_heads=1)
 
 
 def test_make_draft_loads_a_model_and_checks_tokenizers(llama: Any,
