@@ -18,7 +18,7 @@ import simpy
 
 from sim.acceptance import MIN_REACHED, Depths, build_acceptance, fit_proposals
 from sim.figures import CYCLE_KEYS, Log, compute_figures, is_overloaded, target_only_latencies
-from sim.latency import CostModel, fit_latency, hardware_note, resolve_costs
+from sim.latency import CostModel, fit_latency, hardware_note, request_speeds, resolve_costs
 from sim.policies import POLICIES
 from sim.scenario import (
     AcceptanceConfig,
@@ -64,6 +64,11 @@ def simulate(
     workload = build_workload(scenario, rng, trace)
     model = build_acceptance(scenario, trace)
     costs = resolve_costs(scenario, trace)
+    lat = scenario.latency
+    if lat.replay_speed and trace is not None and workload.trace_row is not None and not (
+        lat.hardware and lat.hardware != lat.source_hardware
+    ):  # a trace's slow spells belong to its own device
+        workload.speed = request_speeds(trace, costs)[workload.trace_row]
     policy = scenario.make_policy()
     max_batch = scenario.server.max_batch
 
@@ -212,11 +217,12 @@ def _baseline_latency(
     if scenario.server.max_batch == 1:
         n = workload.output_tokens.astype(float)
         p = workload.prompt_tokens.astype(float)
-        service = (
+        speed = 1.0 if workload.speed is None else workload.speed
+        service = speed * (
             costs.prefill_s_per_token * p
-            + n * (costs.verify_s(1) + costs.overhead_s)
+            + n * costs.verify_s(1)
             + costs.context_s_per_token * (n * p + n * (n - 1) / 2.0)
-        )
+        ) + n * costs.overhead_s
         lat = target_only_latencies(
             workload.arrival_s, workload.closed, workload.concurrency, service
         )

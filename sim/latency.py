@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from sim.hardware import Rescale, get_hardware, hardware_of_device
 from sim.scenario import LatencyConfig, Scenario
@@ -278,3 +279,32 @@ def resolve_costs(scenario: Scenario, trace: Trace | None = None) -> CostModel:
         ridge_tokens=ridge,
         verify_table=tuple(table),
     )
+
+
+def request_speeds(trace: Trace, costs: CostModel) -> np.ndarray:
+    """Each trace request's measured seconds in model passes (prefill, draft, verify) over what
+    ``costs`` charges for the same passes (the same cycles, taus and contexts), requests in
+    arrival order. 1.0 everywhere on a steady machine; 1.4 for a request that ran while
+    something else held the memory bus. The cost model says what a pass costs on this device;
+    the speeds say how fast the device was while each request ran, so a replay that keeps them
+    reproduces the run's slow spells -- and a what-if of the same requests under another policy
+    runs them in the same conditions (which is what they were, when the two runs were recorded
+    interleaved: see tests/bench/record_validation.py)."""
+    from sim.acceptance import request_order
+
+    r = trace.requests.iloc[request_order(trace)]
+    c = trace.cycles
+    if len(r) == 0:
+        return np.ones(0)
+    tau = c["tau"].to_numpy(dtype=np.int64)
+    table = np.array([costs.verify_s(t + 1) for t in range(int(tau.max(initial=0)) + 1)])
+    model_cycle = (tau * costs.draft_step_s + table[tau]
+                   + costs.context_s_per_token * c["context_tokens"].to_numpy(dtype=float))
+    measured_cycle = c["draft_s"].to_numpy(dtype=float) + c["verify_s"].to_numpy(dtype=float)
+    rid = c["request_id"].to_numpy()
+    ids = r["request_id"].to_numpy()
+    model = pd.Series(model_cycle).groupby(rid).sum().reindex(ids, fill_value=0.0).to_numpy()
+    meas = pd.Series(measured_cycle).groupby(rid).sum().reindex(ids, fill_value=0.0).to_numpy()
+    model = model + costs.prefill_s_per_token * r["prompt_tokens"].to_numpy(dtype=float)
+    meas = meas + r["prefill_s"].to_numpy(dtype=float)
+    return np.where(model > 0, meas / np.maximum(model, 1e-12), 1.0)

@@ -131,6 +131,9 @@ class StaticPlan:
         verify_s = verify_by_tau[tau_a]
         if costs.context_s_per_token:
             verify_s = verify_s + costs.context_s_per_token * context
+        if workload.speed is not None:
+            speed = workload.speed[req_of_row]
+            draft_s, verify_s = draft_s * speed, verify_s * speed
         duration = draft_s + verify_s + costs.overhead_s
         return cls(tau_a, acc_a, context, draft_s, verify_s, duration, bounds)
 
@@ -148,6 +151,12 @@ def _segment_lengths(n: np.ndarray, tau: int, survival: np.ndarray) -> np.ndarra
     return np.minimum(n, np.ceil(cycles).astype(np.int64))
 
 
+def prefill_seconds(workload: Workload, costs: CostModel) -> np.ndarray:
+    """Each request's prefill, at its speed."""
+    prefill = costs.prefill_s_per_token * workload.prompt_tokens
+    return prefill if workload.speed is None else prefill * workload.speed
+
+
 def stream_server(
     env: simpy.Environment,
     queue: simpy.Store,
@@ -160,7 +169,7 @@ def stream_server(
     """Single stream, static policy: serve requests in queue order along ``plan``."""
     durations = plan.duration_s.tolist()
     bounds = plan.bounds.tolist()
-    prefills = (costs.prefill_s_per_token * workload.prompt_tokens).tolist()
+    prefills = prefill_seconds(workload, costs).tolist()
     timeout, get = env.timeout, queue.get
     t0 = np.zeros(len(workload))
     while True:
@@ -186,7 +195,7 @@ def finish_stream_log(log: Log, workload: Workload, costs: CostModel, plan: Stat
     cd = np.cumsum(plan.duration_s)
     offset = cd - plan.duration_s - np.concatenate(([0.0], cd))[plan.bounds[:-1]][req]
     start = t0[req] + offset
-    log.prefill_s[:] = costs.prefill_s_per_token * workload.prompt_tokens
+    log.prefill_s[:] = prefill_seconds(workload, costs)
     log.first_token_s[:] = t0 + plan.duration_s[plan.bounds[:-1]]
     log.output_tokens[:] = workload.output_tokens
     log.verify_passes[:] = cycles
@@ -279,12 +288,14 @@ def dynamic_stream_server(
     timeout, get, draw = env.timeout, queue.get, drafting.draw
     next_tau, observe, exhausted = policy.next_tau, policy.observe, policy.budget_exhausted
     d_s, ovh = costs.draft_step_s, costs.overhead_s
+    speeds = [1.0] * len(workload) if workload.speed is None else workload.speed.tolist()
     while True:
         rid = yield get()
         start = env.now
         policy.reset(rid)
         n, context = outputs[rid], prompts[rid]
-        prefill = costs.prefill_s(context)
+        speed = speeds[rid]
+        prefill = costs.prefill_s(context) * speed
         log.start_s[rid], log.prefill_s[rid] = start, prefill
         if prefill > 0:
             yield timeout(prefill)
@@ -296,8 +307,8 @@ def dynamic_stream_server(
                 log.truncated += 1
                 break
             tau, acc, q = draw(rid, cycle, context, next_tau(state))
-            draft_s = tau * d_s
-            verify_s = costs.verify_s(tau + 1, 1, context)
+            draft_s = tau * d_s * speed
+            verify_s = costs.verify_s(tau + 1, 1, context) * speed
             t = env.now
             yield timeout(draft_s + verify_s + ovh)
             emitted = min(acc + 1, n - out)

@@ -37,6 +37,9 @@ class Workload:
     closed: bool
     concurrency: int
     trace_row: np.ndarray | None = None  # the trace request (arrival order) each one replays
+    # speed of each request's model passes relative to the cost model (None: all 1); see
+    # sim.latency.request_speeds
+    speed: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.prompt_tokens)

@@ -256,3 +256,42 @@ def test_adaptive_is_near_the_best_fixed_tau(alpha: float, c: float) -> None:
     )
     adaptive = simulate(s.with_overrides({"policy.name": "adaptive"}), seed=0).figures
     assert adaptive["speedup_vs_target_only"] >= 0.95 * best
+
+
+@pytest.mark.parametrize("policy", [{"name": "fixed", "tau": 3}, {"name": "heuristic"}])
+def test_replay_speed_reproduces_a_slow_spell(policy: dict) -> None:
+    from sim.latency import request_speeds, resolve_costs
+    from tracing.trace import Trace
+
+    # Requests far apart (no queueing); request 5 ran 1.5x slower (a neighbour's load).
+    s = _base(policy=policy, workload={"requests": 12, "arrival": "poisson", "rate_per_s": 0.05})
+    trace = simulate(s, seed=3).trace
+    cycles, requests = trace.cycles.copy(), trace.requests.copy()
+    slow = cycles["request_id"] == 5
+    extra = 0.5 * float((cycles.loc[slow, "draft_s"] + cycles.loc[slow, "verify_s"]).sum()
+                        + requests.loc[requests["request_id"] == 5, "prefill_s"].iloc[0])
+    for col in ("draft_s", "verify_s"):
+        cycles.loc[slow, col] *= 1.5
+    row = requests["request_id"] == 5
+    requests.loc[row, "prefill_s"] *= 1.5
+    requests.loc[row, "end_s"] += extra
+    assert requests["arrival_s"].iloc[6] > requests.loc[row, "end_s"].iloc[0]  # still no queue
+    doctored = Trace(trace.meta, requests, cycles, "doctored")
+    validate_trace(doctored)
+
+    base = scenario_from_trace(doctored)
+    speeds = request_speeds(doctored, resolve_costs(base, doctored))
+    # (the fitted costs absorb a little of it: request 5's cycles are in their means)
+    assert speeds[5] / np.median(np.delete(speeds, 5)) == pytest.approx(1.5, rel=0.05)
+
+    def latency_of_5(replay_speed: bool) -> float:
+        sc = base.with_overrides({"latency.replay_speed": replay_speed})
+        r = simulate(sc, doctored).trace.requests.set_index("request_id")
+        return float(r.loc[5, "end_s"] - r.loc[5, "start_s"])
+
+    measured = float(requests.loc[row, "end_s"].iloc[0] - requests.loc[row, "start_s"].iloc[0])
+    assert latency_of_5(True) == pytest.approx(measured, rel=0.03)
+    assert latency_of_5(False) < 0.8 * measured  # mean costs miss the spell
+    # on another device the spell does not carry over
+    other = base.with_overrides({"latency.replay_speed": True, "latency.hardware": "H100"})
+    assert simulate(other, doctored).trace.requests["end_s"].notna().all()
