@@ -27,7 +27,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from sim.positions import PositionRecord, draft_room, draw_at, position_records
+from sim.positions import (
+    UNKNOWN,
+    PositionRecord,
+    asked_per_cycle,
+    draft_room,
+    draw_at,
+    position_records,
+)
 from sim.scenario import Scenario
 from tracing.errors import SpecsimError
 from tracing.trace import Trace
@@ -264,26 +271,38 @@ def fit_acceptance(
     return AcceptanceModel(fits, edges)
 
 
-def fit_proposals(trace: Trace, asked: int | None) -> tuple[float, list[float]]:
+def fit_proposals(trace: Trace) -> tuple[float, list[float]]:
     """How often the draft proposed fewer tokens than the policy asked for: (P(none), P(cap = k)
-    for k = 1..asked-1 among cycles that proposed something). ``asked`` is the fixed policy's
-    tau (None: not known -- then a tau = 0 cycle counts as no proposal and caps are not fitted).
-    Only cycles with room for ``asked`` (or 1) more draft tokens count: near a request's end the
-    decoder clips tau to the tokens left."""
+    for k = 1..K-1 among cycles that proposed something), where K is the ask the policy made
+    most often (>= 2). What each cycle asked comes from :func:`asked_per_cycle` (the fixed tau,
+    or the trace's policy re-run over its cycles); cycles whose ask is unknown count toward
+    P(none) only when nothing at all is known (then a tau = 0 cycle counts as no proposal)."""
     c = trace.cycles
     if len(c) == 0:
         return 0.0, []
     c = c.sort_values(["request_id", "cycle"], kind="stable")
     done = c.groupby("request_id", sort=False)["emitted"].cumsum() - c["emitted"]
     room = draft_room(c, trace, done.to_numpy(dtype=np.int64))
-    tau = c["tau"].to_numpy(dtype=np.int64)[room >= max(asked or 1, 1)]
-    if tau.size == 0 or not (tau > 0).any():
+    tau = c["tau"].to_numpy(dtype=np.int64)
+    asked = asked_per_cycle(trace, c, room)
+    if not (tau > 0).any():
         return 0.0, []  # a target-only run: it never asked for a draft
-    none = float((tau == 0).mean())
-    if asked is None or asked <= 1:
+    known = asked != UNKNOWN
+    if not known.any():
+        tau = tau[room >= 1]
+        return (float((tau == 0).mean()) if tau.size else 0.0), []
+    asking = known & (asked >= 1)
+    if not asking.any():
+        return 0.0, []
+    none = float((tau[asking] == 0).mean())
+    values, counts = np.unique(asked[asked >= 2], return_counts=True)
+    if values.size == 0:
         return none, []
-    some = tau[tau > 0]
-    caps = [float((some == k).sum() / some.size) for k in range(1, asked)]
+    top = int(values[np.argmax(counts)])
+    some = tau[(asked == top) & (tau > 0)]
+    if some.size == 0:
+        return none, []
+    caps = [float((some == k).sum() / some.size) for k in range(1, top)]
     while caps and caps[-1] == 0.0:
         caps.pop()
     return none, caps

@@ -268,12 +268,11 @@ def scenario_from_trace(trace: Trace) -> Scenario:
         acceptance = AcceptanceConfig(model="trace", per_request=True, replay=True)
     else:  # a target-only capture: nothing to fit, no draft token would be accepted
         acceptance = AcceptanceConfig(model="iid", alpha=0.0)
-    # Short proposals (an n-gram draft with no match): known from a policy that never asks for
-    # 0 tokens -- fixed (asks for its tau) or heuristic (floor 1); adaptive may pick tau = 0.
+    # Short proposals (an n-gram draft with no match): told apart from the policy's own
+    # choice of fewer tokens by what the policy asked (fixed: its tau; others: re-run).
     draft = DraftConfig()
-    if name in ("fixed", "heuristic") and reached_first >= MIN_REACHED:
-        asked = int(params["tau"]) if name == "fixed" and "tau" in params else None
-        none, caps = fit_proposals(trace, asked)
+    if reached_first >= MIN_REACHED:
+        none, caps = fit_proposals(trace)
         draft = DraftConfig(
             no_proposal_prob=round(none, 6), proposal_caps=[round(p, 6) for p in caps]
         )

@@ -66,17 +66,81 @@ def draft_room(cycles: pd.DataFrame, trace: Trace, done: np.ndarray) -> np.ndarr
     return n_out.to_numpy(dtype=np.int64) - done - 1
 
 
-def asked_per_cycle(trace: Trace, tau: np.ndarray, room: np.ndarray) -> np.ndarray:
-    """What the trace's policy asked of each cycle, where that is known: ``fixed`` asks for its
-    tau (clipped by the decoder to the tokens left, ``room``); ``heuristic`` never asks for
-    fewer than 1, so its tau = 0 cycles had no proposal. Other policies: UNKNOWN."""
+REPLAY_MAX_CYCLES = 200_000  # a policy replay is a Python loop: skip it on huge traces
+
+
+def asked_per_cycle(trace: Trace, cycles: pd.DataFrame, room: np.ndarray) -> np.ndarray:
+    """What the trace's policy asked of each cycle (``cycles`` sorted by request and cycle;
+    ``room``: draft tokens each had room for), UNKNOWN where the trace cannot say.
+
+    ``fixed`` asks for its tau, clipped by the decoder to ``room``. Any other policy is re-run
+    over the trace's own cycles (:func:`replay_asks`): it is a deterministic function of the
+    cycle records it observed, and the trace holds exactly those records. Where that is not
+    possible, ``heuristic`` still tells that its tau = 0 cycles had no proposal (it never asks
+    for fewer than 1)."""
     meta = trace.meta
     params = meta.policy_params or {}
-    if meta.policy == "fixed" and "tau" in params:
+    tau = cycles["tau"].to_numpy(dtype=np.int64)
+    if meta.policy == "fixed" and "tau" in params and not _budgeted(params):
         return np.minimum(int(params["tau"]), np.maximum(room, 0))
+    replayed = replay_asks(trace, cycles)
+    if replayed is not None:
+        return replayed
     asked = np.full(tau.size, UNKNOWN, dtype=np.int64)
     if meta.policy == "heuristic":
         asked[(tau == 0) & (room >= 1)] = 1
+    return asked
+
+
+def _budgeted(params: dict[str, object]) -> bool:
+    return bool(params.get("max_verify") or params.get("mean_verify"))
+
+
+def replay_asks(trace: Trace, cycles: pd.DataFrame) -> np.ndarray | None:
+    """The trace's policy re-run over its cycles: what it asked before each one (the decoder's
+    ``useful_tau(state, policy.next_tau(state))``), or None when that cannot be known -- an
+    unknown policy, a batched run (its policy saw cycles in an order the trace does not keep),
+    a trace too large to loop over, or a replay that disagrees with the trace (a cycle that
+    drafted more than was asked: not this policy, or not run this way).
+
+    Requests replay in the order they started, as a capture runs them; ``max_new_tokens`` is
+    the capture's (run metadata), else each request's output length (the simulator's)."""
+    from sim.policies import PolicyState, make_policy, useful_tau
+    from tracing.errors import SpecsimError
+    from tracing.schema import CycleRecord
+
+    meta, extra = trace.meta, trace.meta.extra or {}
+    if len(cycles) == 0 or len(cycles) > REPLAY_MAX_CYCLES or int(extra.get("max_batch", 1)) > 1:
+        return None
+    params = ",".join(f"{k}={v}" for k, v in (meta.policy_params or {}).items())
+    try:
+        policy = make_policy(f"{meta.policy}:{params}" if params else meta.policy)
+    except SpecsimError:
+        return None
+    limit = extra.get("max_new_tokens")
+    reqs = trace.requests.sort_values(["start_s", "request_id"], kind="stable")
+    out_len = dict(zip(reqs["request_id"].tolist(), reqs["output_tokens"].tolist(), strict=True))
+    cols = {k: cycles[k].tolist() for k in (
+        "request_id", "cycle", "start_s", "tau", "accepted", "emitted", "draft_s", "verify_s",
+        "overhead_s", "context_tokens")}
+    rows_of: dict[int, list[int]] = {}
+    for row, rid in enumerate(cols["request_id"]):
+        rows_of.setdefault(rid, []).append(row)
+    asked = np.full(len(cycles), UNKNOWN, dtype=np.int64)
+    for rid in reqs["request_id"].tolist():
+        policy.reset(rid)
+        max_new = int(limit) if isinstance(limit, int) and limit > 0 else int(out_len[rid])
+        done = 0
+        for k, row in enumerate(rows_of.get(rid, [])):
+            state = PolicyState(rid, k, int(cols["context_tokens"][row]), done, max_new, k)
+            if policy.budget_exhausted(state):
+                return None  # the trace ran a cycle the policy would not have
+            ask = useful_tau(state, policy.next_tau(state))
+            if cols["tau"][row] > ask:
+                return None
+            asked[row] = ask
+            policy.observe(CycleRecord(*(cols[key][row] for key in cols)))
+            done += int(cols["emitted"][row])
     return asked
 
 
@@ -119,7 +183,7 @@ def position_records(trace: Trace, order: np.ndarray) -> list[PositionRecord]:
     n_cycles = last - first
     cum = np.cumsum(emitted)
     done = cum - emitted - np.repeat(cum[first] - emitted[first], n_cycles)  # before each cycle
-    asked = asked_per_cycle(trace, tau, draft_room(c, trace, done))
+    asked = asked_per_cycle(trace, c, draft_room(c, trace, done))
     # one run of positions per request (its tokens + 1), laid end to end
     size = np.add.reduceat(emitted, first) + 1
     offset = np.cumsum(size) - size

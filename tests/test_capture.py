@@ -231,3 +231,14 @@ def test_interleaved_runs_keep_their_own_timelines(tiny_dir: Path, tiny: LoadedM
         assert result.wall_s == pytest.approx(busy, abs=0.05)
         assert trace.meta.extra["verify_profile_s"] == {"seconds": [0.01, 0.02]}
         assert "paused" in trace.meta.extra["clock"]
+
+
+def test_capture_keeps_a_mean_verify_budget(tiny_dir: Path, tiny: LoadedModel,
+                                            tmp_path: Path) -> None:
+    # 3 requests x 12 tokens at tau <= 2 need >= 12 passes; the pool allows 3 per request
+    out = tmp_path / "b.jsonl"
+    capture(_config(tiny_dir, out, policy="fixed:tau=2,mean_verify=3", profile_tokens=0),
+            progress=False, target=tiny)
+    trace = read_trace(out)
+    assert int(trace.requests["verify_passes"].sum()) <= 9
+    assert len(trace.cycles) == int(trace.requests["verify_passes"].sum())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim import scenario_from_trace, simulate
+from sim import Scenario, scenario_from_trace, simulate
 from sim.positions import UNKNOWN, PositionRecord
 from tracing import CycleRecord, RequestRecord, RunMeta, Trace
 
@@ -102,3 +102,47 @@ def test_unknown_positions_are_drawn_and_change_with_the_seed() -> None:
             assert (acc == 0) if seen[r, p] == 0 else (acc >= 1)
             checked += 1
     assert checked > 20
+
+
+def _no_match_trace(policy: dict, none: float = 0.25) -> Trace:
+    """A simulated n-gram-like run: the draft has no proposal at a quarter of its cycles."""
+    s = Scenario.from_dict({
+        "workload": {"requests": 40, "prompt_tokens": 64, "output_tokens": 96},
+        "acceptance": {"alpha": 0.8},
+        "latency": {"target_step_s": 0.02, "draft_step_s": 0.0001},
+        "draft": {"no_proposal_prob": none},
+        "policy": policy,
+    })
+    return simulate(s, seed=5).trace
+
+
+@pytest.mark.parametrize("policy", [{"name": "adaptive"}, {"name": "heuristic"}])
+def test_replaying_the_policy_tells_no_proposal_from_its_own_choice(policy: dict) -> None:
+    from sim.acceptance import fit_proposals
+    from sim.positions import replay_asks
+
+    trace = _no_match_trace(policy)
+    c = trace.cycles.sort_values(["request_id", "cycle"], kind="stable")
+    asked = replay_asks(trace, c)
+    assert asked is not None
+    tau = c["tau"].to_numpy()
+    assert (tau <= asked).all()
+    # the tau = 0 cycles the policy did not choose are the draft's: their share is the
+    # configured no-proposal probability (adaptive drafts always here: the draft is nearly free)
+    none, _ = fit_proposals(trace)
+    assert none == pytest.approx(0.25, abs=0.04)
+    assert ((tau == 0) & (asked > 0)).sum() > 0.8 * (tau == 0).sum()
+
+
+def test_a_replay_that_disagrees_with_the_trace_is_not_used() -> None:
+    import dataclasses
+
+    from sim.positions import replay_asks
+
+    trace = _no_match_trace({"name": "heuristic"})
+    c = trace.cycles.sort_values(["request_id", "cycle"], kind="stable")
+    # claimed to be a heuristic that never drafts past 2: the trace drafted more than that
+    meta = dataclasses.replace(trace.meta, policy_params={"tau": 1, "max_tau": 2})
+    assert replay_asks(Trace(meta, trace.requests, trace.cycles, "x"), c) is None
+    unknown = dataclasses.replace(trace.meta, policy="no_such_policy")
+    assert replay_asks(Trace(unknown, trace.requests, trace.cycles, "x"), c) is None
