@@ -10,8 +10,10 @@ Kinds of pair: ``replay`` (A = B: the trace's own configuration replayed), ``sam
 (another run of the same configuration), ``other policy`` (same draft, another policy or tau),
 ``other draft`` (another draft: A's acceptance and draft cost stand in for B's, so it is always
 flagged). A prediction *extrapolates* when it drafts at positions A never drafted (so their
-acceptance is carried from A's last positions), when the draft differs, or when A has no
-speculative cycles.
+acceptance is carried from A's last positions), when the draft differs, when A has no
+speculative cycles, or when it drafts a length whose verify cost A neither measured nor
+profiled (a live capture profiles the pass for every token count: ``live.profile``; the
+lengths costed from that profile are listed in ``verify_from_profile``).
 
 Measured speedup: B's mean latency against the mean latency of a target-only run of the same
 workload in the set (``basis = "measured"``); without one, against the target-only latency the
@@ -30,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from sim.latency import profile_of
 from tracing.errors import SpecsimError
 from tracing.trace import Trace
 
@@ -112,9 +115,10 @@ def predict(a: Run, b: Run) -> tuple[dict[str, Any], list[str]]:
     scenario = Scenario.from_dict(d, where=f"{a.path} as {b.config}")
     result = simulate(scenario, with_lengths_of(a.trace, b.trace))
     f = result.figures
+    taus = sorted(int(t) for t in set(result.trace.cycles["tau"].tolist()))
     return ({"p50_s": f["latency_s"]["p50"], "p95_s": f["latency_s"]["p95"],
              "tokens_per_cycle": f["tokens_per_cycle"], "speedup": f["speedup_vs_target_only"],
-             "max_tau": int(result.trace.cycles["tau"].max()) if len(result.trace.cycles) else 0},
+             "max_tau": max(taus, default=0), "taus": taus},
             result.warnings)
 
 
@@ -126,6 +130,17 @@ def with_lengths_of(a: Trace, b: Trace) -> Trace:
         mapped = requests["request_id"].map(lengths[col])
         requests[col] = mapped.fillna(requests[col]).astype(np.int64)
     return Trace(a.meta, requests, a.cycles, a.path)
+
+
+def _spans(values: list[int]) -> str:
+    """[1, 2, 3, 6] -> '1-3, 6' (values sorted)."""
+    runs: list[list[int]] = []
+    for v in values:
+        if runs and runs[-1][-1] == v - 1:
+            runs[-1].append(v)
+        else:
+            runs.append([v])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
 
 
 def kind_of(a: Run, b: Run) -> str:
@@ -170,13 +185,21 @@ def _pair(a: Run, b: Run, meas: dict[str, Any]) -> dict[str, Any]:
         reasons.append(f"drafts position {pred['max_tau']}, A observed up to {a.max_tau}")
     if kind == "other draft":
         reasons.append("another draft: A's acceptance and draft cost")
+    # verify costs of draft lengths A never ran: A's profile (measured) or a line (extrapolated)
+    unmeasured = sorted(set(pred["taus"]) - set(a.trace.cycles["tau"].tolist()))
+    profiled = len(profile_of(a.trace))
+    from_profile = [t for t in unmeasured if t < profiled]
+    off_profile = [t for t in unmeasured if t >= profiled]
+    if off_profile:
+        reasons.append(f"verify cost of tau {_spans(off_profile)} from a line (not measured)")
     errors = {}
     for m in METRICS:
         p, t = pred[m], meas[m]
         errors[m] = None if p is None or t is None or t == 0 else (p - t) / t
     return {"a": a.path, "b": b.path, "workload": str(b.workload[0]), "a_config": a.config,
             "b_config": b.config, "kind": kind, "extrapolated": bool(reasons),
-            "extrapolation": "; ".join(reasons), "predicted": pred, "measured": meas,
+            "extrapolation": "; ".join(reasons),
+            "verify_from_profile": from_profile, "predicted": pred, "measured": meas,
             "error": errors, "warnings": warnings}
 
 
@@ -278,6 +301,11 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:+.1%}"
 
 
+def _profiled(pair: dict[str, Any]) -> str:
+    taus = pair.get("verify_from_profile") or []
+    return f"no (verify cost of tau {_spans(taus)} profiled)" if taus else "no"
+
+
 def _print_table(result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -291,7 +319,7 @@ def _print_table(result: dict[str, Any]) -> None:
         table.add_row(Path(p["a"]).stem, p["b_config"], p["kind"],
                       f"{p['measured']['p50_s'] * 1e3:.0f}/{p['predicted']['p50_s'] * 1e3:.0f}",
                       _pct(e["p50_s"]), _pct(e["p95_s"]), _pct(e["tokens_per_cycle"]),
-                      _pct(e["speedup"]), p["extrapolation"] or "no")
+                      _pct(e["speedup"]), p["extrapolation"] or _profiled(p))
     console = Console() if sys.stdout.isatty() else Console(width=200)
     console.print(table)
     for key, stats in result["summary"].items():

@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def live_like(tmp_path: Path, name: str, policy: dict[str, object], workload: str = "edit",
-              output_tokens: int = 48) -> str:
-    """A simulated run dressed as a live capture of ``workload`` (costs flat in tau, CPU-like)."""
+              output_tokens: int = 48, profile: list[float] | None = None) -> str:
+    """A simulated run dressed as a live capture of ``workload`` (costs linear in tau, CPU-like),
+    with a verify-cost ``profile`` in its metadata if given."""
     scenario = Scenario.from_dict({
         "workload": {"requests": 24, "prompt_tokens": {"dist": "uniform", "low": 40, "high": 120},
                      "output_tokens": output_tokens, "seed": 3},
@@ -29,8 +30,11 @@ def live_like(tmp_path: Path, name: str, policy: dict[str, object], workload: st
         "policy": policy,
     })
     trace = simulate(scenario).trace
+    extra: dict[str, object] = {"workload": workload}
+    if profile:
+        extra["verify_profile_s"] = {"seconds": profile}
     meta = dataclasses.replace(trace.meta, source="live", draft_model="ngram",
-                               target_model="smollm2", extra={"workload": workload})
+                               target_model="smollm2", extra=extra)
     path = str(tmp_path / f"{name}.jsonl")
     write_trace(Trace(meta, trace.requests, trace.cycles, None), path)
     return path
@@ -114,3 +118,15 @@ def test_cli_json_and_bad_input(runs: dict[str, str], tmp_path: Path) -> None:
     res = subprocess.run([*cmd, str(tmp_path / "missing.jsonl")], cwd=ROOT,
                          capture_output=True, text=True)
     assert res.returncode == 2 and "missing.jsonl" in res.stderr
+
+
+def test_unmeasured_draft_lengths_are_costed_from_the_profile_or_flagged(tmp_path: Path) -> None:
+    profile = [0.05 + 0.004 * n for n in range(12)]  # the pass for 1..12 tokens
+    b = live_like(tmp_path, "tau6", {"name": "fixed", "tau": 6})
+    with_profile = live_like(tmp_path, "tau2p", {"name": "fixed", "tau": 2}, profile=profile)
+    without = live_like(tmp_path, "tau2", {"name": "fixed", "tau": 2})
+    for a, listed in ((with_profile, [3, 4, 5, 6]), (without, [])):
+        pair = next(p for p in validate([a, b])["pairs"] if p["a"] == a and p["b"] == b)
+        assert pair["verify_from_profile"] == listed
+        assert pair["extrapolated"]  # positions 3..6 were never drafted: acceptance is
+        assert ("tau 3-6 from a line" in pair["extrapolation"]) == (not listed)
