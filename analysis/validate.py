@@ -11,7 +11,9 @@ Kinds of pair: ``replay`` (A = B: the trace's own configuration replayed), ``sam
 ``other draft`` (another draft: A's acceptance and draft cost stand in for B's, so it is always
 flagged). A prediction *extrapolates* when it drafts at positions A never drafted (so their
 acceptance is carried from A's last positions), when the draft differs, when A has no
-speculative cycles, or when it drafts a length whose verify cost A neither measured nor
+speculative cycles, when A's record decides fewer than ``MIN_COVERAGE`` of B's simulated draft
+cycles (A drafted deep somewhere but rarely: an adaptive run that mostly did not draft), or
+when it drafts a length whose verify cost A neither measured nor
 profiled (a live capture profiles the pass for every token count: ``live.profile``; the
 lengths costed from that profile are listed in ``verify_from_profile``).
 
@@ -33,10 +35,12 @@ from typing import Any
 import numpy as np
 
 from sim.latency import profile_of
+from sim.positions import coverage
 from tracing.errors import SpecsimError
 from tracing.trace import Trace
 
 METRICS = ("p50_s", "p95_s", "tokens_per_cycle", "speedup")
+MIN_COVERAGE = 0.8  # below: B's drafting is mostly drawn, not read from A (extrapolates)
 GOALS = {"replay": 0.05, "same config": 0.05, "other policy": 0.10}
 
 
@@ -118,7 +122,8 @@ def predict(a: Run, b: Run) -> tuple[dict[str, Any], list[str]]:
     taus = sorted(int(t) for t in set(result.trace.cycles["tau"].tolist()))
     return ({"p50_s": f["latency_s"]["p50"], "p95_s": f["latency_s"]["p95"],
              "tokens_per_cycle": f["tokens_per_cycle"], "speedup": f["speedup_vs_target_only"],
-             "max_tau": max(taus, default=0), "taus": taus},
+             "max_tau": max(taus, default=0), "taus": taus,
+             "coverage": coverage(a.trace, result.trace)},
             result.warnings)
 
 
@@ -183,6 +188,9 @@ def _pair(a: Run, b: Run, meas: dict[str, Any]) -> dict[str, Any]:
     reasons = []
     if pred["max_tau"] > a.max_tau:
         reasons.append(f"drafts position {pred['max_tau']}, A observed up to {a.max_tau}")
+    elif pred["coverage"] < MIN_COVERAGE:
+        reasons.append(f"A's record decides {pred['coverage']:.0%} of the draft cycles "
+                       "(the rest drawn from fitted acceptance)")
     if kind == "other draft":
         reasons.append("another draft: A's acceptance and draft cost")
     # verify costs of draft lengths A never ran: A's profile (measured) or a line (extrapolated)

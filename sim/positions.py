@@ -222,3 +222,29 @@ def draw_at(
     u = float(rng.random()) * floor
     depth = int(np.count_nonzero(survival[:tau] > u))
     return tau, min(tau, max(depth, lo))
+
+
+def coverage(source: Trace, predicted: Trace) -> float:
+    """Share of ``predicted``'s drafting cycles whose outcome ``source``'s record determines:
+    its acceptance at that output position is known exactly, or known to reach at least the
+    tokens drafted. The rest were drawn from hazards fitted on ``source`` -- a prediction
+    whose drafting is mostly drawn extrapolates, however deep ``source`` drafted somewhere.
+    Predicted request i replays source request ``i % n`` in arrival order (as the simulator
+    lays them out); 1.0 when nothing was drafted."""
+    from sim.acceptance import request_order
+
+    records = position_records(source, request_order(source))
+    if not records:
+        return 0.0
+    c = predicted.cycles.sort_values(["request_id", "cycle"], kind="stable")
+    tau = c["tau"].to_numpy(dtype=np.int64)
+    if not (tau > 0).any():
+        return 1.0
+    rid = c["request_id"].to_numpy(dtype=np.int64)
+    pos = (c.groupby("request_id", sort=False)["emitted"].cumsum() - c["emitted"]).to_numpy()
+    known = 0
+    for r, p, t in zip(rid[tau > 0].tolist(), pos[tau > 0].tolist(), tau[tau > 0].tolist(),
+                       strict=True):
+        lo, exact, _ = records[r % len(records)].at(int(p))
+        known += exact or lo >= t
+    return known / int((tau > 0).sum())

@@ -146,3 +146,28 @@ def test_a_replay_that_disagrees_with_the_trace_is_not_used() -> None:
     assert replay_asks(Trace(meta, trace.requests, trace.cycles, "x"), c) is None
     unknown = dataclasses.replace(trace.meta, policy="no_such_policy")
     assert replay_asks(Trace(unknown, trace.requests, trace.cycles, "x"), c) is None
+
+
+def test_coverage_is_what_the_source_record_decides() -> None:
+    from sim.positions import coverage
+
+    def run(policy: dict, draft_step_s: float, alpha: float) -> Trace:
+        return simulate(Scenario.from_dict({
+            "workload": {"requests": 30, "prompt_tokens": 64, "output_tokens": 64},
+            "acceptance": {"alpha": alpha},
+            "latency": {"target_step_s": 0.02, "draft_step_s": draft_step_s},
+            "policy": policy}), seed=2).trace
+
+    deep = run({"name": "fixed", "tau": 6}, 0.001, 0.8)
+    assert coverage(deep, deep) == 1.0  # every cycle of a replay is decided by its own record
+    shallow = simulate(scenario_from_trace(deep).with_overrides({"policy.tau": 2}), deep).trace
+    # drafting 2 where 6 were drafted is mostly read, not drawn (not all: a fully accepted
+    # cycle only bounds its last positions from below -- "at least 1" at its sixth)
+    assert coverage(deep, shallow) > 0.8
+    # an adaptive run that found speculation not paying barely drafted: it decides little of
+    # what a fixed tau=2 run would draft, although its probes went deep somewhere
+    sparse = run({"name": "adaptive", "probe_every": 8}, 0.03, 0.3)
+    assert (sparse.cycles["tau"] > 0).mean() < 0.3
+    again = simulate(scenario_from_trace(sparse).with_overrides(
+        {"policy.name": "fixed", "policy.tau": 2}), sparse).trace
+    assert coverage(sparse, again) < 0.5
