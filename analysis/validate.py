@@ -40,6 +40,7 @@ from tracing.errors import SpecsimError
 from tracing.trace import Trace
 
 METRICS = ("p50_s", "p95_s", "tokens_per_cycle", "speedup")
+REPLICATIONS = 20  # simulated runs averaged per prediction when the latency model has noise
 MIN_COVERAGE = 0.8  # below: B's drafting is mostly drawn, not read from A (extrapolates)
 GOALS = {"replay": 0.05, "same config": 0.05, "other policy": 0.10}
 
@@ -105,7 +106,8 @@ def measured(run: Run, baseline_mean_s: float | None) -> dict[str, Any]:
 
 def predict(a: Run, b: Run) -> tuple[dict[str, Any], list[str]]:
     """B predicted from A alone: A's fitted scenario with B's policy, budget and lengths."""
-    from sim import Scenario, scenario_from_trace, simulate
+    from sim import Scenario, scenario_from_trace
+    from sim.replicate import replicate
     from sim.scenario import _policy_keys
 
     base = scenario_from_trace(a.trace)
@@ -117,7 +119,10 @@ def predict(a: Run, b: Run) -> tuple[dict[str, Any], list[str]]:
     d["budget"] = {"max_verify_per_request": int(recorded.get("max_verify", 0) or 0),
                    "mean_verify_per_request": float(recorded.get("mean_verify", 0.0) or 0.0)}
     scenario = Scenario.from_dict(d, where=f"{a.path} as {b.config}")
-    result = simulate(scenario, with_lengths_of(a.trace, b.trace))
+    # with request-to-request noise (speed_cv) one run is one draw of the tail: predict the
+    # mean over REPLICATIONS runs
+    runs = REPLICATIONS if scenario.latency.speed_cv > 0 else 1
+    result = replicate(scenario, runs, with_lengths_of(a.trace, b.trace))
     f = result.figures
     taus = sorted(int(t) for t in set(result.trace.cycles["tau"].tolist()))
     return ({"p50_s": f["latency_s"]["p50"], "p95_s": f["latency_s"]["p95"],

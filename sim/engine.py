@@ -18,7 +18,14 @@ import simpy
 
 from sim.acceptance import MIN_REACHED, Depths, build_acceptance, fit_proposals
 from sim.figures import CYCLE_KEYS, Log, compute_figures, is_overloaded, target_only_latencies
-from sim.latency import CostModel, fit_latency, hardware_note, request_speeds, resolve_costs
+from sim.latency import (
+    CostModel,
+    draw_speeds,
+    fit_latency,
+    hardware_note,
+    request_speeds,
+    resolve_costs,
+)
 from sim.policies import POLICIES
 from sim.scenario import (
     AcceptanceConfig,
@@ -65,10 +72,13 @@ def simulate(
     model = build_acceptance(scenario, trace)
     costs = resolve_costs(scenario, trace)
     lat = scenario.latency
-    if lat.replay_speed and trace is not None and workload.trace_row is not None and not (
-        lat.hardware and lat.hardware != lat.source_hardware
-    ):  # a trace's slow spells belong to its own device
+    own_device = not (lat.hardware and lat.hardware != lat.source_hardware)
+    # a trace's slow spells, and its machine's noise, belong to its own device
+    if lat.replay_speed and trace is not None and workload.trace_row is not None and own_device:
         workload.speed = request_speeds(trace, costs)[workload.trace_row]
+    elif lat.speed_cv > 0 and own_device:
+        run_seed = scenario.workload.seed if seed is None else seed
+        workload.speed = draw_speeds(lat.speed_cv, len(workload), run_seed)
     policy = scenario.make_policy()
     max_batch = scenario.server.max_batch
 

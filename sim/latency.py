@@ -100,7 +100,8 @@ def fit_latency(trace: Trace) -> LatencyConfig:
     ``overhead_s``; prefill: prefill_s ~ prompt_tokens (through the origin). The trace's device
     becomes ``source_hardware`` when the catalog knows it; model sizes come from the run
     metadata's ``extra`` (``target_params`` or ``n_params``, ``draft_params`` or
-    ``draft_n_params``).
+    ``draft_n_params``); ``speed_cv``: the spread of the requests' speeds against these costs
+    (:func:`request_speeds`, :func:`speed_spread`).
     """
     c, r = trace.cycles, trace.requests
     if len(c) == 0:
@@ -124,15 +125,18 @@ def fit_latency(trace: Trace) -> LatencyConfig:
     prefill_per_token = float((prompt * prefill).sum() / (prompt**2).sum()) if len(r) else 0.0
     device_hw = hardware_of_device(trace.meta.device)
     extra = trace.meta.extra or {}
+    overhead = float(c["overhead_s"].to_numpy(dtype=float).mean())
+    fitted = CostModel(a, b, draft_step, prefill_per_token, overhead, k, math.inf, tuple(table))
     return LatencyConfig(
         model="fixed",
         target_step_s=a,
         verify_slope_s=b,
         draft_step_s=draft_step,
         prefill_s_per_token=prefill_per_token,
-        overhead_s=float(c["overhead_s"].to_numpy(dtype=float).mean()),
+        overhead_s=overhead,
         context_s_per_token=k,
         verify_table_s=table,
+        speed_cv=speed_spread(request_speeds(trace, fitted)),
         source_hardware=device_hw.name if device_hw else "",
         target_params=float(extra.get("target_params") or extra.get("n_params") or 0.0),
         draft_params=float(extra.get("draft_params") or extra.get("draft_n_params") or 0.0),
@@ -279,6 +283,24 @@ def resolve_costs(scenario: Scenario, trace: Trace | None = None) -> CostModel:
         ridge_tokens=ridge,
         verify_table=tuple(table),
     )
+
+
+def speed_spread(speeds: np.ndarray) -> float:
+    """The coefficient of variation of a lognormal fitted to request speeds (standard deviation
+    of their logs, ddof 1; 0 for fewer than 3 requests), rounded, at most 1."""
+    logs = np.log(speeds[np.isfinite(speeds) & (speeds > 0)])
+    if logs.size < 3:
+        return 0.0
+    sigma = float(logs.std(ddof=1))
+    return round(min(1.0, math.sqrt(math.expm1(sigma * sigma))), 6)
+
+
+def draw_speeds(cv: float, n: int, seed: int) -> np.ndarray:
+    """``n`` request speeds, lognormal with mean 1 and coefficient of variation ``cv``, from a
+    stream of their own (seeded from the run's seed, so acceptance draws do not move)."""
+    sigma = math.sqrt(math.log1p(cv * cv))
+    rng = np.random.default_rng([seed, 0x5BEED])
+    return np.exp(rng.normal(-0.5 * sigma * sigma, sigma, n))
 
 
 def request_speeds(trace: Trace, costs: CostModel) -> np.ndarray:

@@ -90,6 +90,9 @@ class LatencyConfig:
     # met the same slow spells, which even interleaved recording does not ensure (a spell is
     # shorter than a round of configurations), so it is off unless asked for.
     replay_speed: bool = False
+    # request-to-request spread of that speed (coefficient of variation; fitted from a trace):
+    # each request draws a lognormal speed with mean 1 -- the tail a noiseless model misses
+    speed_cv: float = field(default=0.0, metadata=_rng(0.0, 1.0))
 
 
 @dataclass(frozen=True)

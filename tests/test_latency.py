@@ -164,3 +164,35 @@ def _latency_of(fitted):  # type: ignore[no-untyped-def]
 
     return {k: v for k, v in dataclasses.asdict(fitted).items()
             if k in ("target_step_s", "verify_slope_s", "draft_step_s", "verify_table_s")}
+
+
+def _equal_requests(**latency: object) -> Scenario:
+    return Scenario.from_dict({
+        "workload": {"requests": 200, "prompt_tokens": 64, "output_tokens": 64},
+        "acceptance": {"alpha": 0.7},
+        "latency": {"target_step_s": 0.03, "draft_step_s": 0.002, **latency},
+        "policy": {"name": "fixed", "tau": 3},
+    })
+
+
+def test_speed_spread_is_fitted_from_the_requests() -> None:
+    noisy = simulate(_equal_requests(speed_cv=0.1)).trace
+    assert fit_latency(noisy).speed_cv == pytest.approx(0.1, abs=0.02)
+    steady = simulate(_equal_requests()).trace
+    assert fit_latency(steady).speed_cv < 1e-6
+
+
+def test_speed_noise_raises_the_tail_and_leaves_acceptance_alone() -> None:
+    quiet = simulate(_equal_requests())
+    noisy = simulate(_equal_requests(speed_cv=0.05))
+    # the same cycles: noise has its own random stream
+    for col in ("tau", "accepted"):
+        assert (quiet.trace.cycles[col].to_numpy() == noisy.trace.cycles[col].to_numpy()).all()
+    q, n = quiet.figures["latency_s"], noisy.figures["latency_s"]
+    assert n["p95"] > 1.03 * q["p95"]
+    assert n["mean"] == pytest.approx(q["mean"], rel=0.02)  # speeds have mean 1
+    # another device: this machine's noise does not carry over
+    moved = {"hardware": "H100", "source_hardware": "CPU"}
+    a = simulate(_equal_requests(speed_cv=0.05, **moved)).figures["latency_s"]
+    b = simulate(_equal_requests(**moved)).figures["latency_s"]
+    assert a["p95"] == pytest.approx(b["p95"], rel=1e-9)
