@@ -25,6 +25,7 @@ from sim.latency import (
     hardware_note,
     request_speeds,
     resolve_costs,
+    target_prefill_share,
 )
 from sim.policies import POLICIES
 from sim.scenario import (
@@ -229,7 +230,7 @@ def _baseline_latency(
         p = workload.prompt_tokens.astype(float)
         speed = 1.0 if workload.speed is None else workload.speed
         service = speed * (
-            costs.prefill_s_per_token * p
+            costs.prefill_s_per_token * target_prefill_share(scenario.latency) * p
             + n * costs.verify_s(1)
             + costs.context_s_per_token * (n * p + n * (n - 1) / 2.0)
         ) + n * costs.overhead_s

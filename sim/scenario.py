@@ -82,6 +82,8 @@ class LatencyConfig:
     ridge_tokens: float = field(default=0.0, metadata=_rng(0.0))  # 0: from hardware, else flat
     hardware: str = ""
     source_hardware: str = ""
+    # model sizes: the roofline from first principles, and the target's share of a prefill
+    # that also filled the draft's cache (the target-only baseline pays only that share)
     target_params: float = field(default=0.0, metadata=_rng(0.0))
     draft_params: float = field(default=0.0, metadata=_rng(0.0))
     # with a trace, on its own device: each replayed request runs at the speed its trace request

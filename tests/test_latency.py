@@ -196,3 +196,19 @@ def test_speed_noise_raises_the_tail_and_leaves_acceptance_alone() -> None:
     a = simulate(_equal_requests(speed_cv=0.05, **moved)).figures["latency_s"]
     b = simulate(_equal_requests(**moved)).figures["latency_s"]
     assert a["p95"] == pytest.approx(b["p95"], rel=1e-9)
+
+
+def test_target_only_baseline_pays_only_the_targets_share_of_prefill() -> None:
+    from sim.latency import target_prefill_share
+
+    def speedup(**params: float) -> float:
+        s = _equal_requests(prefill_s_per_token=0.002, **params)
+        return float(simulate(s).figures["speedup_vs_target_only"])
+
+    # a prefill that also filled a draft of half the target's size: target-only decoding
+    # would have spent 2/3 of it
+    share = target_prefill_share(
+        Scenario.from_dict({"latency": {"target_params": 2e8, "draft_params": 1e8}}).latency)
+    assert share == pytest.approx(2 / 3)
+    assert speedup(target_params=2e8, draft_params=1e8) < speedup()
+    assert speedup(target_params=2e8) == pytest.approx(speedup())  # model-free draft: all
