@@ -240,40 +240,78 @@ def summarize_errors(pairs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+KIND_COLORS = {"replay": "#1f77b4", "same config": "#2ca02c", "other policy": "#ff7f0e",
+               "other draft": "#9467bd"}
+
+
+def _groups(pairs: list[dict[str, Any]]) -> list[tuple[str, str, bool, list[dict[str, Any]]]]:
+    """(label, color, extrapolated, pairs) for every kind of pair present."""
+    out = []
+    for kind, color in KIND_COLORS.items():
+        for extrapolated in (False, True):
+            rows = [p for p in pairs if p["kind"] == kind and p["extrapolated"] == extrapolated]
+            if rows:
+                out.append((kind + (" (extrapolated)" if extrapolated else ""), color,
+                            extrapolated, rows))
+    return out
+
+
+def _hover(p: dict[str, Any]) -> str:
+    note = p["extrapolation"] or "covered"
+    return (f"{Path(p['a']).name} -> {Path(p['b']).name}<br>{p['b_config']}<br>{note}"
+            f"<br>coverage {p['predicted'].get('coverage', 1.0):.0%}")
+
+
 def write_html(result: dict[str, Any], path: str) -> None:
-    """A self-contained Plotly page: predicted vs measured p50 and p95, one point per pair."""
+    """A self-contained Plotly page. Top: predicted against measured p50 and p95, one point per
+    pair, the diagonal with a +-10% band. Bottom: each pair's error by kind, with the goals
+    (replay 5%, another policy 10%) as lines, so a miss is a point outside them."""
     import plotly.graph_objects as go
     import plotly.io as pio
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("p50 latency (s)", "p95 latency (s)"))
-    colors = {"replay": "#1f77b4", "same config": "#2ca02c", "other policy": "#ff7f0e",
-              "other draft": "#9467bd"}
-    pairs = result["pairs"]
-    for col, metric in enumerate(("p50_s", "p95_s"), start=1):
-        values = [v for p in pairs for v in (p["predicted"][metric], p["measured"][metric])]
-        hi = max(values, default=1.0) * 1.05
-        fig.add_trace(go.Scatter(x=[0, hi], y=[0, hi], mode="lines", showlegend=False,
-                                 line={"dash": "dash", "color": "gray"}), row=1, col=col)
-        for kind, color in colors.items():
-            for extrapolated in (False, True):
-                rows = [p for p in pairs if p["kind"] == kind and p["extrapolated"] == extrapolated]
-                if not rows:
-                    continue
-                fig.add_trace(go.Scatter(
-                    x=[p["measured"][metric] for p in rows],
-                    y=[p["predicted"][metric] for p in rows],
-                    mode="markers", name=kind + (" (extrapolated)" if extrapolated else ""),
-                    legendgroup=f"{kind}{extrapolated}", showlegend=col == 1,
-                    marker={"color": color, "symbol": "x" if extrapolated else "circle",
-                            "size": 9},
-                    text=[f"{Path(p['a']).name} -> {Path(p['b']).name}<br>{p['b_config']}"
-                          for p in rows],
-                    hovertemplate="%{text}<br>measured %{x:.3f} s<br>predicted %{y:.3f} s"
-                                  "<extra></extra>"), row=1, col=col)
-        fig.update_xaxes(title_text="measured", row=1, col=col)
-        fig.update_yaxes(title_text="predicted", row=1, col=col)
-    fig.update_layout(title="specsim validate: predicted vs measured latency", height=520)
+    metrics = (("p50_s", "p50"), ("p95_s", "p95"))
+    fig = make_subplots(
+        rows=2, cols=2, vertical_spacing=0.14, horizontal_spacing=0.08,
+        subplot_titles=[f"{n} latency: predicted vs measured (s)" for _, n in metrics]
+        + [f"{n} error by kind of pair" for _, n in metrics])
+    groups = _groups(result["pairs"])
+    for col, (metric, name) in enumerate(metrics, start=1):
+        values = [v for p in result["pairs"] for v in (p["predicted"][metric],
+                                                         p["measured"][metric])]
+        lo, hi = min(values, default=0.0) * 0.9, max(values, default=1.0) * 1.1
+        fig.add_trace(go.Scatter(  # the +-10% band around the diagonal
+            x=[lo, hi, hi, lo], y=[lo * 0.9, hi * 0.9, hi * 1.1, lo * 1.1], mode="lines",
+            fill="toself",
+            fillcolor="rgba(128,128,128,0.15)", line={"width": 0}, hoverinfo="skip",
+            name="within 10%", legendgroup="band", showlegend=col == 1), row=1, col=col)
+        fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", showlegend=False,
+                                 hoverinfo="skip", line={"dash": "dash", "color": "gray"}),
+                      row=1, col=col)
+        for label, color, extrapolated, rows in groups:
+            marker = {"color": color, "symbol": "x" if extrapolated else "circle", "size": 8,
+                      "opacity": 0.55 if extrapolated else 0.9}
+            fig.add_trace(go.Scatter(
+                x=[p["measured"][metric] for p in rows], y=[p["predicted"][metric] for p in rows],
+                mode="markers", name=label, legendgroup=label, showlegend=col == 1,
+                marker=marker, text=[_hover(p) for p in rows],
+                hovertemplate="%{text}<br>measured %{x:.3f} s<br>predicted %{y:.3f} s"
+                              "<extra></extra>"), row=1, col=col)
+            errs = [100.0 * p["error"][metric] for p in rows]
+            fig.add_trace(go.Box(
+                x=[label] * len(rows), y=errs, name=label, legendgroup=label, showlegend=False,
+                boxpoints="all", jitter=0.5, pointpos=0, marker=marker, line={"color": color},
+                fillcolor="rgba(0,0,0,0)", text=[_hover(p) for p in rows],
+                hovertemplate="%{text}<br>error %{y:+.1f}%<extra></extra>"), row=2, col=col)
+        for goal, dash in ((5, "dot"), (10, "dash")):
+            for sign in (1, -1):
+                fig.add_hline(y=sign * goal, line={"dash": dash, "color": "gray", "width": 1},
+                              row=2, col=col)
+        fig.update_xaxes(title_text="measured (s)", range=[lo, hi], row=1, col=col)
+        fig.update_yaxes(title_text="predicted (s)", range=[lo, hi], row=1, col=col)
+        fig.update_yaxes(title_text=f"{name} error (%); goals 5% / 10%", row=2, col=col)
+    fig.update_layout(title="specsim validate: each run predicted from every other", height=900,
+                      boxmode="group")
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(pio.to_html(fig, include_plotlyjs=True, full_html=True))

@@ -104,6 +104,7 @@ def test_html_is_self_contained(runs: dict[str, str], tmp_path: Path) -> None:
     write_html(validate([runs["tau2"], runs["tau6"]]), str(out))
     html = out.read_text()
     assert "plotly" in html.lower() and "predicted vs measured" in html
+    assert "error by kind of pair" in html and "within 10%" in html
     assert 'src="http' not in html
 
 
