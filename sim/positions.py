@@ -139,7 +139,7 @@ def replay_asks(trace: Trace, cycles: pd.DataFrame) -> np.ndarray | None:
             if cols["tau"][row] > ask:
                 return None
             asked[row] = ask
-            policy.observe(CycleRecord(*(cols[key][row] for key in cols)))
+            policy.observe(CycleRecord(**{key: values[row] for key, values in cols.items()}))
             done += int(cols["emitted"][row])
     return asked
 
