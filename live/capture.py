@@ -4,8 +4,9 @@ Requests run one after another (``arrival_s == start_s`` = when each began). Eac
 written (and flushed) the moment the decoder reports it; a request line follows when the request
 completes. Before the first request the verify pass is profiled for every token count
 (:mod:`live.profile`) and the profile is kept in the run metadata. :class:`LiveRun` runs one
-request at a time, so a recorder can interleave several configurations on one loaded model. On Ctrl-C the request in flight is closed with what it has (its cycles are already on
-disk, so its request line sums exactly their ``emitted``) and the trace stays valid. A ``.parquet``
+request at a time, so a recorder can interleave several configurations on one loaded model.
+On Ctrl-C the request in flight is closed with what it has (its cycles are already on disk, so
+its request line sums exactly their ``emitted``) and the trace stays valid. A ``.parquet``
 output is captured as JSONL beside it and converted at the end.
 """
 

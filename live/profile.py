@@ -21,8 +21,9 @@ from typing import Any
 import torch
 
 from live.kvcache import CachedLM
+from sim.latency import PROFILE_KEY  # where the simulator reads it
 
-PROFILE_KEY = "verify_profile_s"
+__all__ = ["PROFILE_KEY", "profile_verify"]
 
 
 def profile_verify(target: Any, input_ids: torch.Tensor, *, max_tokens: int = 17,

@@ -294,13 +294,15 @@ class Adaptive(Policy):
             slope = max(0.0, (self._sxy / self._w - mean_x * mean_y) / var_x)
         return mean_x, mean_y, slope
 
-    def verify_cost(self, tokens_scored: int) -> float:
+    def verify_cost(self, tokens_scored: int,
+                    line: tuple[float, float, float] | None = None) -> float:
         """Estimated seconds of one verify pass (plus per-cycle overhead) scoring this many
-        tokens: the running mean where seen, else the line."""
+        tokens: the running mean where seen, else the line (``_verify_line()``, or ``line``
+        when the caller has it already)."""
         seen = self._cost_at.get(tokens_scored)
         if seen is not None:
             return seen[0]
-        mean_x, mean_y, slope = self._verify_line()
+        mean_x, mean_y, slope = line if line is not None else self._verify_line()
         return max(0.0, mean_y + slope * (tokens_scored - mean_x))
 
     def budget_exhausted(self, state: PolicyState) -> bool:
@@ -316,11 +318,12 @@ class Adaptive(Policy):
         else:
             survival = self.survival()
             d = self._draft_per_token
+            line = self._verify_line()
             best, best_rate, tokens = 0, -1.0, 1.0
             for t in range(cap + 1):  # tokens = E[tokens per cycle] at draft length t
                 if t:
                     tokens += survival[t - 1]
-                cost = t * d + self.verify_cost(t + 1)
+                cost = t * d + self.verify_cost(t + 1, line)
                 rate = tokens / max(cost, 1e-12)
                 if rate > best_rate:
                     best, best_rate = t, rate

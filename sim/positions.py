@@ -105,16 +105,15 @@ def replay_asks(trace: Trace, cycles: pd.DataFrame) -> np.ndarray | None:
 
     Requests replay in the order they started, as a capture runs them; ``max_new_tokens`` is
     the capture's (run metadata), else each request's output length (the simulator's)."""
-    from sim.policies import PolicyState, make_policy, useful_tau
+    from sim.policies import PolicyState, build_policy, useful_tau
     from tracing.errors import SpecsimError
     from tracing.schema import CycleRecord
 
     meta, extra = trace.meta, trace.meta.extra or {}
     if len(cycles) == 0 or len(cycles) > REPLAY_MAX_CYCLES or int(extra.get("max_batch", 1)) > 1:
         return None
-    params = ",".join(f"{k}={v}" for k, v in (meta.policy_params or {}).items())
     try:
-        policy = make_policy(f"{meta.policy}:{params}" if params else meta.policy)
+        policy = build_policy(meta.policy, dict(meta.policy_params or {}))
     except SpecsimError:
         return None
     limit = extra.get("max_new_tokens")

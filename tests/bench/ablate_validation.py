@@ -24,8 +24,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-GROUPS = [("edit", "ngram"), ("edit", "layerskip"), ("chat", "ngram"), ("chat", "layerskip")]
+from record_validation import GROUPS, group_paths  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -70,12 +71,6 @@ ABLATIONS: list[tuple[str, Callable[[], contextlib.AbstractContextManager[None]]
     ("without the policy replay", no_policy_replay),
     ("without the prefill share", no_prefill_share),
 ]
-
-
-def group_paths(folder: Path, workload: str, draft: str) -> list[str]:
-    paths = sorted(str(p) for p in folder.glob(f"{workload}_{draft}_*.jsonl"))
-    paths += sorted(str(p) for p in folder.glob(f"repeat/{workload}_{draft}_*.jsonl"))
-    return [*paths, str(folder / f"{workload}_none_target_only.jsonl")]
 
 
 def pooled(pairs: list[dict[str, Any]], kinds: dict[tuple[str, str], str]) -> dict[str, Any]:

@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 POLICIES = ("fixed:tau=1", "fixed:tau=2", "fixed:tau=4", "fixed:tau=8", "heuristic", "adaptive")
 WORKLOADS = ("edit", "chat")
 DRAFTS = ("ngram", "layerskip")
+GROUPS = [(w, d) for w in WORKLOADS for d in DRAFTS]  # validated separately
 
 
 TABLE_HEAD = (
@@ -65,6 +66,15 @@ def verify_spread(path: str) -> float:
     tau = c["tau"].value_counts().idxmax()
     per_request = c[c["tau"] == tau].groupby("request_id")["verify_s"].median()
     return float(per_request.max() / per_request.min())
+
+
+def group_paths(folder: Path, workload: str, draft: str) -> list[str]:
+    """A workload/draft group's traces (repeat/ included) and the workload's target-only run."""
+    paths = sorted(str(p) for p in folder.glob(f"{workload}_{draft}_*.jsonl"))
+    # repeat/: second runs of some configurations -- their "same config" pairs measure how far
+    # two runs of one configuration differ on this machine (the noise floor)
+    paths += sorted(str(p) for p in folder.glob(f"repeat/{workload}_{draft}_*.jsonl"))
+    return [*paths, str(folder / f"{workload}_none_target_only.jsonl")]
 
 
 def plan(out: Path, repeat: tuple[str, ...]) -> dict[str, list[tuple[Path, str, str]]]:
@@ -153,17 +163,11 @@ def main() -> int:
     if args.no_validate:
         return 0
     print(TABLE_HEAD)
-    for w in WORKLOADS:
-        for d in DRAFTS:
-            # repeat/: second runs of some configurations -- their "same config" pairs measure
-            # how far two runs of one configuration differ on this machine (the noise floor)
-            paths = sorted(str(p) for p in out.glob(f"{w}_{d}_*.jsonl"))
-            paths += sorted(str(p) for p in out.glob(f"repeat/{w}_{d}_*.jsonl"))
-            paths.append(str(out / f"{w}_none_target_only.jsonl"))
-            report = validate(paths)
-            (out / f"validate_{w}_{d}.json").write_text(json.dumps(report, indent=1, default=str))
-            for kind, stats in report["summary"].items():
-                print(table_row(f"{w} / {d}: {kind}", stats), flush=True)
+    for w, d in GROUPS:
+        report = validate(group_paths(out, w, d))
+        (out / f"validate_{w}_{d}.json").write_text(json.dumps(report, indent=1, default=str))
+        for kind, stats in report["summary"].items():
+            print(table_row(f"{w} / {d}: {kind}", stats), flush=True)
     return 0
 
 
