@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from live.device import synchronizer
 from live.kvcache import CachedLM
 from sim.latency import PROFILE_KEY  # where the simulator reads it
 
@@ -35,7 +36,7 @@ def profile_verify(target: Any, input_ids: torch.Tensor, *, max_tokens: int = 17
         raise ValueError(f"profile_verify: max_tokens and rounds must be >= 1, "
                          f"got {max_tokens}, {rounds}")
     device = target.device
-    on_cuda = str(device).startswith("cuda")
+    sync = synchronizer(device)
     lm = CachedLM(target.model)
     ids = input_ids.to(device)
     context = int(ids.shape[1])
@@ -48,12 +49,10 @@ def profile_verify(target: Any, input_ids: torch.Tensor, *, max_tokens: int = 17
         for _ in range(rounds):
             rng.shuffle(order)
             for n in order:
-                if on_cuda:
-                    torch.cuda.synchronize()
+                sync()
                 t0 = time.perf_counter()
                 lm.feed(filler[:, :n], logits_to_keep=n)
-                if on_cuda:
-                    torch.cuda.synchronize()
+                sync()
                 samples[n].append(time.perf_counter() - t0)
                 lm.crop_to(context)
     return {"seconds": [round(statistics.median(samples[n]), 9) for n in sorted(samples)],
