@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from live.kvcache import CachedLM
-from sim.latency import PROFILE_KEY  # where the simulator reads it
+from sim.calibrate.costs import PROFILE_KEY  # where the simulator reads it
 
 __all__ = ["PROFILE_KEY", "profile_device", "profile_verify"]
 
