@@ -17,7 +17,7 @@ from live.decode import speculative_generate
 from live.drafts import NgramDraft
 from live.sampling import SamplingConfig
 from sim import Scenario, simulate
-from sim.latency import fit_latency
+from sim.calibrate.costs import fit_latency
 from sim.policies import Policy, make_policy
 from tiny import tiny_llama
 from tracing import CycleRecord, RequestRecord, RunMeta, Trace

@@ -48,7 +48,7 @@ def test_plan_names_every_draft_with_every_policy(tmp_path: Path) -> None:
     assert trace_name("/models/draft-135m/", "adaptive:max_tau=8", ".parquet") \
         == "draft-135m_adaptive_max_tau_8.parquet"
     (tmp_path / "none_target_only.jsonl").write_text("")
-    with pytest.raises(SpecsimError, match="none_target_only.jsonl: exists"):
+    with pytest.raises(SpecsimError, match=r"none_target_only\.jsonl: exists"):
         plan_configs(base, ["none"], ["target_only"], tmp_path)
     assert len(plan_configs(base, ["none"], ["target_only"], tmp_path, force=True)) == 1
     with pytest.raises(SpecsimError, match="share a trace name"):
