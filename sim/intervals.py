@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from sim.engine import scenario_from_trace, simulate
+from sim.calibrate import scenario_from_trace
+from sim.engine import simulate
 from sim.scenario import Scenario
 from tracing.errors import SpecsimError
 from tracing.trace import Trace
