@@ -2,6 +2,11 @@
 
 Plain Python: no torch, no SimPy. Protocol, per request:
 
+0. under concurrency (continuous batching), each request gets its own ``fork()`` of the run's
+   policy when it is admitted: per-request state (heuristic's schedule, a request's acceptance
+   estimate) is the request's own, while run-level knowledge (adaptive's pooled acceptance and
+   cost estimates, a ``mean_verify`` budget's pool) stays shared by every fork. A single stream
+   may use the run's policy directly (one request at a time);
 1. ``reset(request_id)`` once when the request starts;
 2. before each cycle, ``budget_exhausted(state)``: True means the request has spent its verify
    budget and must END NOW (its output is truncated, like hitting ``max_new_tokens``);
@@ -9,6 +14,13 @@ Plain Python: no torch, no SimPy. Protocol, per request:
 3. inside a cycle, ``keep_drafting(position, draft_prob)`` after each drafted token may stop
    drafting early (the ``confidence`` policy);
 4. ``observe(cycle)`` with the outcome -- every observed cycle is one target verify pass.
+
+Batch-level decisions: a batch server asks the run's policy ``plan_batch(forks, states)`` for the
+whole step's draft lengths (each state carries ``batch_size`` and, when the server knows it, a
+``step_cost(batch, tau)`` function: seconds of one batch step drafting ``tau`` per row); the
+default asks each fork's ``next_tau``. ``fixed:tau_by_batch=1:4,4:2,8:0`` picks tau by the batch
+size (vLLM's ``num_speculative_tokens`` per batch size: the tau of the largest threshold <= the
+batch size); ``goodput`` (:mod:`sim.goodput`) maximises the batch's expected tokens per second.
 
 Budgets are enforced here, so they hold in both live/ and sim/: a policy never lets a request run
 a verify pass beyond its allowance. Spec strings: ``NAME[:key=value,...]``; any policy also takes
@@ -18,24 +30,32 @@ request across the run), which wrap it in :class:`BudgetedPolicy`.
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tracing.errors import SpecsimError
 from tracing.schema import CycleRecord
 
+# Seconds of one engine step over ``batch`` rows that each draft ``tau`` tokens (draft passes,
+# the verify pass scoring ``tau + 1`` tokens per row, per-step overhead).
+StepCost = Callable[[int, int], float]
+
 
 @dataclass(slots=True)
 class PolicyState:
     """What a policy may look at before a cycle of one request."""
 
-    request_id: int
+    request_id: int | str
     cycle: int  # index of the cycle about to run
     context_tokens: int  # prompt + generated so far
     output_tokens: int  # generated so far
     max_new_tokens: int  # the request's output limit
     verify_passes: int  # target passes after prefill used so far by this request
+    batch_size: int = 1  # requests in the coming engine step (1: single stream)
+    step_cost: StepCost | None = None  # the server's cost of a step, when it knows one
 
 
 def remaining_tokens(state: PolicyState) -> int:
@@ -69,20 +89,43 @@ class Policy:
 
     name = "fixed"
 
-    def __init__(self, tau: int = 4) -> None:
+    def __init__(self, tau: int = 4, tau_by_batch: str = "") -> None:
         _check_int(self.name, "tau", tau, 0)
         self.tau = tau
+        self.tau_by_batch = parse_tau_by_batch(self.name, tau_by_batch)
 
     def params(self) -> dict[str, Any]:
         """The parameters, as written into a trace's run metadata."""
-        return {"tau": self.tau}
+        out: dict[str, Any] = {"tau": self.tau}
+        if self.tau_by_batch:
+            out["tau_by_batch"] = ",".join(f"{b}:{t}" for b, t in self.tau_by_batch)
+        return out
+
+    def tau_for_batch(self, batch_size: int) -> int:
+        """The draft length at this batch size: the tau of the largest ``tau_by_batch``
+        threshold <= ``batch_size`` (``tau`` below the smallest one, or without a table)."""
+        tau = self.tau
+        for threshold, t in self.tau_by_batch:
+            if threshold <= batch_size:
+                tau = t
+        return tau
+
+    def fork(self) -> Policy:
+        """This policy for one request among concurrent ones: its own per-request state, the
+        run-level knowledge shared (see the module docstring). Stateless policies: a copy."""
+        return copy.copy(self)
+
+    def plan_batch(self, members: Sequence[Policy], states: Sequence[PolicyState]) -> list[int]:
+        """Draft lengths for one engine step: ``members[i]`` is the fork of row ``i`` (asked
+        on the run's policy). Default: every fork's own ``next_tau``."""
+        return [m.next_tau(s) for m, s in zip(members, states, strict=True)]
 
     def spec(self) -> str:
         """The spec string that rebuilds this policy with :func:`make_policy`."""
         items = ",".join(f"{k}={v}" for k, v in self.params().items())
         return f"{self.name}:{items}" if items else self.name
 
-    def reset(self, request_id: int) -> None:
+    def reset(self, request_id: int | str) -> None:
         """A new request starts (per-request state is cleared; learned estimates are kept)."""
 
     def budget_exhausted(self, state: PolicyState) -> bool:
@@ -91,7 +134,7 @@ class Policy:
 
     def next_tau(self, state: PolicyState) -> int:
         """Tokens to draft in the coming cycle; 0 = a target-only step."""
-        return useful_tau(state, self.tau)
+        return useful_tau(state, self.tau_for_batch(state.batch_size))
 
     def keep_drafting(self, position: int, draft_prob: float) -> bool:
         """Asked inside a cycle after drafting position ``position`` (0-based) with the draft's
@@ -104,7 +147,7 @@ class Policy:
     @property
     def is_static(self) -> bool:
         """True when ``next_tau`` depends only on the remaining tokens (simulator fast path)."""
-        return type(self) in (Policy, TargetOnly)
+        return type(self) in (Policy, TargetOnly) and not self.tau_by_batch
 
 
 class TargetOnly(Policy):
@@ -135,6 +178,11 @@ class Heuristic(Policy):
 
     def params(self) -> dict[str, Any]:
         return {"tau": self.initial_tau, "max_tau": self.max_tau}
+
+    def fork(self) -> Policy:
+        """A schedule of the request's own, starting at the initial tau (under batching the
+        schedule must not follow whichever request was observed last)."""
+        return Heuristic(self.initial_tau, self.max_tau)
 
     def observe(self, cycle: CycleRecord) -> None:
         if cycle.tau <= 0:
@@ -206,21 +254,85 @@ class HazardEstimate:
         for i in range(min(accepted, n)):
             self.accepted[i] += w
 
-    def hazards(self) -> list[float]:
-        """Per-position conditional acceptance estimates (position 1 first)."""
+    def hazards(self, prior: Sequence[float] | None = None) -> list[float]:
+        """Per-position conditional acceptance estimates (position 1 first), each shrunk toward
+        the pooled hazard -- or toward ``prior[i]`` per position when given (a request's own
+        estimate shrunk toward the run's)."""
         w = self.prior_weight * self._unit
-        pooled = (sum(self.accepted) + w * self.prior_alpha) / (sum(self.reached) + w)
+        if prior is None:
+            pooled = (sum(self.accepted) + w * self.prior_alpha) / (sum(self.reached) + w)
+            prior = [pooled] * self.positions
         return [
-            (a + w * pooled) / (r + w) for a, r in zip(self.accepted, self.reached, strict=True)
+            (a + w * p) / (r + w)
+            for a, r, p in zip(self.accepted, self.reached, prior, strict=True)
         ]
 
-    def survival(self) -> list[float]:
+    def survival(self, prior: Sequence[float] | None = None) -> list[float]:
         """P(the first k drafted tokens are all accepted), k = 1..positions."""
         out, s = [], 1.0
-        for h in self.hazards():
+        for h in self.hazards(prior):
             s *= h
             out.append(s)
         return out
+
+
+class CostEstimate:
+    """Learned costs of a cycle, with forgetting (``decay``): the draft cost per token (a
+    moving average of ``draft_s / tau``) and the verify + overhead cost per number of tokens
+    scored (``tau + 1``): a running mean per count seen (an average over the last
+    ~1 / (1 - decay) of them), and a decayed least-squares line for counts not seen."""
+
+    def __init__(self, decay: float = 0.98) -> None:
+        self.decay = decay
+        self.draft_per_token: float | None = None
+        # Decayed sums for the verify-cost line y = v0 + v1 * x, x = tokens scored.
+        self._w = self._sx = self._sxx = self._sy = self._sxy = 0.0
+        # Running mean cost per tokens scored: {tokens: (cost, cycles seen)}.
+        self._cost_at: dict[int, tuple[float, int]] = {}
+
+    @property
+    def ready(self) -> bool:
+        """True once both a draft and a verify cost were measured."""
+        return self.draft_per_token is not None and self._w > 0.0
+
+    def line(self) -> tuple[float, float, float]:
+        """(mean tokens scored, mean cost, slope >= 0) of the weighted least-squares line."""
+        if self._w <= 0.0:
+            return 0.0, 0.0, 0.0
+        mean_x, mean_y = self._sx / self._w, self._sy / self._w
+        var_x = self._sxx / self._w - mean_x * mean_x
+        slope = 0.0
+        if var_x > 1e-6:
+            slope = max(0.0, (self._sxy / self._w - mean_x * mean_y) / var_x)
+        return mean_x, mean_y, slope
+
+    def verify_cost(self, tokens_scored: int,
+                    line: tuple[float, float, float] | None = None) -> float:
+        """Estimated seconds of one verify pass (plus per-cycle overhead) scoring this many
+        tokens: the running mean where seen, else the line (``line()``, or ``line`` when the
+        caller has it already)."""
+        seen = self._cost_at.get(tokens_scored)
+        if seen is not None:
+            return seen[0]
+        mean_x, mean_y, slope = line if line is not None else self.line()
+        return max(0.0, mean_y + slope * (tokens_scored - mean_x))
+
+    def update(self, cycle: CycleRecord) -> None:
+        """Learn from one observed cycle."""
+        if cycle.tau > 0:
+            per_token = cycle.draft_s / cycle.tau
+            d = self.draft_per_token
+            self.draft_per_token = per_token if d is None else d + 0.1 * (per_token - d)
+        k = self.decay
+        x, y = float(cycle.tau + 1), cycle.verify_s + cycle.overhead_s
+        cost, n = self._cost_at.get(cycle.tau + 1, (y, 0))
+        n += 1
+        self._cost_at[cycle.tau + 1] = (cost + max(1.0 / n, 1.0 - k) * (y - cost), n)
+        self._w = self._w * k + 1.0
+        self._sx = self._sx * k + x
+        self._sxx = self._sxx * k + x * x
+        self._sy = self._sy * k + y
+        self._sxy = self._sxy * k + x * y
 
 
 class Adaptive(Policy):
@@ -263,11 +375,7 @@ class Adaptive(Policy):
             budget,
         )
         self.hazard = HazardEstimate(max_tau, decay)
-        self._draft_per_token: float | None = None
-        # Decayed sums for the verify-cost line y = v0 + v1 * x, x = tokens scored.
-        self._w = self._sx = self._sxx = self._sy = self._sxy = 0.0
-        # Running mean cost per tokens scored: {tokens: (cost, cycles seen)}.
-        self._cost_at: dict[int, tuple[float, int]] = {}
+        self.costs = CostEstimate(decay)
         self._since_probe = 0
 
     def params(self) -> dict[str, Any]:
@@ -283,27 +391,19 @@ class Adaptive(Policy):
         """The current estimate of P(first k drafted tokens accepted), k = 1..max_tau."""
         return self.hazard.survival()
 
-    def _verify_line(self) -> tuple[float, float, float]:
-        """(mean tokens scored, mean cost, slope >= 0) of the weighted least-squares line."""
-        if self._w <= 0.0:
-            return 0.0, 0.0, 0.0
-        mean_x, mean_y = self._sx / self._w, self._sy / self._w
-        var_x = self._sxx / self._w - mean_x * mean_x
-        slope = 0.0
-        if var_x > 1e-6:
-            slope = max(0.0, (self._sxy / self._w - mean_x * mean_y) / var_x)
-        return mean_x, mean_y, slope
-
     def verify_cost(self, tokens_scored: int,
                     line: tuple[float, float, float] | None = None) -> float:
-        """Estimated seconds of one verify pass (plus per-cycle overhead) scoring this many
-        tokens: the running mean where seen, else the line (``_verify_line()``, or ``line``
-        when the caller has it already)."""
-        seen = self._cost_at.get(tokens_scored)
-        if seen is not None:
-            return seen[0]
-        mean_x, mean_y, slope = line if line is not None else self._verify_line()
-        return max(0.0, mean_y + slope * (tokens_scored - mean_x))
+        """Estimated seconds of one verify pass (plus overhead) scoring this many tokens
+        (:meth:`CostEstimate.verify_cost`)."""
+        return self.costs.verify_cost(tokens_scored, line)
+
+    def fork(self) -> Policy:
+        """The request's own probe counter; the acceptance and cost estimates stay pooled over
+        the run (every fork learns into the same :class:`HazardEstimate` and
+        :class:`CostEstimate`)."""
+        twin = copy.copy(self)
+        twin._since_probe = 0
+        return twin
 
     def budget_exhausted(self, state: PolicyState) -> bool:
         return (
@@ -312,13 +412,15 @@ class Adaptive(Policy):
 
     def next_tau(self, state: PolicyState) -> int:
         cap = useful_tau(state, self.max_tau)
-        if self._draft_per_token is None or self._w <= 0.0:
+        costs = self.costs
+        if not costs.ready:
             best = min(self.tau, cap)  # cold start: no costs measured yet
             survival = self.survival()
         else:
             survival = self.survival()
-            d = self._draft_per_token
-            line = self._verify_line()
+            d = costs.draft_per_token
+            assert d is not None
+            line = costs.line()
             best, best_rate, tokens = 0, -1.0, 1.0
             for t in range(cap + 1):  # tokens = E[tokens per cycle] at draft length t
                 if t:
@@ -339,20 +441,15 @@ class Adaptive(Policy):
 
     def observe(self, cycle: CycleRecord) -> None:
         self.hazard.update(cycle.tau, cycle.accepted)
-        if cycle.tau > 0:
-            per_token = cycle.draft_s / cycle.tau
-            d = self._draft_per_token
-            self._draft_per_token = per_token if d is None else d + 0.1 * (per_token - d)
-        k = self.decay
-        x, y = float(cycle.tau + 1), cycle.verify_s + cycle.overhead_s
-        cost, n = self._cost_at.get(cycle.tau + 1, (y, 0))
-        n += 1
-        self._cost_at[cycle.tau + 1] = (cost + max(1.0 / n, 1.0 - k) * (y - cost), n)
-        self._w = self._w * k + 1.0
-        self._sx = self._sx * k + x
-        self._sxx = self._sxx * k + x * x
-        self._sy = self._sy * k + y
-        self._sxy = self._sxy * k + x * y
+        self.costs.update(cycle)
+
+
+@dataclass
+class _Pool:
+    """A ``mean_verify`` budget's run-level counts."""
+
+    started: int = 0  # requests started (each adds mean_verify to the pool)
+    used: int = 0  # passes committed over the run
 
 
 class BudgetedPolicy(Policy):
@@ -385,10 +482,26 @@ class BudgetedPolicy(Policy):
         self.inner = inner
         self.name = inner.name
         self.tau = inner.tau
+        self.tau_by_batch = inner.tau_by_batch
         self.max_verify, self.mean_verify, self.max_tau = max_verify, float(mean_verify), max_tau
         self.hazard = HazardEstimate(max_tau, decay=0.99)
-        self.started = 0  # requests started (each adds mean_verify to the pool)
-        self.used = 0  # passes committed over the run
+        self.pool = _Pool()  # the run's mean_verify pool, shared by every fork
+
+    @property
+    def started(self) -> int:
+        """Requests started over the run (each adds ``mean_verify`` passes to the pool)."""
+        return self.pool.started
+
+    @property
+    def used(self) -> int:
+        """Verify passes committed over the run."""
+        return self.pool.used
+
+    def fork(self) -> Policy:
+        """The inner policy forked; the budget pool and the pooled acceptance estimate shared."""
+        twin = copy.copy(self)
+        twin.inner = self.inner.fork()
+        return twin
 
     def params(self) -> dict[str, Any]:
         out = dict(self.inner.params())
@@ -407,8 +520,8 @@ class BudgetedPolicy(Policy):
             left = min(left, math.floor(self.mean_verify * self.started + 1e-9) - self.used)
         return left
 
-    def reset(self, request_id: int) -> None:
-        self.started += 1
+    def reset(self, request_id: int | str) -> None:
+        self.pool.started += 1
         self.inner.reset(request_id)
 
     def budget_exhausted(self, state: PolicyState) -> bool:
@@ -419,7 +532,7 @@ class BudgetedPolicy(Policy):
     def next_tau(self, state: PolicyState) -> int:
         tau = self.inner.next_tau(state)
         left = self.passes_left(state)
-        self.used += 1
+        self.pool.used += 1
         if math.isfinite(left) and left >= 1 and not isinstance(self.inner, TargetOnly):
             survival_of = getattr(self.inner, "survival", None)
             survival = survival_of() if callable(survival_of) else self.hazard.survival()
@@ -448,10 +561,18 @@ def parse_policy_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """``"fixed:tau=4"`` -> ``("fixed", {"tau": 4})``; values are parsed as int, float or str."""
     name, _, rest = spec.partition(":")
     params: dict[str, Any] = {}
+    raws: dict[str, str] = {}
+    last = ""
     for item in filter(None, rest.split(",")):
         key, eq, raw = item.partition("=")
+        if not eq and last and ":" in item:  # a list value goes on: tau_by_batch=1:4,4:2
+            raws[last] += "," + item.strip()
+            continue
         if not eq:
             raise SpecsimError(f"policy '{spec}': expected key=value, got '{item}'")
+        last = key.strip()
+        raws[last] = raw
+    for key, raw in raws.items():
         value: Any = raw.strip()
         for cast in (int, float):
             try:
@@ -459,7 +580,7 @@ def parse_policy_spec(spec: str) -> tuple[str, dict[str, Any]]:
                 break
             except ValueError:
                 pass
-        params[key.strip()] = value
+        params[key] = value
     return name.strip(), params
 
 
@@ -489,6 +610,26 @@ def make_policy(spec: str) -> Policy:
     return build_policy(name, params)
 
 
+def parse_tau_by_batch(policy: str, text: Any) -> list[tuple[int, int]]:
+    """``"1:4,4:2,8:0"`` -> ``[(1, 4), (4, 2), (8, 0)]`` (batch-size threshold, tau), sorted by
+    threshold; "" -> []. Thresholds >= 1 and distinct, taus >= 0."""
+    if not isinstance(text, str):
+        raise SpecsimError(f"policy {policy}: tau_by_batch must be a string like '1:4,4:2,8:0', "
+                           f"got {text!r}")
+    table: dict[int, int] = {}
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        b, colon, t = item.partition(":")
+        try:
+            threshold, tau = int(b), int(t)
+        except ValueError:
+            threshold = tau = -1
+        if not colon or threshold < 1 or tau < 0 or threshold in table:
+            raise SpecsimError(f"policy {policy}: tau_by_batch item '{item}': expected "
+                               "BATCH:TAU with a distinct batch size >= 1 and tau >= 0")
+        table[threshold] = tau
+    return sorted(table.items())
+
+
 def _check_int(policy: str, key: str, value: Any, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise SpecsimError(f"policy {policy}: {key} must be an integer >= {low}, got {value!r}")
@@ -499,19 +640,25 @@ def _check_float(policy: str, key: str, value: Any, low: float, high: float) -> 
         raise SpecsimError(f"policy {policy}: {key} must be in [{low}, {high}], got {value!r}")
 
 
+# The goodput policy lives in its own module and registers itself in POLICIES.
+import sim.goodput  # noqa: E402, F401
+
 __all__ = [
     "POLICIES",
     "Adaptive",
     "BudgetedPolicy",
     "Confidence",
+    "CostEstimate",
     "Heuristic",
     "Policy",
     "PolicyState",
+    "StepCost",
     "TargetOnly",
     "build_policy",
     "expected_tokens",
     "make_policy",
     "parse_policy_spec",
+    "parse_tau_by_batch",
     "remaining_tokens",
     "tau_for_need",
     "useful_tau",
