@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sim.calibrate.batching import max_batch_of
 from tracing.errors import SpecsimError
 from tracing.trace import Trace
 
@@ -74,14 +75,6 @@ class LoadPoint:
     def axis(self) -> str:
         """``concurrency`` or ``rate_per_s``."""
         return "concurrency" if self.concurrency is not None else "rate_per_s"
-
-
-def max_batch_of(trace: Trace) -> int:
-    """The server's ``max_batch`` from its run metadata (1 when absent)."""
-    extra = trace.meta.extra or {}
-    server = extra.get("server")
-    nested = server.get("max_batch") if isinstance(server, dict) else None
-    return int(nested or extra.get("max_batch") or 1)
 
 
 def is_client_trace(trace: Trace) -> bool:
@@ -156,7 +149,7 @@ def client_offset_s(point: LoadPoint) -> float:
 def _arrivals_trace(a: Trace, b: LoadPoint) -> Trace:
     """A's server trace, its requests (arrival order) given B's client arrival times, so a
     rate point replays the arrivals it met; the request i of both runs sent prompt i."""
-    from sim.acceptance import request_order
+    from sim.calibrate.requests import request_order
 
     order = request_order(a)
     n = len(b.client.requests)

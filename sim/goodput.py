@@ -27,8 +27,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
-from sim.policies import (
-    POLICIES,
+from sim.policy_base import (
     CostEstimate,
     HazardEstimate,
     Policy,
@@ -142,7 +141,5 @@ class Goodput(Policy):
         self.shared.pooled.update(cycle.tau, cycle.accepted)
         self.shared.costs.update(cycle)
 
-
-POLICIES["goodput"] = Goodput
 
 __all__ = ["Goodput"]

@@ -7,8 +7,10 @@ import math
 import pytest
 
 from sim import Scenario
-from sim.batching import BATCH_PROFILE_KEY, batch_profile_of, pass_s, scaled_table
-from sim.latency import CostModel, fit_latency
+from sim.batching import pass_s
+from sim.calibrate.batching import BATCH_PROFILE_KEY, batch_profile_of, scaled_table
+from sim.calibrate.costs import fit_latency
+from sim.latency import CostModel
 from tracing import CycleRecord, RequestRecord, RunMeta, Trace
 from tracing.errors import SpecsimError
 
