@@ -44,8 +44,12 @@ def remaining_tokens(state: PolicyState) -> int:
 
 
 def useful_tau(state: PolicyState, tau: int) -> int:
-    """Clip a draft length to what can still be used: a cycle emits at most ``tau + 1``."""
-    return max(0, min(tau, remaining_tokens(state) - 1))
+    """Clip a draft length to what can still be used: a cycle emits at most ``tau + 1``
+    (= ``max(0, min(tau, remaining_tokens(state) - 1))``, on the simulator's hot path)."""
+    room = state.max_new_tokens - state.output_tokens - 1
+    if tau > room:
+        tau = room
+    return tau if tau > 0 else 0
 
 
 def expected_tokens(survival: list[float], tau: int) -> float:
@@ -91,7 +95,9 @@ class Policy:
 
     def next_tau(self, state: PolicyState) -> int:
         """Tokens to draft in the coming cycle; 0 = a target-only step."""
-        return useful_tau(state, self.tau)
+        room = state.max_new_tokens - state.output_tokens - 1  # useful_tau, inlined
+        tau = self.tau if self.tau < room else room
+        return tau if tau > 0 else 0
 
     def keep_drafting(self, position: int, draft_prob: float) -> bool:
         """Asked inside a cycle after drafting position ``position`` (0-based) with the draft's
@@ -137,12 +143,15 @@ class Heuristic(Policy):
         return {"tau": self.initial_tau, "max_tau": self.max_tau}
 
     def observe(self, cycle: CycleRecord) -> None:
-        if cycle.tau <= 0:
+        tau = cycle.tau
+        if tau <= 0:
             return
-        if cycle.accepted == cycle.tau:
-            self.tau = min(self.max_tau, self.tau + 2)
+        if cycle.accepted == tau:  # min(max_tau, tau + 2) / max(1, tau - 1), on the hot path
+            up = self.tau + 2
+            self.tau = up if up < self.max_tau else self.max_tau
         else:
-            self.tau = max(1, self.tau - 1)
+            down = self.tau - 1
+            self.tau = down if down > 1 else 1
 
 
 class Confidence(Policy):
@@ -215,10 +224,14 @@ class HazardEstimate:
         ]
 
     def survival(self) -> list[float]:
-        """P(the first k drafted tokens are all accepted), k = 1..positions."""
+        """P(the first k drafted tokens are all accepted), k = 1..positions (the running
+        product of :meth:`hazards`, computed in one pass: it runs before every cycle)."""
+        w = self.prior_weight * self._unit
+        pooled = (sum(self.accepted) + w * self.prior_alpha) / (sum(self.reached) + w)
+        wp = w * pooled
         out, s = [], 1.0
-        for h in self.hazards():
-            s *= h
+        for a, r in zip(self.accepted, self.reached, strict=True):
+            s *= (a + wp) / (r + w)
             out.append(s)
         return out
 
@@ -318,13 +331,16 @@ class Adaptive(Policy):
         else:
             survival = self.survival()
             d = self._draft_per_token
-            line = self._verify_line()
+            mean_x, mean_y, slope = self._verify_line()
+            cost_at = self._cost_at
             best, best_rate, tokens = 0, -1.0, 1.0
             for t in range(cap + 1):  # tokens = E[tokens per cycle] at draft length t
                 if t:
                     tokens += survival[t - 1]
-                cost = t * d + self.verify_cost(t + 1, line)
-                rate = tokens / max(cost, 1e-12)
+                seen = cost_at.get(t + 1)  # verify_cost(t + 1), inlined
+                verify = seen[0] if seen is not None else max(0.0, mean_y + slope * (t + 1 - mean_x))
+                cost = t * d + verify
+                rate = tokens / (cost if cost > 1e-12 else 1e-12)
                 if rate > best_rate:
                     best, best_rate = t, rate
             self._since_probe += 1
