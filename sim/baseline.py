@@ -7,7 +7,7 @@ workload decoded without speculation on the same server (no budget).
   (:func:`target_only_latencies`).
 * Continuous batching: :func:`batch_target_only_latencies` steps the batch server's own rules
   with tau = 0 -- admission from the head of the queue at each step, prefill paid in the step that
-  admits, one verify pass over the batch -- as a plain loop over steps (every request emits one
+  admits, one verify pass over the batch (``CostModel.batch_step``) -- as a plain loop over steps (every request emits one
   token per step, so there is nothing to draw). It reproduces what :mod:`sim.server` would give
   for a ``target_only`` run of the same workload bit for bit (the clock is added up in the same
   order); tests/test_sim_baseline.py checks that.
@@ -71,7 +71,8 @@ def _key(workload: Workload, costs: CostModel, max_batch: int, share: float) -> 
         h.update(b"-" if arr is None else np.ascontiguousarray(arr).tobytes())
     h.update(repr((workload.closed, workload.concurrency, max_batch, share, costs.target_step_s,
                    costs.verify_slope_s, costs.prefill_s_per_token, costs.overhead_s,
-                   costs.context_s_per_token, costs.ridge_tokens, costs.verify_table)).encode())
+                   costs.context_s_per_token, costs.ridge_tokens, costs.verify_table,
+                   costs.batch_table)).encode())
     return h.digest()
 
 
@@ -124,7 +125,12 @@ def batch_target_only_latencies(
             arr[i] = now
         released = n
     k, ovh = costs.context_s_per_token, costs.overhead_s
-    flat = [0.0] + [costs.verify_s(b, b, 0) for b in range(1, max_batch + 1)]
+    # the verify pass of b rows scoring one token each (costs.batch_step with every tau 0)
+    def verify_s(b: int, context: int) -> float:
+        return costs.batch_step([0] * b, context)[1] if costs.batch_table else costs.verify_s(
+            b, b, context)
+
+    flat = [0.0] + [verify_s(b, 0) for b in range(1, max_batch + 1)]
     act: list[int] = []  # admitted requests, in admission order
     done_at: list[int] = []  # the step after which each has emitted all its tokens
     context = 0  # sum of the active requests' contexts (with a context cost)
@@ -142,7 +148,7 @@ def batch_target_only_latencies(
             head += 1
             next_done = min(done_at)
         b = len(act)
-        t = now + (prefill + (costs.verify_s(b, b, context) if k else flat[b]) + ovh)
+        t = now + (prefill + (verify_s(b, context) if k else flat[b]) + ovh)
         step += 1
         context += b
         if step >= next_done:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from sim.acceptance import AcceptanceModel, Depths
-from sim.policies import Confidence, Policy
+from sim.policies import Confidence
+from sim.policy_base import Policy
 from sim.workload import Workload
 
 

@@ -22,6 +22,7 @@ Definitions (seconds unless named otherwise; percentiles are numpy's linear ones
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,7 +76,7 @@ class Log:
         requests numbered in arrival order, always so far), so their cycle rows are grouped by
         request already (the static server keeps no ``served`` list: its rows are by id)."""
         ids = [r for r, _ in self.served]
-        return all(a < b for a, b in zip(ids, ids[1:], strict=False))
+        return all(a < b for a, b in itertools.pairwise(ids))
 
     def fill_stream_ids(self, overhead_s: float) -> None:
         """Dynamic stream server, after the run: the ``request_id``, ``cycle`` and

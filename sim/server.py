@@ -4,12 +4,20 @@
 per *step*; in a step every active request runs one cycle: the policy picks tau (1), the draft
 phase runs max(tau) draft passes over the requests still drafting (2), one verify pass scores
 all ``sum(tau + 1)`` tokens -- flat until the batch reaches the ridge, compute-bound beyond it
-(3), accepted prefixes are drawn and the policy told (4). Requests admitted in a step pay their
-prefill in that step. The active set is kept as parallel columns (request, tokens out, context,
-cycle) and each step works over them whole: a static policy's taus are one expression over the
-columns, the run's depth stream is sliced for the step, and the step's cycles are appended to
-the log's columns in one go; only a learning or budgeted policy is asked request by request
-(``next_tau`` / ``observe``, on one PolicyState and one CycleRecord updated in place).
+(3), accepted prefixes are drawn and each request's policy told (4). Requests admitted in a step
+pay their prefill in that step. Every request decodes under its own ``policy.fork()`` (its own
+per-request state, run-level estimates shared); the step's draft lengths come row by row from
+each fork's ``next_tau``, or jointly from ``policy.plan_batch`` for a policy that plans the whole
+step (goodput), each state carrying the batch size and the step cost (``CostModel.step_s``).
+The verify pass comes from a server's batched profile when the scenario has one (a padded
+batch, ``CostModel.batch_step``), else it is flat until the ridge and compute-bound beyond it.
+
+The active set is kept as parallel columns (request, tokens left, context, cycle) and each step
+works over them whole: a static policy's taus are one expression over the columns (no fork:
+it has no state), the run's depth stream is sliced for the step, per-step values are logged
+once per step and the step's cycles are appended to the log's columns in one go; a learning or
+budgeted policy is asked row by row (one PolicyState per active request, updated in place, and
+one CycleRecord for the run handed to ``observe``).
 
 Times: a request's ``start_s`` is its admission, ``first_token_s`` the end of its first cycle;
 ``verify_passes`` counts its cycles. A request whose policy says its verify budget is spent ends
@@ -28,7 +36,7 @@ from sim.acceptance import BLOCK
 from sim.drafting import Drafting
 from sim.figures import Log
 from sim.latency import CostModel
-from sim.policies import Policy, PolicyState
+from sim.policy_base import Policy, PolicyState
 from sim.workload import Workload
 from tracing.schema import CycleRecord
 
@@ -44,9 +52,9 @@ def batch_server(
     log: Log,
     on_done: Callable[[], None],
 ) -> Generator[simpy.Event, Any, None]:
-    """Continuous batching (any policy); one timeout per step. Per-step values (start, draft
-    and verify seconds) are logged once per step and spread over its cycles after the run
-    (:meth:`Log.fill_batch_steps`)."""
+    """Continuous batching (any policy); one timeout per step, every request under its own
+    ``policy.fork()``. Per-step values (start, draft and verify seconds) are logged once per
+    step and spread over its cycles after the run (:meth:`Log.fill_batch_steps`)."""
     prompts, outputs = workload.prompt_tokens.tolist(), workload.output_tokens.tolist()
     draw, depths = drafting.draw, drafting.depths
     cols = log.cycles
@@ -60,12 +68,11 @@ def batch_server(
         steps[key].append for key in ("cycles", "start_s", "draft_s", "verify_s"))
     static = policy.is_static
     fixed_tau = policy.tau
-    base = type(policy)
-    observe = None if base.observe is Policy.observe else policy.observe
-    next_tau, exhausted = policy.next_tau, policy.budget_exhausted
+    joint = type(policy).plan_batch is not Policy.plan_batch
     d_s, ovh, k, ridge = (costs.draft_step_s, costs.overhead_s, costs.context_s_per_token,
                           costs.ridge_tokens)
-    state = PolicyState(0, 0, 0, 0, 0, 0)
+    padded = bool(costs.batch_table)  # a server's batched profile prices the step
+    step_cost = costs.step_s
     record = CycleRecord(0, 0, 0.0, 0, 0, 0, 0.0, 0.0, ovh, 0)
     block: list[int] = []
     pos = BLOCK
@@ -75,6 +82,8 @@ def batch_server(
     left: list[int] = []
     ctxs: list[int] = []
     cycles: list[int] = []
+    members: list[Policy] = []  # each request's own fork of the policy (not for a static one)
+    states: list[PolicyState] = []  # and its state, updated in place before each step
 
     def finish(i: int, now: float) -> None:
         rid = rids[i]
@@ -85,11 +94,11 @@ def batch_server(
         on_done()
 
     def keep(alive: list[int]) -> None:
-        rids[:] = [rids[i] for i in alive]
-        max_new[:] = [max_new[i] for i in alive]
-        left[:] = [left[i] for i in alive]
-        ctxs[:] = [ctxs[i] for i in alive]
-        cycles[:] = [cycles[i] for i in alive]
+        for column in (rids, max_new, left, ctxs, cycles):
+            column[:] = [column[i] for i in alive]
+        if not static:
+            members[:] = [members[i] for i in alive]
+            states[:] = [states[i] for i in alive]
 
     while True:
         waiting: list[int] = []
@@ -103,29 +112,42 @@ def batch_server(
             p = costs.prefill_s(prompts[rid])
             prefill += p
             log.start_s[rid], log.prefill_s[rid] = now, p
-            policy.reset(rid)
+            if not static:
+                member = policy.fork()
+                member.reset(rid)
+                members.append(member)
+                states.append(PolicyState(rid, 0, 0, 0, 0, 0, 1, step_cost))
             rids.append(rid)
             max_new.append(outputs[rid])
             left.append(outputs[rid])
             ctxs.append(prompts[rid])
             cycles.append(0)
-        # 1. the policy's draft lengths (requests out of budget end here)
+        # 1. requests out of budget end here; the rest get the step's draft lengths -- row by
+        #    row (a budget pass is taken as each row commits, so a shared pool is never
+        #    overdrawn), or jointly for a policy that plans the whole step (goodput)
         if static:  # useful_tau(state, tau) over the column (left >= 1 while active)
             taus = [fixed_tau if fixed_tau < x else x - 1 for x in left]
         else:
             taus, alive = [], []
-            for i, rid in enumerate(rids):
-                state.request_id, state.cycle, state.verify_passes = rid, cycles[i], cycles[i]
+            size = len(rids)
+            for i, state in enumerate(states):
+                state.cycle = state.verify_passes = cycles[i]
                 state.context_tokens = ctxs[i]
                 state.output_tokens, state.max_new_tokens = max_new[i] - left[i], max_new[i]
-                if exhausted(state):
+                state.batch_size = size
+                if members[i].budget_exhausted(state):
                     log.truncated += 1
                     finish(i, now)
                     continue
                 alive.append(i)
-                taus.append(next_tau(state))
+                if not joint:
+                    taus.append(members[i].next_tau(state))
             if len(alive) < len(rids):
                 keep(alive)
+            if joint and rids:
+                for state in states:
+                    state.batch_size = len(rids)
+                taus = policy.plan_batch(members, states)
         b = len(rids)
         if not b:
             continue
@@ -147,12 +169,14 @@ def batch_server(
             accs = [o[1] for o in outcome]
             put_prob([o[2] for o in outcome])
         # 3. the step's cost: max(tau) draft passes, one verify pass over the whole batch
-        longest = max(taus)
-        if b <= ridge:  # every draft pass memory-bound: flat
-            draft_s = longest * d_s
+        if padded:
+            draft_s, verify_s = costs.batch_step(taus, sum(ctxs) if k else 0)
+        elif b <= ridge:  # costs.batch_step without a profile, inlined: flat draft passes
+            draft_s = max(taus) * d_s
+            verify_s = costs.verify_s(sum(taus) + b, b, sum(ctxs) if k else 0)
         else:  # pass j runs over the sequences drafting more than j tokens
-            draft_s = sum(costs.draft_step(sum(t > j for t in taus)) for j in range(longest))
-        verify_s = costs.verify_s(sum(taus) + b, b, sum(ctxs) if k else 0)
+            draft_s = sum(costs.draft_step(sum(t > j for t in taus)) for j in range(max(taus)))
+            verify_s = costs.verify_s(sum(taus) + b, b, sum(ctxs) if k else 0)
         yield env.timeout(prefill + draft_s + verify_s + ovh)
         end = env.now
         log.busy_s += end - now
@@ -169,14 +193,14 @@ def batch_server(
         put_acc(accs)
         put_emit(emitted)
         put_ctx(ctxs)
-        if observe is not None:
+        if not static:
             record.start_s, record.draft_s, record.verify_s = start, draft_s, verify_s
             for i in range(b):
                 record.request_id, record.cycle, record.tau = rids[i], cycles[i], taus[i]
                 record.accepted, record.emitted = accs[i], emitted[i]
                 record.context_tokens = ctxs[i]
                 record.draft_prob = None if put_prob is None else log.draft_probs[i - b]
-                observe(record)
+                members[i].observe(record)
         if 0 in cycles:
             for i in range(b):
                 if cycles[i] == 0:

@@ -36,7 +36,7 @@ from sim.acceptance import BLOCK, Depths
 from sim.drafting import Drafting
 from sim.figures import Log
 from sim.latency import CostModel
-from sim.policies import Policy, PolicyState
+from sim.policy_base import Policy, PolicyState
 from sim.workload import Workload
 from tracing.schema import CycleRecord
 
