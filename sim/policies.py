@@ -339,6 +339,8 @@ class Adaptive(Policy):
 
     def observe(self, cycle: CycleRecord) -> None:
         self.hazard.update(cycle.tau, cycle.accepted)
+        if cycle.draft_s is None or cycle.verify_s is None or cycle.overhead_s is None:
+            return  # an imported step without its draft/verify split teaches no costs
         if cycle.tau > 0:
             per_token = cycle.draft_s / cycle.tau
             d = self._draft_per_token
