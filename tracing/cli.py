@@ -94,7 +94,10 @@ def _cmd_perfetto(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    """Add the ``trace`` subcommands to the ``specsim`` parser."""
+    """Add the ``trace`` subcommands (and ``import``) to the ``specsim`` parser."""
+    from tracing.importers.cli import register as register_import
+
+    register_import(sub)
     trace = sub.add_parser("trace", help="validate, summarise, convert and export traces")
     tsub = trace.add_subparsers(dest="trace_command", required=True, metavar="ACTION")
 
