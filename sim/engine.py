@@ -195,7 +195,7 @@ def _frames(log: Log, workload: Workload, grouped: bool) -> tuple[pd.DataFrame, 
     for key in CYCLE_KEYS:
         parts = log.cycles[key]
         kind = CYCLE_COLUMNS[key][0]
-        dtype = np.int64 if kind == "int" else np.float64
+        dtype = np.int64 if kind in ("int", "id") else np.float64  # ids: ints in a simulation
         if parts and isinstance(parts[0], np.ndarray):
             cols[key] = np.concatenate(parts).astype(dtype, copy=False)
         else:
