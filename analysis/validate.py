@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from sim.latency import profile_of
-from sim.positions import coverage
+from sim.calibrate.costs import profile_of
+from sim.calibrate.positions import coverage
 from tracing.errors import SpecsimError
 from tracing.trace import Trace
 

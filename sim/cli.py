@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sim.engine import SimResult, scenario_from_trace, simulate
+from sim.calibrate import scenario_from_trace
+from sim.engine import SimResult, simulate
 from sim.replicate import replicate
 from sim.scenario import Scenario
 from sim.whatif import WhatIfResult, parse_vary, sweep, write_outputs

@@ -87,7 +87,7 @@ class LatencyConfig:
     target_params: float = field(default=0.0, metadata=_rng(0.0))
     draft_params: float = field(default=0.0, metadata=_rng(0.0))
     # with a trace, on its own device: each replayed request runs at the speed its trace request
-    # was measured at (sim.latency.request_speeds) -- the run's slow spells, replayed. Exact for
+    # was measured at (sim.calibrate.costs.request_speeds) -- the run's slow spells, replayed. Exact for
     # a replay of the trace's own configuration; for another policy it helps only if that run
     # met the same slow spells, which even interleaved recording does not ensure (a spell is
     # shorter than a round of configurations), so it is off unless asked for.
