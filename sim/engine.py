@@ -62,7 +62,7 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
     """Run one replication of a calibrated scenario."""
     scenario = cal.scenario
     rng = np.random.default_rng(scenario.workload.seed if seed is None else seed)
-    workload = build_workload(scenario, rng, cal.requests)
+    workload = build_workload(scenario, rng, cal.requests, cal.arrivals)
     model, costs = cal.acceptance, cal.costs
     lat = scenario.latency
     own_device = not (lat.hardware and lat.hardware != lat.source_hardware)
