@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -36,6 +36,7 @@ import torch
 from live.batch_cache import BatchedLM
 from live.batch_drafts import BatchDraft
 from live.drafts import uses_confidence
+from live.records import make_cycle
 from live.sampling import (
     SamplingConfig,
     accept_greedy,
@@ -47,13 +48,6 @@ from live.sampling import (
 from sim.policies import Policy, PolicyState, useful_tau
 from tracing.errors import SpecsimError
 from tracing.schema import CycleRecord
-
-_CYCLE_FIELDS = {f.name for f in fields(CycleRecord)}
-
-
-def make_cycle(**values: Any) -> CycleRecord:
-    """A CycleRecord from keyword values; fields this schema version lacks are dropped."""
-    return CycleRecord(**{k: v for k, v in values.items() if k in _CYCLE_FIELDS})
 
 
 @dataclass

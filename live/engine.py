@@ -27,16 +27,13 @@ from typing import Any
 
 from live.batch import BatchDecoder, BatchRequest, Row, StepOutcome
 from live.batch_drafts import BatchDraft
+from live.records import STRING_IDS, make_request
 from live.sampling import SamplingConfig
 from live.server_metrics import ServerMetrics
 from sim.policies import make_policy
 from tracing.errors import SpecsimError
 from tracing.jsonl import TraceWriter
-from tracing.schema import REQUEST_COLUMNS, CycleRecord, RequestRecord
-
-# Schema v2 keeps engines' string ids; v1 takes integers only.
-STRING_IDS = REQUEST_COLUMNS["request_id"][0] != "int"
-_REQUEST_FIELDS = set(RequestRecord.__dataclass_fields__)
+from tracing.schema import CycleRecord, RequestRecord
 
 
 class Overloaded(SpecsimError):
@@ -273,7 +270,7 @@ class Engine:
             output_tokens=sum(c.emitted for c in request.cycles),
             prefill_s=request.prefill_s, verify_passes=len(request.cycles),
             prompt_text=request.prompt_text, stop_reason=request.stop_reason)
-        return RequestRecord(**{k: v for k, v in values.items() if k in _REQUEST_FIELDS})
+        return make_request(**values)
 
     def _interrupt_all(self) -> None:
         """Shutdown: every request still waiting or running ends as interrupted."""

@@ -18,13 +18,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from live.batch import make_cycle
-from live.engine import STRING_IDS
 from live.load import ClientRecord, LoadConfig
+from live.records import STRING_IDS, make_cycle, make_request
 from tracing.schema import RequestRecord, RunMeta
 from tracing.trace import Trace
 
-_REQUEST_FIELDS = set(RequestRecord.__dataclass_fields__)
 _STOP = {"stop": "eos", "length": "length", "abort": "interrupted"}
 
 
@@ -52,7 +50,7 @@ def _request(rec: ClientRecord, rid: Any, cycles: list[Any], prompt_tokens: int,
         prompt_tokens=prompt_tokens, output_tokens=sum(c.emitted for c in cycles),
         prefill_s=prefill_s, verify_passes=len(cycles), prompt_text=rec.prompt,
         output_text=rec.text or None, stop_reason=reason)
-    return RequestRecord(**{k: v for k, v in values.items() if k in _REQUEST_FIELDS})
+    return make_request(**values)
 
 
 def client_trace(records: list[ClientRecord], config: LoadConfig, model: str) -> Trace:

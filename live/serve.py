@@ -152,17 +152,35 @@ def start_service(config: ServeConfig, target: Any = None) -> Served:
     return Served(service, engine, config)
 
 
-def serve(config: ServeConfig, *, log_level: str = "warning") -> int:
-    """Run the server until SIGINT/SIGTERM; returns the exit code (0 after a signal)."""
+def make_server(served: Served, *, log_level: str = "warning") -> Any:
+    """A uvicorn server for ``served`` whose signal handler stops the engine the moment SIGINT
+    or SIGTERM arrives (so streams in flight end as interrupted instead of being waited for)
+    and does not re-raise the signal after shutdown (``serve`` closes the trace and returns);
+    a second SIGINT exits at once."""
     import uvicorn
 
     from live.server import create_app
 
+    engine = served.engine
+
+    class SpecsimServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            engine.stop()
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            else:
+                self.should_exit = True
+
+    config = served.config
+    return SpecsimServer(uvicorn.Config(
+        create_app(served.service), host=config.host, port=config.port, log_level=log_level,
+        timeout_graceful_shutdown=10, access_log=False))
+
+
+def serve(config: ServeConfig, *, log_level: str = "warning") -> int:
+    """Run the server until SIGINT/SIGTERM; returns the exit code (0 after a signal)."""
     served = start_service(config)
-    app = create_app(served.service)
-    server = _Server(uvicorn.Config(app, host=config.host, port=config.port,
-                                    log_level=log_level, timeout_graceful_shutdown=10,
-                                    access_log=False), served.engine)
+    server = make_server(served, log_level=log_level)
     print(f"specsim serve: http://{config.host}:{config.port}/v1 ({served.service.model_name}, "
           f"draft {config.draft}, policy {config.policy}, max batch {config.max_batch}); "
           f"trace {config.trace_out}", file=sys.stderr, flush=True)
@@ -172,28 +190,3 @@ def serve(config: ServeConfig, *, log_level: str = "warning") -> int:
         served.engine.shutdown()
     print(f"specsim serve: stopped; trace {config.trace_out}", file=sys.stderr, flush=True)
     return 0
-
-
-class _Server:
-    """uvicorn's server, with the engine stopped the moment a signal arrives (so streams in
-    flight end as interrupted instead of being waited for) and the signal not re-raised once
-    uvicorn has shut down (the trace must be closed first; ``serve`` returns normally)."""
-
-    def __init__(self, config: Any, engine: Any) -> None:
-        import uvicorn
-
-        engine_ref = engine
-
-        class Server(uvicorn.Server):
-            def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-                engine_ref.stop()
-                if self.should_exit and sig == signal.SIGINT:
-                    self.force_exit = True
-                else:
-                    self.should_exit = True
-
-        self.server = Server(config)
-
-    def run(self) -> None:
-        """Serve until told to exit."""
-        self.server.run()

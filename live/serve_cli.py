@@ -78,11 +78,8 @@ def register(sub: Any) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from transformers.utils import logging as hf_logging
-
     from live.serve import ServeConfig, serve
 
-    hf_logging.disable_progress_bar()
     config = ServeConfig(
         target=args.target, trace_out=args.trace_out, draft=args.draft, policy=args.policy,
         max_batch=args.max_batch, max_step_tokens=args.max_step_tokens,
@@ -90,6 +87,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         served_model_name=args.served_model_name, device=args.device, dtype=args.dtype,
         threads=args.threads, profile_tokens=args.profile_tokens,
         profile_rounds=args.profile_rounds, warmup_tokens=args.warmup_tokens, force=args.force)
+    from transformers.utils import logging as hf_logging  # after the flags are checked: slow
+
+    hf_logging.disable_progress_bar()
     return serve(config, log_level=args.log_level)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from tiny import tiny_llama
 
 torch = pytest.importorskip("torch")
