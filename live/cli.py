@@ -1,4 +1,5 @@
-"""``specsim capture``: flags -> CaptureConfig -> live.capture (torch is imported only on run)."""
+"""``specsim capture`` and ``specsim profile``: flags -> live.capture / live.profile (torch is
+imported only on run)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ def register(sub: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, help="trace to write (.jsonl or .parquet)")
     p.set_defaults(func=_cmd_capture)
+    register_profile(sub)
 
 
 def _cmd_capture(args: argparse.Namespace) -> int:
@@ -61,4 +63,100 @@ def _cmd_capture(args: argparse.Namespace) -> int:
         print(f"specsim: interrupted; {line} (the last request cut off)", file=sys.stderr)
         return 130
     print(line)
+    return 0
+
+
+def register_profile(sub: Any) -> None:
+    """Add ``profile`` to the ``specsim`` parser."""
+    p = sub.add_parser(
+        "profile",
+        help="measure forward-pass costs on this device into a profile (JSON)",
+        description="Time target passes over batch sizes x tokens per sequence x context "
+                    "lengths (and a draft's steps) on the device at hand: warmed up, "
+                    "synchronized, shuffled, medians; fixed and variable parts fitted.",
+    )
+    p.add_argument("--target", required=True, help="target model (as for capture)")
+    p.add_argument("--draft", default="none",
+                   help="none | layerskip[:layers=8] | a model (ngram is host code: nothing "
+                        "to profile on the device)")
+    p.add_argument("--batch", default="1,2,4,8", help="batch sizes, e.g. 1,2,4,8")
+    p.add_argument("--tokens", default="1-17", help="tokens per sequence, e.g. 1-17 or 1,4,8")
+    p.add_argument("--context", default="128,1024", help="context lengths, e.g. 128,1024")
+    p.add_argument("--rounds", type=int, default=5, help="timed runs of each shape (median)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    p.add_argument("--dtype", default=None,
+                   help="float32, bfloat16, float16 (default: bfloat16 on cuda, else float32)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    p.add_argument("--out", required=True, help="profile to write (.json)")
+    p.set_defaults(func=_cmd_profile)
+
+
+def parse_counts(text: str, flag: str, low: int = 1) -> list[int]:
+    """``"1,2,4"`` / ``"1-17"`` / ``"1-4,8"`` -> sorted distinct integers >= ``low``."""
+    from tracing.errors import SpecsimError
+
+    out: set[int] = set()
+    for part in filter(None, (x.strip() for x in text.split(","))):
+        lo, dash, hi = part.partition("-")
+        try:
+            a = int(lo)
+            b = int(hi) if dash else a
+        except ValueError:
+            raise SpecsimError(f"{flag} '{text}': expected integers like 1,2,4 or 1-17") from None
+        if a < low or b < a:
+            raise SpecsimError(f"{flag} '{text}': values must be >= {low}, ranges increasing")
+        out.update(range(a, b + 1))
+    if not out:
+        raise SpecsimError(f"{flag} '{text}': no values")
+    return sorted(out)
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from tracing.errors import SpecsimError
+
+    batches = parse_counts(args.batch, "--batch")
+    tokens = parse_counts(args.tokens, "--tokens")
+    contexts = parse_counts(args.context, "--context", low=0)
+    if args.rounds < 1:
+        raise SpecsimError(f"--rounds {args.rounds}: must be >= 1")
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise SpecsimError(f"--out {out}: exists (give --force to overwrite)")
+    kind = args.draft.strip().partition(":")[0]
+    if kind == "ngram":
+        raise SpecsimError("--draft ngram: prompt lookup is host code, there is no device pass "
+                           "to profile (its cost is the host time a capture measures)")
+    from transformers.utils import logging as hf_logging
+
+    from live.drafts import make_draft
+    from live.models import load_model
+    from live.profile import profile_device
+
+    hf_logging.disable_progress_bar()
+    target = load_model(args.target, device=args.device, dtype=args.dtype)
+    limit = getattr(target.model.config, "max_position_embeddings", None)
+    if limit and max(contexts) + max(tokens) > int(limit):
+        raise SpecsimError(f"--context {max(contexts)} + --tokens {max(tokens)} exceeds the "
+                           f"target's {limit} positions")
+    draft = make_draft(args.draft, target) if kind != "none" else None
+    draft_model = getattr(getattr(draft, "lm", None), "model", None)
+    profile = profile_device(target, draft=draft_model, draft_name=args.draft if draft else "",
+                             batches=batches, tokens=tokens, contexts=contexts,
+                             rounds=args.rounds, seed=args.seed,
+                             progress=not args.no_progress and sys.stderr.isatty())
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(profile, indent=1) + "\n")
+    except OSError as exc:
+        raise SpecsimError(f"--out {out}: cannot write: {exc.strerror}") from None
+    fit = profile["fit"]["target"]
+    print(f"{out}: {profile['device']} {profile['dtype']}, {len(profile['points'])} shapes; "
+          f"target 1-token pass fixed {fit['fixed_1_s'] * 1e3:.2f} ms, multi-token "
+          f"{fit['fixed_multi_s'] * 1e3:.2f} ms + {fit['per_token_s'] * 1e6:.1f} us/token "
+          f"+ {fit['per_context_token_s'] * 1e9:.1f} ns/cached token")
     return 0

@@ -9,6 +9,12 @@ makes (:meth:`CachedLM.feed` over ``n`` tokens, then the crop back) is timed for
 ``n = 1 .. max_tokens``, in a shuffled order each round so that drift spreads over all ``n``;
 the median of each ``n`` is kept. The simulator reads it from the run metadata
 (``extra["verify_profile_s"]``) and scales it to the trace's own measured passes.
+
+:func:`profile_device` is the same measurement as a command of its own (``specsim profile``):
+target passes over a grid of batch sizes, tokens per sequence and context lengths (and a draft's
+steps), each warmed up, synchronized, timed ``rounds`` times in a shuffled order and kept as the
+median, written as a device profile (:mod:`sim.deviceprofile`) with the device's exact name, the
+dtype, the model's size and shape and the software stack.
 """
 
 from __future__ import annotations
@@ -21,9 +27,9 @@ from typing import Any
 import torch
 
 from live.kvcache import CachedLM
-from sim.latency import PROFILE_KEY  # where the simulator reads it
+from sim.calibrate.costs import PROFILE_KEY  # where the simulator reads it
 
-__all__ = ["PROFILE_KEY", "profile_verify"]
+__all__ = ["PROFILE_KEY", "profile_device", "profile_verify"]
 
 
 def profile_verify(target: Any, input_ids: torch.Tensor, *, max_tokens: int = 17,
@@ -58,3 +64,107 @@ def profile_verify(target: Any, input_ids: torch.Tensor, *, max_tokens: int = 17
                 lm.crop_to(context)
     return {"seconds": [round(statistics.median(samples[n]), 9) for n in sorted(samples)],
             "context_tokens": context, "rounds": rounds}
+
+
+def _config_fields(model: Any) -> dict[str, Any]:
+    """The geometry fields of a transformers config the cost model reads."""
+    cfg = model.config
+    keys = ("model_type", "num_hidden_layers", "hidden_size", "intermediate_size",
+            "num_attention_heads", "num_key_value_heads", "head_dim", "vocab_size")
+    return {k: getattr(cfg, k) for k in keys if getattr(cfg, k, None) is not None}
+
+
+def _software() -> dict[str, str]:
+    import platform
+
+    import transformers
+
+    out = {"python": platform.python_version(), "torch": torch.__version__,
+           "transformers": transformers.__version__, "framework": "transformers eager"}
+    if torch.version.cuda:
+        out["cuda"] = str(torch.version.cuda)
+    hip = getattr(torch.version, "hip", None)
+    if hip:
+        out["hip"] = str(hip)
+    return out
+
+
+def profile_device(target: Any, *, draft: Any = None, draft_name: str = "",
+                   batches: list[int], tokens: list[int], contexts: list[int], rounds: int = 5,
+                   seed: int = 0, progress: bool = False) -> dict[str, Any]:
+    """Median seconds of target passes (every batch x tokens x context) and of draft steps
+    (every batch x context, one token per sequence; ``draft`` a causal LM or None) on the
+    target's device, as a device profile's JSON object (:func:`sim.deviceprofile.from_dict`
+    reads it back). Each shape runs once untimed first; then ``rounds`` rounds, each over every
+    shape in a new shuffled order, synchronizing the device around every timed pass."""
+    from sim.deviceprofile import PROFILE_FORMAT, DeviceProfile
+
+    if rounds < 1 or not batches or not tokens or not contexts:
+        raise ValueError("profile_device: rounds >= 1 and non-empty batches/tokens/contexts")
+    device = str(target.device)
+    on_cuda = device.startswith("cuda")
+    sync = torch.cuda.synchronize if on_cuda else (lambda: None)
+    vocab = int(target.model.config.vocab_size)
+    gen = torch.Generator().manual_seed(seed)
+    base = torch.randint(0, vocab, (1, max(contexts)), generator=gen).to(device)
+    filler = base[:, :1].expand(max(batches), max(tokens)).contiguous()
+    models = {"target": target.model}
+    if draft is not None:
+        models["draft"] = draft
+    caches: dict[tuple[str, int, int], CachedLM] = {}
+    jobs: list[tuple[str, int, int, int]] = []
+    for role in models:
+        for b in batches:
+            for c in contexts:
+                for n in tokens if role == "target" else [1]:
+                    jobs.append((role, b, n, c))
+    samples: dict[tuple[str, int, int, int], list[float]] = {j: [] for j in jobs}
+    rng = random.Random(seed)
+    bar = _bar(len(jobs) * (rounds + 1)) if progress else None
+    with torch.inference_mode():
+        for role, b, c in {(j[0], j[1], j[3]) for j in jobs}:
+            lm = CachedLM(models[role])
+            if c:
+                lm.feed(base[:, :c].expand(b, c).contiguous())
+            caches[(role, b, c)] = lm
+        order = list(jobs)
+        for r in range(rounds + 1):  # round 0: warm-up, untimed
+            rng.shuffle(order)
+            for job in order:
+                role, b, n, c = job
+                lm = caches[(role, b, c)]
+                sync()
+                t0 = time.perf_counter()
+                lm.feed(filler[:b, :n], logits_to_keep=n)
+                sync()
+                if r:
+                    samples[job].append(time.perf_counter() - t0)
+                lm.crop_to(c)
+                if bar is not None:
+                    bar[0].advance(bar[1])
+    if bar is not None:
+        bar[0].stop()
+    points = [{"role": role, "batch": b, "tokens": n, "context": c,
+               "seconds": round(statistics.median(samples[(role, b, n, c)]), 9)}
+              for role, b, n, c in jobs]
+    name = str(getattr(target, "device_name", device))
+    profile = DeviceProfile(
+        device=name, dtype=str(getattr(target, "dtype", "")), target=str(target.name),
+        points=tuple(points), target_params=float(getattr(target, "n_params", 0) or 0),
+        target_config=_config_fields(target.model), draft=draft_name, software=_software())
+    out = profile.to_dict()
+    out.update({"format": PROFILE_FORMAT, "rounds": rounds, "seed": seed,
+                "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    if draft is not None:
+        out["draft_params"] = int(sum(p.numel() for p in draft.parameters()))
+        out["draft_config"] = _config_fields(draft)
+    return out
+
+
+def _bar(total: int) -> Any:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    progress = Progress(console=Console(stderr=True), transient=True)
+    progress.start()
+    return progress, progress.add_task("profiling", total=total)

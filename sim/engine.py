@@ -1,6 +1,9 @@
-"""``simulate``: wire a scenario's workload, acceptance, costs and policy into a SimPy run.
+"""The engine: wire a calibrated scenario's workload, acceptance, costs and policy into a SimPy
+run.
 
-One ``numpy.random.Generator`` seeded from the scenario (``[workload] seed``, or ``seed=``)
+:func:`run` takes a :class:`sim.calibrate.Calibration` -- what calibration made of a trace (or
+of no trace) -- and never reads a trace itself; :func:`simulate` is ``run(calibrate(scenario,
+trace))``. One ``numpy.random.Generator`` seeded from the scenario (``[workload] seed``, or ``seed=``)
 draws the workload and every acceptance outcome. The result carries the figures
 (:mod:`sim.figures`), a trace in the same schema as live captures (``source="sim"``, the
 scenario in ``meta.extra["scenario"]``) and warnings.
@@ -16,28 +19,11 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from sim.acceptance import MIN_REACHED, Depths, build_acceptance, fit_proposals
+from sim.acceptance import Depths
+from sim.calibrate import Calibration, calibrate
 from sim.figures import CYCLE_KEYS, Log, compute_figures, is_overloaded, target_only_latencies
-from sim.latency import (
-    CostModel,
-    draw_speeds,
-    fit_latency,
-    hardware_note,
-    request_speeds,
-    resolve_costs,
-    target_prefill_share,
-)
-from sim.policies import POLICIES
-from sim.scenario import (
-    AcceptanceConfig,
-    BudgetConfig,
-    DraftConfig,
-    PolicyConfig,
-    Scenario,
-    ServerConfig,
-    WorkloadConfig,
-    _policy_keys,
-)
+from sim.latency import draw_speeds, target_prefill_share
+from sim.scenario import PolicyConfig, Scenario
 from sim.server import (
     Drafting,
     StaticPlan,
@@ -67,16 +53,22 @@ def simulate(
     seed: int | None = None,
     progress: bool = False,
 ) -> SimResult:
-    """Run one replication of ``scenario`` (``trace`` feeds its "trace" keys)."""
+    """Run one replication of ``scenario`` (``trace`` feeds its "trace" keys, through
+    :func:`sim.calibrate.calibrate`)."""
+    return run(calibrate(scenario, trace), seed=seed, progress=progress)
+
+
+def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) -> SimResult:
+    """Run one replication of a calibrated scenario."""
+    scenario = cal.scenario
     rng = np.random.default_rng(scenario.workload.seed if seed is None else seed)
-    workload = build_workload(scenario, rng, trace)
-    model = build_acceptance(scenario, trace)
-    costs = resolve_costs(scenario, trace)
+    workload = build_workload(scenario, rng, cal.requests)
+    model, costs = cal.acceptance, cal.costs
     lat = scenario.latency
     own_device = not (lat.hardware and lat.hardware != lat.source_hardware)
     # a trace's slow spells, and its machine's noise, belong to its own device
-    if lat.replay_speed and trace is not None and workload.trace_row is not None and own_device:
-        workload.speed = request_speeds(trace, costs)[workload.trace_row]
+    if cal.speeds is not None and workload.trace_row is not None:
+        workload.speed = cal.speeds[workload.trace_row]
     elif lat.speed_cv > 0 and own_device:
         run_seed = scenario.workload.seed if seed is None else seed
         workload.speed = draw_speeds(lat.speed_cv, len(workload), run_seed)
@@ -137,9 +129,8 @@ def simulate(
         )
     if log.truncated:
         warnings.append(f"{log.truncated} requests ran out of verify budget and were truncated")
-    note = hardware_note(scenario, trace)
-    if note:
-        warnings.append(note)
+    if cal.hardware_note:
+        warnings.append(cal.hardware_note)
     extrapolated = model.extrapolated_from()
     if extrapolated and len(cycles) and int(cycles["tau"].max()) >= extrapolated:
         warnings.append(
@@ -147,7 +138,7 @@ def simulate(
             "the last well-estimated position)"
         )
     baseline = (
-        _baseline_latency(scenario, trace, workload, costs, seed) if scenario.sim.baseline else None
+        _baseline_latency(cal, workload, seed) if scenario.sim.baseline else None
     )
     figures = compute_figures(
         {k: requests[k].to_numpy() for k in requests.columns},
@@ -162,9 +153,8 @@ def simulate(
     figures["seed"] = int(scenario.workload.seed if seed is None else seed)
     meta = RunMeta(
         source="sim",
-        target_model=str((trace.meta.target_model if trace else "") or "simulated target"),
-        draft_model=scenario.draft.name
-        or str((trace.meta.draft_model if trace else "") or "simulated draft"),
+        target_model=cal.target_model or "simulated target",
+        draft_model=scenario.draft.name or cal.draft_model or "simulated draft",
         device=scenario.latency.hardware or scenario.latency.source_hardware or "sim",
         seed=figures["seed"],
         policy=policy.name,
@@ -217,14 +207,9 @@ def _list_dtype() -> Any:
     return pd.ArrowDtype(pa.list_(pa.float64()))
 
 
-def _baseline_latency(
-    scenario: Scenario,
-    trace: Trace | None,
-    workload: Workload,
-    costs: CostModel,
-    seed: int | None,
-) -> float | None:
+def _baseline_latency(cal: Calibration, workload: Workload, seed: int | None) -> float | None:
     """Mean latency of target-only decoding of the same workload on the same server."""
+    scenario, costs = cal.scenario, cal.costs
     if scenario.server.max_batch == 1:
         n = workload.output_tokens.astype(float)
         p = workload.prompt_tokens.astype(float)
@@ -244,59 +229,7 @@ def _baseline_latency(
         budget=type(scenario.budget)(),
         sim=dataclasses.replace(scenario.sim, baseline=False),
     )
-    return float(simulate(base, trace, seed=seed).figures["latency_s"]["mean"])
-
-
-def scenario_from_trace(trace: Trace) -> Scenario:
-    """A scenario that replays ``trace``'s configuration: its requests (lengths in order and
-    arrivals -- closed when each request arrived as the previous one ended), acceptance fitted
-    from its cycles ("trace"), latency fitted by least squares, its policy."""
-    r = trace.requests.sort_values("arrival_s")
-    arrival, end = r["arrival_s"].to_numpy(float), r["end_s"].to_numpy(float)
-    latency = np.maximum(end - arrival, 1e-9)
-    closed = len(r) <= 1 or bool(
-        np.all(np.abs(arrival[1:] - end[:-1]) <= 0.01 * latency[:-1] + 1e-3)
-    )
-    workload = WorkloadConfig(
-        requests=max(1, len(r)),
-        prompt_tokens="trace",
-        output_tokens="trace",
-        arrival="closed" if closed else "trace",
-    )
-    name = trace.meta.policy if trace.meta.policy in POLICIES else "fixed"
-    known = _policy_keys(name)
-    recorded = dict(trace.meta.policy_params or {})
-    params = {k: v for k, v in recorded.items() if k in known}
-    if name == "fixed" and "tau" not in params and len(trace.cycles):
-        params["tau"] = int(trace.cycles["tau"].max())
-    budget = BudgetConfig(  # a BudgetedPolicy records its budget among the policy's parameters
-        max_verify_per_request=int(recorded.get("max_verify", 0) or 0),
-        mean_verify_per_request=float(recorded.get("mean_verify", 0.0) or 0.0),
-    )
-    batch = int((trace.meta.extra or {}).get("max_batch", 1) or 1)
-    reached_first = int((trace.cycles["tau"] > 0).sum()) if len(trace.cycles) else 0
-    if reached_first >= MIN_REACHED:
-        acceptance = AcceptanceConfig(model="trace", per_request=True, replay=True)
-    else:  # a target-only capture: nothing to fit, no draft token would be accepted
-        acceptance = AcceptanceConfig(model="iid", alpha=0.0)
-    # Short proposals (an n-gram draft with no match): told apart from the policy's own
-    # choice of fewer tokens by what the policy asked (fixed: its tau; others: re-run).
-    draft = DraftConfig()
-    if reached_first >= MIN_REACHED:
-        none, caps = fit_proposals(trace)
-        draft = DraftConfig(
-            no_proposal_prob=round(none, 6), proposal_caps=[round(p, 6) for p in caps]
-        )
-    return Scenario(
-        budget=budget,
-        workload=workload,
-        acceptance=acceptance,
-        draft=draft,
-        latency=fit_latency(trace),
-        policy=PolicyConfig(name, params),
-        server=ServerConfig(max_batch=batch),
-        where=f"scenario from {trace.name}",
-    )
+    return float(run(cal.with_scenario(base), seed=seed).figures["latency_s"]["mean"])
 
 
 class _Progress:

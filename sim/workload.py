@@ -5,7 +5,8 @@ uniform integers, or a weighted choice), or ``"trace"``: the trace's requests in
 cycling when more requests are asked for than the trace holds (so replaying a trace serves its
 requests exactly). Arrivals: ``closed`` (``concurrency`` users, each sending its next request when the
 previous one completes -- times are decided by the simulation, so they are NaN here), ``poisson``
-at ``rate_per_s``, or ``trace`` (the trace's arrival times, shifted so the first is 0).
+at ``rate_per_s``, or ``trace`` (the trace's arrival times, shifted so the first is 0). What a trace says comes
+from calibration (:class:`sim.calibrate.requests.RequestTables`); this module never reads one.
 The SimPy side: :func:`arrivals` (open workloads) and :class:`Closer` (closed-loop users) put
 request ids into the server's queue.
 """
@@ -20,11 +21,10 @@ from typing import Any
 import numpy as np
 import simpy
 
-from sim.acceptance import request_order
+from sim.calibrate.requests import RequestTables
 from sim.figures import Log
 from sim.scenario import Scenario, TokenSpec
 from tracing.errors import SpecsimError
-from tracing.trace import Trace
 
 
 @dataclass
@@ -38,7 +38,7 @@ class Workload:
     concurrency: int
     trace_row: np.ndarray | None = None  # the trace request (arrival order) each one replays
     # speed of each request's model passes relative to the cost model (None: all 1); see
-    # sim.latency.request_speeds
+    # sim.calibrate.costs.request_speeds
     speed: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -46,16 +46,21 @@ class Workload:
 
 
 def _lengths(
-    spec: TokenSpec, n: int, rng: np.random.Generator, trace: Trace | None, column: str, where: str
+    spec: TokenSpec,
+    n: int,
+    rng: np.random.Generator,
+    tables: RequestTables | None,
+    column: str,
+    where: str,
 ) -> np.ndarray:
     if isinstance(spec, int):
         return np.full(n, spec, dtype=np.int64)
     if spec == "trace":
-        if trace is None or len(trace.requests) == 0:
+        if tables is None or len(tables) == 0:
             raise SpecsimError(
                 f'{where}: [workload] {column} = "trace" needs a trace with requests'
             )
-        src = trace.requests[column].to_numpy(dtype=np.int64)[request_order(trace)]
+        src = getattr(tables, column)
         return np.resize(src, n).astype(np.int64)
     assert isinstance(spec, dict)
     dist: dict[str, Any] = spec
@@ -77,15 +82,16 @@ def _lengths(
 
 
 def build_workload(
-    scenario: Scenario, rng: np.random.Generator, trace: Trace | None = None
+    scenario: Scenario, rng: np.random.Generator, tables: RequestTables | None = None
 ) -> Workload:
-    """Draw the scenario's requests from the one seeded generator of the run."""
+    """Draw the scenario's requests from the one seeded generator of the run (``tables``: the
+    trace's requests, from calibration)."""
     w, where = scenario.workload, scenario.where
     n = w.requests
     if w.arrival == "trace":
-        if trace is None or len(trace.requests) == 0:
+        if tables is None or len(tables) == 0:
             raise SpecsimError(f'{where}: [workload] arrival = "trace" needs a trace with requests')
-        src = np.sort(trace.requests["arrival_s"].to_numpy(dtype=float))
+        src = tables.arrival_s
         if n > len(src):
             raise SpecsimError(
                 f'{where}: [workload] requests = {n}: arrival = "trace" replays at most the '
@@ -96,11 +102,11 @@ def build_workload(
         arrival = np.cumsum(rng.exponential(1.0 / w.rate_per_s, n))
     else:
         arrival = np.full(n, np.nan)
-    prompt = _lengths(w.prompt_tokens, n, rng, trace, "prompt_tokens", where)
-    output = _lengths(w.output_tokens, n, rng, trace, "output_tokens", where)
+    prompt = _lengths(w.prompt_tokens, n, rng, tables, "prompt_tokens", where)
+    output = _lengths(w.output_tokens, n, rng, tables, "output_tokens", where)
     rows = None
-    if trace is not None and len(trace.requests):
-        rows = np.arange(n) % len(trace.requests)
+    if tables is not None and len(tables):
+        rows = np.arange(n) % len(tables)
     return Workload(arrival, prompt, output, w.arrival == "closed", w.concurrency, rows)
 
 

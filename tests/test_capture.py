@@ -191,7 +191,7 @@ def test_capture_bundled_smollm2_with_ngram(tmp_path: Path) -> None:
 
 def test_capture_profiles_the_verify_pass_into_the_metadata(tiny_dir: Path, tiny: LoadedModel,
                                                            tmp_path: Path) -> None:
-    from sim.latency import fit_latency, profile_of
+    from sim.calibrate.costs import fit_latency, profile_of
 
     out = tmp_path / "p.jsonl"
     capture(_config(tiny_dir, out, policy="fixed:tau=2", limit=2, profile_tokens=6),

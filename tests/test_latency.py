@@ -7,8 +7,9 @@ import math
 import pytest
 
 from sim import CATALOG, Scenario, simulate
+from sim.calibrate.costs import fit_latency
 from sim.hardware import hardware_of_device
-from sim.latency import CostModel, fit_latency, resolve_costs
+from sim.latency import CostModel, resolve_costs
 
 
 def _measured(policy: dict, **latency: float) -> Scenario:

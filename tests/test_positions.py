@@ -118,8 +118,8 @@ def _no_match_trace(policy: dict, none: float = 0.25) -> Trace:
 
 @pytest.mark.parametrize("policy", [{"name": "adaptive"}, {"name": "heuristic"}])
 def test_replaying_the_policy_tells_no_proposal_from_its_own_choice(policy: dict) -> None:
-    from sim.acceptance import fit_proposals
-    from sim.positions import replay_asks
+    from sim.calibrate.acceptance import fit_proposals
+    from sim.calibrate.positions import replay_asks
 
     trace = _no_match_trace(policy)
     c = trace.cycles.sort_values(["request_id", "cycle"], kind="stable")
@@ -137,7 +137,7 @@ def test_replaying_the_policy_tells_no_proposal_from_its_own_choice(policy: dict
 def test_a_replay_that_disagrees_with_the_trace_is_not_used() -> None:
     import dataclasses
 
-    from sim.positions import replay_asks
+    from sim.calibrate.positions import replay_asks
 
     trace = _no_match_trace({"name": "heuristic"})
     c = trace.cycles.sort_values(["request_id", "cycle"], kind="stable")
@@ -149,7 +149,7 @@ def test_a_replay_that_disagrees_with_the_trace_is_not_used() -> None:
 
 
 def test_coverage_is_what_the_source_record_decides() -> None:
-    from sim.positions import coverage
+    from sim.calibrate.positions import coverage
 
     def run(policy: dict, draft_step_s: float, alpha: float) -> Trace:
         return simulate(Scenario.from_dict({

@@ -260,7 +260,8 @@ def test_adaptive_is_near_the_best_fixed_tau(alpha: float, c: float) -> None:
 
 @pytest.mark.parametrize("policy", [{"name": "fixed", "tau": 3}, {"name": "heuristic"}])
 def test_replay_speed_reproduces_a_slow_spell(policy: dict) -> None:
-    from sim.latency import request_speeds, resolve_costs
+    from sim.calibrate import calibrate
+    from sim.calibrate.costs import request_speeds
     from tracing.trace import Trace
 
     # Requests far apart (no queueing); request 5 ran 1.5x slower (a neighbour's load).
@@ -280,7 +281,7 @@ def test_replay_speed_reproduces_a_slow_spell(policy: dict) -> None:
     validate_trace(doctored)
 
     base = scenario_from_trace(doctored)
-    speeds = request_speeds(doctored, resolve_costs(base, doctored))
+    speeds = request_speeds(doctored, calibrate(base, doctored).costs)
     # (the fitted costs absorb a little of it: request 5's cycles are in their means)
     assert speeds[5] / np.median(np.delete(speeds, 5)) == pytest.approx(1.5, rel=0.05)
 

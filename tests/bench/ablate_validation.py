@@ -41,21 +41,21 @@ def patched(target: Any, name: str, value: Any) -> Iterator[None]:
 
 
 def no_profile() -> contextlib.AbstractContextManager[None]:
-    import sim.latency
+    import sim.calibrate.costs
 
-    return patched(sim.latency, "profile_of", lambda trace: [])
+    return patched(sim.calibrate.costs, "profile_of", lambda trace: [])
 
 
 def no_noise() -> contextlib.AbstractContextManager[None]:
-    import sim.latency
+    import sim.calibrate.costs
 
-    return patched(sim.latency, "speed_spread", lambda speeds: 0.0)
+    return patched(sim.calibrate.costs, "speed_spread", lambda speeds: 0.0)
 
 
 def no_policy_replay() -> contextlib.AbstractContextManager[None]:
-    import sim.positions
+    import sim.calibrate.positions
 
-    return patched(sim.positions, "replay_asks", lambda trace, cycles: None)
+    return patched(sim.calibrate.positions, "replay_asks", lambda trace, cycles: None)
 
 
 def no_prefill_share() -> contextlib.AbstractContextManager[None]:

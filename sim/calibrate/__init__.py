@@ -1,0 +1,147 @@
+"""Calibration: a measured trace (or none) and a scenario -> the tables a simulation replays.
+
+The simulator's folder reads in the order data flows::
+
+    trace  ->  sim/calibrate/  ->  sim/engine.py (+ sim/server.py, ...)  ->  trace (source="sim")
+
+This package is the ONLY part of the simulator that reads a trace. :func:`calibrate` reads it
+once and hands the engine a :class:`Calibration`: the scenario plus its replay tables --
+
+* ``requests`` (:mod:`sim.calibrate.requests`): the trace's lengths and arrivals, arrival order;
+* ``acceptance`` (:mod:`sim.calibrate.acceptance`, :mod:`sim.calibrate.positions`): the
+  :class:`~sim.acceptance.AcceptanceModel` -- hazards (pooled, per context bucket, per request),
+  each request's record by output position, the draft's proposal lengths;
+* ``costs`` (:mod:`sim.calibrate.costs` fits, :func:`sim.latency.resolve_costs` resolves): the
+  :class:`~sim.latency.CostModel` the servers charge, and ``fitted_latency`` (the fitted
+  ``[latency]`` numbers, or None);
+* ``speeds``: each trace request's measured speed against those costs (``replay_speed``).
+
+The engine (:func:`sim.engine.run`), the servers, the workload and the acceptance and cost
+models take only a Calibration, never a trace. :func:`scenario_from_trace` (a scenario that
+replays a trace's own configuration) lives here too. Later fits from a trace (step costs from
+``cycle_s``, a replayed ``batch_size``, a per-pass cost model) belong in this package as well.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.acceptance import MIN_REACHED, AcceptanceModel
+from sim.calibrate.acceptance import build_acceptance, fit_proposals
+from sim.calibrate.batching import max_batch_of
+from sim.calibrate.costs import fit_latency, request_speeds
+from sim.calibrate.requests import RequestTables
+from sim.latency import CostModel, hardware_note, resolve_costs
+from sim.policies import POLICIES
+from sim.scenario import (
+    AcceptanceConfig,
+    BudgetConfig,
+    DraftConfig,
+    LatencyConfig,
+    PolicyConfig,
+    Scenario,
+    ServerConfig,
+    WorkloadConfig,
+    _policy_keys,
+)
+from tracing.trace import Trace
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A scenario and everything a run of it replays from a trace (see the module docstring)."""
+
+    scenario: Scenario
+    acceptance: AcceptanceModel
+    costs: CostModel
+    requests: RequestTables | None = None  # None: no trace
+    fitted_latency: LatencyConfig | None = None
+    speeds: np.ndarray | None = None  # per trace request (arrival order), with replay_speed
+    hardware_note: str | None = None
+    target_model: str = ""  # the trace's model names, for the simulated trace's metadata
+    draft_model: str = ""
+
+    def with_scenario(self, scenario: Scenario) -> Calibration:
+        """The same tables under another scenario that changes only what the run does with them
+        (policy, budget, server, [sim]): no refit."""
+        return dataclasses.replace(self, scenario=scenario)
+
+
+def calibrate(scenario: Scenario, trace: Trace | None = None) -> Calibration:
+    """Read ``trace`` once for everything ``scenario`` replays from it."""
+    lat = scenario.latency
+    fitted = fit_latency(trace) if trace is not None and lat.model == "trace" else None
+    costs = resolve_costs(scenario, fitted)
+    own_device = not (lat.hardware and lat.hardware != lat.source_hardware)
+    speeds = None
+    if lat.replay_speed and trace is not None and len(trace.requests) and own_device:
+        speeds = request_speeds(trace, costs)
+    return Calibration(
+        scenario=scenario,
+        acceptance=build_acceptance(scenario, trace),
+        costs=costs,
+        requests=RequestTables.from_trace(trace) if trace is not None else None,
+        fitted_latency=fitted,
+        speeds=speeds,
+        hardware_note=hardware_note(scenario, fitted),
+        target_model=str(trace.meta.target_model or "") if trace is not None else "",
+        draft_model=str(trace.meta.draft_model or "") if trace is not None else "",
+    )
+
+
+def scenario_from_trace(trace: Trace) -> Scenario:
+    """A scenario that replays ``trace``'s configuration: its requests (lengths in order and
+    arrivals -- closed when each request arrived as the previous one ended), acceptance fitted
+    from its cycles ("trace"), latency fitted by least squares, its policy."""
+    r = trace.requests.sort_values("arrival_s")
+    arrival, end = r["arrival_s"].to_numpy(float), r["end_s"].to_numpy(float)
+    latency = np.maximum(end - arrival, 1e-9)
+    closed = len(r) <= 1 or bool(
+        np.all(np.abs(arrival[1:] - end[:-1]) <= 0.01 * latency[:-1] + 1e-3)
+    )
+    workload = WorkloadConfig(
+        requests=max(1, len(r)),
+        prompt_tokens="trace",
+        output_tokens="trace",
+        arrival="closed" if closed else "trace",
+    )
+    name = trace.meta.policy if trace.meta.policy in POLICIES else "fixed"
+    known = _policy_keys(name)
+    recorded = dict(trace.meta.policy_params or {})
+    params = {k: v for k, v in recorded.items() if k in known}
+    if name == "fixed" and "tau" not in params and len(trace.cycles):
+        params["tau"] = int(trace.cycles["tau"].max())
+    budget = BudgetConfig(  # a BudgetedPolicy records its budget among the policy's parameters
+        max_verify_per_request=int(recorded.get("max_verify", 0) or 0),
+        mean_verify_per_request=float(recorded.get("mean_verify", 0.0) or 0.0),
+    )
+    batch = max_batch_of(trace)
+    reached_first = int((trace.cycles["tau"] > 0).sum()) if len(trace.cycles) else 0
+    if reached_first >= MIN_REACHED:
+        acceptance = AcceptanceConfig(model="trace", per_request=True, replay=True)
+    else:  # a target-only capture: nothing to fit, no draft token would be accepted
+        acceptance = AcceptanceConfig(model="iid", alpha=0.0)
+    # Short proposals (an n-gram draft with no match): told apart from the policy's own
+    # choice of fewer tokens by what the policy asked (fixed: its tau; others: re-run).
+    draft = DraftConfig()
+    if reached_first >= MIN_REACHED:
+        none, caps = fit_proposals(trace)
+        draft = DraftConfig(
+            no_proposal_prob=round(none, 6), proposal_caps=[round(p, 6) for p in caps]
+        )
+    return Scenario(
+        budget=budget,
+        workload=workload,
+        acceptance=acceptance,
+        draft=draft,
+        latency=fit_latency(trace),
+        policy=PolicyConfig(name, params),
+        server=ServerConfig(max_batch=batch),
+        where=f"scenario from {trace.name}",
+    )
+
+
+__all__ = ["Calibration", "RequestTables", "calibrate", "scenario_from_trace"]
