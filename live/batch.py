@@ -2,8 +2,11 @@
 
 One engine step (:meth:`BatchDecoder.step`), for the rows (requests) in the batch:
 
-1. each row's own policy picks its tau (per-request policy objects, never a shared one); the
-   step's token budget (``max_step_tokens``, counting ``tau + 1`` per row) trims the longest;
+1. the run's policy plans the step's draft lengths over the rows' own forks
+   (``plan_batch(forks, states)``; each request decodes under its own ``fork()``, never one
+   shared object; each state carries the batch size and, when the server has a profile, the
+   step cost); the step's token budget (``max_step_tokens``, counting ``tau + 1`` per row)
+   trims the longest;
 2. the draft proposes for every row at once (:mod:`live.batch_drafts`);
 3. ONE target forward over every row's ``[last, x_1..x_tau]`` (padded to the longest);
 4. per-row acceptance, exactly the single-stream rule (:func:`live.sampling.accept_greedy` /
@@ -45,7 +48,7 @@ from live.sampling import (
     match_vocab,
     probs_from_logits,
 )
-from sim.policies import Policy, PolicyState, useful_tau
+from sim.policies import Policy, PolicyState, StepCost, useful_tau
 from tracing.errors import SpecsimError
 from tracing.schema import CycleRecord
 
@@ -95,11 +98,12 @@ class Row:
     first_token_s: float | None = None
     stopped: str | None = None  # eos | length | budget once finished
 
-    def state(self) -> PolicyState:
+    def state(self, batch_size: int = 1, step_cost: StepCost | None = None) -> PolicyState:
         """What the row's policy may look at before its next cycle."""
         n = len(self.cycles)
         return PolicyState(self.request.key, n, len(self.prompt) + len(self.out),
-                           len(self.out), self.request.max_new_tokens, n)
+                           len(self.out), self.request.max_new_tokens, n, batch_size,
+                           step_cost)
 
 
 @dataclass
@@ -124,14 +128,19 @@ class BatchDecoder:
     """Continuous batching over one target (and one batched draft, or none).
 
     ``max_batch`` rows at most; ``max_step_tokens`` caps the tokens one target pass scores
-    (``sum(tau + 1)`` over the rows). Greedy output of every row is token-identical to
+    (``sum(tau + 1)`` over the rows). ``policy`` is the run's policy, asked to plan each step
+    over the rows' forks (each request's ``policy`` should be ``policy.fork()``); without it,
+    each row's own ``next_tau``. ``step_cost`` (seconds of a step of B rows drafting t) goes to
+    the policies in their states. Greedy output of every row is token-identical to
     single-request target-only greedy decoding (up to float rounding of batched kernels, which
     fp32 keeps below any logit gap seen in the tests); sampled output follows the target's
     distribution, each row drawing from its own seeded generator.
     """
 
     def __init__(self, target: Any, draft: BatchDraft | None, *, max_batch: int = 8,
-                 max_step_tokens: int = 512, clock: Callable[[], float] = _clock) -> None:
+                 max_step_tokens: int = 512, policy: Policy | None = None,
+                 step_cost: StepCost | None = None,
+                 clock: Callable[[], float] = _clock) -> None:
         if max_batch < 1:
             raise SpecsimError(f"--max-batch must be >= 1, got {max_batch}")
         if max_step_tokens < max_batch:
@@ -142,6 +151,8 @@ class BatchDecoder:
         self.draft = draft
         self.max_batch = max_batch
         self.max_step_tokens = max_step_tokens
+        self.policy = policy
+        self.step_cost = step_cost
         self.clock = clock
         self.lm = BatchedLM(target.model, target.device)
         self.vocab = int(target.model.config.vocab_size)
@@ -190,9 +201,16 @@ class BatchDecoder:
         self.rows = [r for b, r in enumerate(self.rows) if b not in gone]
 
     def _taus(self) -> list[int]:
-        """1. Each row's policy picks its tau; the step's token budget trims the longest."""
-        taus = [useful_tau(r.state(), r.request.policy.next_tau(r.state()))
-                if self.draft is not None else 0 for r in self.rows]
+        """1. The policy plans the step's taus; the step's token budget trims the longest."""
+        if self.draft is None:
+            return [0] * len(self.rows)
+        states = [r.state(len(self.rows), self.step_cost) for r in self.rows]
+        forks = [r.request.policy for r in self.rows]
+        if self.policy is not None:
+            planned = self.policy.plan_batch(forks, states)
+        else:
+            planned = [f.next_tau(s) for f, s in zip(forks, states, strict=True)]
+        taus = [useful_tau(s, t) for s, t in zip(states, planned, strict=True)]
         while sum(taus) + len(taus) > self.max_step_tokens:
             taus[taus.index(max(taus))] -= 1
         return taus

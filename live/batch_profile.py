@@ -19,8 +19,11 @@ from typing import Any
 import torch
 
 from live.batch_cache import BatchedLM
+from sim.batching import pass_s
+from sim.calibrate.batching import BATCH_PROFILE_KEY
 
-BATCH_PROFILE_KEY = "batch_verify_profile_s"
+__all__ = ["BATCH_PROFILE_KEY", "ProfiledStepCost", "profile_batched_verify",
+           "single_stream_profile"]
 
 
 def profile_batched_verify(target: Any, input_ids: torch.Tensor, *, max_batch: int,
@@ -63,3 +66,28 @@ def single_stream_profile(batched: dict[str, Any]) -> dict[str, Any]:
     """The ``B = 1`` row in :mod:`live.profile`'s shape."""
     return {"seconds": list(batched["seconds"][0]), "context_tokens": batched["context_tokens"],
             "rounds": batched["rounds"]}
+
+
+class ProfiledStepCost:
+    """The live server's step cost for the policies (:data:`sim.policies.StepCost`): the
+    profiled verify pass of B rows scoring t + 1 tokens (:func:`sim.batching.pass_s`) plus
+    t draft passes at the draft seconds per drafted token measured so far at that batch size
+    (an exponential average of the steps run; none seen yet: the nearest smaller batch's, or 0)."""
+
+    def __init__(self, table: list[list[float]], decay: float = 0.9) -> None:
+        self.table = table
+        self.decay = decay
+        self.draft_per_token: dict[int, float] = {}
+
+    def observe(self, batch: int, tau: int, draft_s: float) -> None:
+        """A step of ``batch`` rows whose longest draft was ``tau`` spent ``draft_s`` drafting."""
+        if tau <= 0:
+            return
+        per = draft_s / tau
+        old = self.draft_per_token.get(batch)
+        self.draft_per_token[batch] = per if old is None else old + (1 - self.decay) * (per - old)
+
+    def __call__(self, batch: int, tau: int) -> float:
+        known = [b for b in self.draft_per_token if b <= batch]
+        draft = self.draft_per_token[max(known)] if known else 0.0
+        return pass_s(self.table, batch, tau + 1) + tau * draft

@@ -27,6 +27,7 @@ from typing import Any
 
 from live.batch import BatchDecoder, BatchRequest, Row, StepOutcome
 from live.batch_drafts import BatchDraft
+from live.batch_profile import ProfiledStepCost
 from live.records import STRING_IDS, make_request
 from live.sampling import SamplingConfig
 from live.server_metrics import ServerMetrics
@@ -92,14 +93,15 @@ class Engine:
                  metrics: ServerMetrics | None = None) -> None:
         if max_queue < 0:
             raise SpecsimError(f"--max-queue must be >= 0, got {max_queue}")
-        make_policy(policy)  # a bad spec fails here, at start-up
+        self.policy = make_policy(policy)  # the run's policy; each request gets a fork
         self.policy_spec = policy
         self.eos = set(eos_token_ids)
         self.writer = writer
         self.max_queue = max_queue
         self._t0 = time.perf_counter()
         self.decoder = BatchDecoder(target, draft, max_batch=max_batch,
-                                    max_step_tokens=max_step_tokens, clock=self.clock)
+                                    max_step_tokens=max_step_tokens, policy=self.policy,
+                                    clock=self.clock)
         self.metrics = metrics or ServerMetrics()
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._waiting: deque[EngineRequest] = deque()
@@ -221,7 +223,7 @@ class Engine:
             ids = torch.tensor([request.prompt_ids], dtype=torch.long)
             row = self.decoder.add(BatchRequest(
                 key=request.key, input_ids=ids, max_new_tokens=request.max_tokens,
-                sampling=request.sampling, policy=make_policy(self.policy_spec),
+                sampling=request.sampling, policy=self.policy.fork(),
                 eos_token_ids=self.eos, stop=request.stop, trace_id=self._trace_id(request)))
             request.start_s, request.prefill_s = row.start_s, row.prefill_s
             self._running[request.key] = request
@@ -230,6 +232,10 @@ class Engine:
         return request.request_id if STRING_IDS else request.key
 
     def _after_step(self, outcomes: list[StepOutcome]) -> None:
+        cost = self.decoder.step_cost
+        cycles = [o.cycle for o in outcomes if o.cycle is not None]
+        if isinstance(cost, ProfiledStepCost) and cycles:
+            cost.observe(len(cycles), max(c.tau for c in cycles), cycles[0].draft_s or 0.0)
         for out in outcomes:
             request = self._running[out.row.request.key]
             if out.cycle is not None:

@@ -92,7 +92,12 @@ def start_service(config: ServeConfig, target: Any = None) -> Served:
 
     from live.batch import BatchRequest
     from live.batch_drafts import make_batch_draft
-    from live.batch_profile import BATCH_PROFILE_KEY, profile_batched_verify, single_stream_profile
+    from live.batch_profile import (
+        BATCH_PROFILE_KEY,
+        ProfiledStepCost,
+        profile_batched_verify,
+        single_stream_profile,
+    )
     from live.capture import _draft_params, eos_ids, library_versions
     from live.engine import Engine
     from live.models import load_model
@@ -121,10 +126,12 @@ def start_service(config: ServeConfig, target: Any = None) -> Served:
     warm = encode_prompt(target.tokenizer, load_prompts("builtin:chat", 1)[0])
     if config.warmup_tokens:  # untimed: kernel selection and allocator growth
         dec = engine.decoder
+        dec.policy = None  # the warm-up teaches the run's policy nothing
         dec.add(BatchRequest(-1, warm, config.warmup_tokens, SamplingConfig(),
-                             make_policy(config.policy), stops))
+                             make_policy(config.policy).fork(), stops))
         while dec.rows:
             dec.step()
+        dec.policy = engine.policy
     extra: dict[str, Any] = {
         "workload": "server", "target_n_params": target.n_params,
         "draft_n_params": _draft_params(draft), "config": asdict(config),
@@ -138,6 +145,7 @@ def start_service(config: ServeConfig, target: Any = None) -> Served:
                                          max_tokens=n_tokens, rounds=config.profile_rounds)
         extra[BATCH_PROFILE_KEY] = profile
         extra[PROFILE_KEY] = single_stream_profile(profile)
+        engine.decoder.step_cost = ProfiledStepCost(profile["seconds"])
     meta = RunMeta(source="live", target_model=target.name, draft_model=config.draft,
                    device=target.device_name, dtype=target.dtype, policy=policy.name,
                    policy_params=policy.params(), library_versions=library_versions(),

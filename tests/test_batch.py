@@ -117,6 +117,24 @@ def test_cycles_follow_the_single_stream_convention(target: Target) -> None:
         assert 4 in sizes
 
 
+def test_the_run_policy_plans_each_step_by_batch_size(target: Target) -> None:
+    """fixed:tau_by_batch=1:3,3:0 through the run's plan_batch: steps of 3 rows draft nothing,
+    steps of fewer rows draft up to 3; every request has its own fork."""
+    run = make_policy("fixed:tau_by_batch=1:3,3:0")
+    decoder = BatchDecoder(target, BatchNgramDraft(1), max_batch=3, policy=run)
+    prompts = _prompts((8, 8, 8))
+    forks = [run.fork() for _ in prompts]
+    assert len({id(f) for f in forks}) == 3 and run not in forks
+    for i, (p, f) in enumerate(zip(prompts, forks, strict=True)):
+        decoder.add(BatchRequest(i, p, 6 + 4 * i, GREEDY, f))
+    taus: dict[int, set[int]] = {}
+    while decoder.rows:
+        outs = decoder.step()
+        cycles = [o.cycle for o in outs if o.cycle is not None]
+        taus.setdefault(len(cycles), set()).update(c.tau for c in cycles)
+    assert taus[3] == {0} and max(taus[1]) > 0
+
+
 def test_step_token_budget_trims_the_longest_drafts(target: Target) -> None:
     prompts = _prompts((10, 10, 10))
     decoder = BatchDecoder(target, BatchNgramDraft(1), max_batch=3, max_step_tokens=6)
