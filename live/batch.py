@@ -39,7 +39,6 @@ import torch
 from live.batch_cache import BatchedLM
 from live.batch_drafts import BatchDraft
 from live.drafts import uses_confidence
-from live.records import make_cycle
 from live.sampling import (
     SamplingConfig,
     accept_greedy,
@@ -270,7 +269,7 @@ class BatchDecoder:
                 zip(rows, results, strict=True)):
             emitted, stopped = self._emitted(row, new_tokens)
             row.out.extend(new_tokens[:emitted])
-            cycle = make_cycle(
+            cycle = CycleRecord(
                 request_id=row.request.trace_id, cycle=len(row.cycles), start_s=t_start, tau=tau,
                 accepted=n, emitted=emitted, draft_s=t_drafted - t_start,
                 verify_s=t_verified - t_drafted, overhead_s=t_end - t_verified,

@@ -28,7 +28,6 @@ from typing import Any
 from live.batch import BatchDecoder, BatchRequest, Row, StepOutcome
 from live.batch_drafts import BatchDraft
 from live.batch_profile import ProfiledStepCost
-from live.records import STRING_IDS, make_request
 from live.sampling import SamplingConfig
 from live.server_metrics import ServerMetrics
 from sim.policies import make_policy
@@ -224,12 +223,9 @@ class Engine:
             row = self.decoder.add(BatchRequest(
                 key=request.key, input_ids=ids, max_new_tokens=request.max_tokens,
                 sampling=request.sampling, policy=self.policy.fork(),
-                eos_token_ids=self.eos, stop=request.stop, trace_id=self._trace_id(request)))
+                eos_token_ids=self.eos, stop=request.stop, trace_id=request.request_id))
             request.start_s, request.prefill_s = row.start_s, row.prefill_s
             self._running[request.key] = request
-
-    def _trace_id(self, request: EngineRequest) -> Any:
-        return request.request_id if STRING_IDS else request.key
 
     def _after_step(self, outcomes: list[StepOutcome]) -> None:
         cost = self.decoder.step_cost
@@ -270,13 +266,13 @@ class Engine:
         end = float(request.end_s or start)
         first = request.first_token_s if request.first_token_s is not None else end
         values: dict[str, Any] = dict(
-            request_id=self._trace_id(request), arrival_s=request.arrival_s, start_s=start,
+            request_id=request.request_id, arrival_s=request.arrival_s, start_s=start,
             first_token_s=min(max(first, start), end), end_s=end,
             prompt_tokens=len(request.prompt_ids),
             output_tokens=sum(c.emitted for c in request.cycles),
             prefill_s=request.prefill_s, verify_passes=len(request.cycles),
             prompt_text=request.prompt_text, stop_reason=request.stop_reason)
-        return make_request(**values)
+        return RequestRecord(**values)
 
     def _interrupt_all(self) -> None:
         """Shutdown: every request still waiting or running ends as interrupted."""

@@ -2,7 +2,7 @@
 
 Requests go out on a schedule -- Poisson arrivals (``rate``), a closed loop keeping
 ``concurrency`` in flight, or the arrival times of an Azure LLM trace CSV / Mooncake JSONL
-(:mod:`live.load_arrivals`) -- each a streamed ``/v1/chat/completions`` (or ``/v1/completions``)
+(read by :mod:`sim.calibrate.arrivals`, the simulator's reader) -- each a streamed ``/v1/chat/completions`` (or ``/v1/completions``)
 call over httpx, asking for ``stream_options: {include_usage, continuous_usage_stats}`` so every
 chunk says how many tokens it brought (vLLM supports both; without them a chunk with text
 counts as one token). Per request it records the send time, every chunk's arrival and token
@@ -111,14 +111,12 @@ def schedule(config: LoadConfig) -> list[float] | None:
             out.append(t)
             t += rng.expovariate(config.rate)
         return out
-    from live.load_arrivals import read_arrivals
+    from sim.calibrate.arrivals import load_arrivals
 
     assert config.arrivals is not None
-    times = [a / config.rate_scale for a, _ in read_arrivals(config.arrivals)]
-    if len(times) < config.requests:
-        raise SpecsimError(f"--arrivals {config.arrivals}: {len(times)} arrivals, fewer than "
-                           f"--requests {config.requests}")
-    return times[: config.requests]
+    table = load_arrivals(config.arrivals, config.requests, rate_scale=config.rate_scale,
+                          where="specsim load --arrivals")
+    return [float(t) for t in table.arrival_s]
 
 
 def _payload(config: LoadConfig, model: str, prompt: Any, index: int) -> dict[str, Any]:

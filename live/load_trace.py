@@ -7,7 +7,8 @@ chunk cannot say comes from the server when it sends it, matched step for step: 
 ``metrics.steps`` (drafted, accepted, batch size and the server-measured step time, every step)
 or vLLM's ``metrics.speculative_decoding.per_step_drafted/accepted`` when their length is the
 number of chunks. Without either, ``tau`` is the lower bound ``accepted`` (run metadata
-``extra.tau_basis`` says which). The split of a cycle into draft/verify/overhead is unknown to a
+``extra.tau_basis`` says which); batch sizes are kept only when the server sent them for every
+request (the schema takes them on every cycle or none; ``extra.batch_size_basis``). The split of a cycle into draft/verify/overhead is unknown to a
 client and left null (schema v2). Time runs from the first request sent; ``start_s`` of a
 request is its send time plus the server's ``queue_time_ms`` when given; cycle 0 starts at the
 first token's arrival minus its server step time when known, else at ``start_s`` (its
@@ -19,8 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from live.load import ClientRecord, LoadConfig
-from live.records import STRING_IDS, make_cycle, make_request
-from tracing.schema import RequestRecord, RunMeta
+from tracing.schema import CycleRecord, RequestRecord, RunMeta
 from tracing.trace import Trace
 
 _STOP = {"stop": "eos", "length": "length", "abort": "interrupted"}
@@ -50,7 +50,7 @@ def _request(rec: ClientRecord, rid: Any, cycles: list[Any], prompt_tokens: int,
         prompt_tokens=prompt_tokens, output_tokens=sum(c.emitted for c in cycles),
         prefill_s=prefill_s, verify_passes=len(cycles), prompt_text=rec.prompt,
         output_text=rec.text or None, stop_reason=reason)
-    return make_request(**values)
+    return RequestRecord(**values)
 
 
 def client_trace(records: list[ClientRecord], config: LoadConfig, model: str) -> Trace:
@@ -58,9 +58,7 @@ def client_trace(records: list[ClientRecord], config: LoadConfig, model: str) ->
     requests, cycles = [], []
     bases: dict[str, int] = {}
     for rec in records:
-        rid: Any = rec.request_id if STRING_IDS and rec.request_id else rec.index
-        if STRING_IDS and not rec.request_id:
-            rid = f"client-{rec.index}"
+        rid = rec.request_id or f"client-{rec.index}"
         n = len(rec.chunks)
         steps, basis = _server_steps(rec, n)
         if n:
@@ -87,25 +85,29 @@ def client_trace(records: list[ClientRecord], config: LoadConfig, model: str) ->
                 if steps.get("batch_size"):
                     batch = int(steps["batch_size"][k])
                 emitted = min(emitted, accepted + 1)
-            split = None if STRING_IDS else 0.0  # v2: the split is unknown to a client
-            mine.append(make_cycle(
+            mine.append(CycleRecord(
                 request_id=rid, cycle=k, start_s=prev, tau=max(tau, accepted), accepted=accepted,
-                emitted=emitted, draft_s=split, verify_s=split,
-                overhead_s=None if STRING_IDS else t - prev, context_tokens=context,
+                emitted=emitted, draft_s=None, verify_s=None, overhead_s=None,
+                context_tokens=context,
                 batch_size=batch, cycle_s=t - prev))
             context += emitted
             prev = t
         cycles.extend(mine)
         requests.append(_request(rec, rid, mine, prompt_tokens, start, prefill))
+    known = [c.batch_size is not None for c in cycles]
+    if any(known) and not all(known):  # the schema takes batch sizes on every cycle or none
+        for c in cycles:
+            c.batch_size = None
     extra: dict[str, Any] = {
         "endpoint": config.endpoint, "prompts": config.prompts, "api": config.api,
         "workload": config.prompts.removeprefix("builtin:"),
         "load": {"rate": config.rate, "concurrency": config.concurrency,
                  "arrivals": config.arrivals, "requests": config.requests,
                  "max_tokens": config.max_tokens, "rate_scale": config.rate_scale},
-        "tau_basis": bases, "errors": sum(r.error is not None for r in records)}
-    source: Any = "client" if STRING_IDS else "live"  # v1 knows only live | sim
-    meta = RunMeta(source=source, target_model=model,
+        "tau_basis": bases, "errors": sum(r.error is not None for r in records),
+        "batch_size_basis": ("server steps" if all(known) and known else
+                             "unknown (not sent for every request)")}
+    meta = RunMeta(source="client", target_model=model,
                    draft_model="unknown", device="remote", temperature=config.temperature,
                    top_p=config.top_p, seed=config.seed, policy="unknown", extra=extra)
     return Trace.from_records(meta, requests, cycles)

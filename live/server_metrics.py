@@ -52,7 +52,7 @@ class ServerMetrics:
         """Count one row's cycle of an engine step."""
         with self._lock:
             self.generation_tokens += cycle.emitted
-            self.batch_size = int(getattr(cycle, "batch_size", 0) or 0)
+            self.batch_size = int(cycle.batch_size or 1)
             if cycle.tau <= 0:
                 return
             self.drafts += 1
@@ -147,7 +147,7 @@ def request_metrics(request: Any, num_spec_tokens: int | None) -> dict[str, Any]
     out["steps"] = {
         "drafted": [c.tau for c in cycles], "accepted": [c.accepted for c in cycles],
         "emitted": [c.emitted for c in cycles],
-        "batch_size": [int(getattr(c, "batch_size", 1) or 1) for c in cycles],
+        "batch_size": [int(c.batch_size or 1) for c in cycles],
         "cycle_ms": [_ms(_cycle_seconds(c)) for c in cycles]}
     out["speculative_decoding"] = (None if num_spec_tokens is None
                                    else spec_decode_summary(cycles, num_spec_tokens))
@@ -155,10 +155,9 @@ def request_metrics(request: Any, num_spec_tokens: int | None) -> dict[str, Any]
 
 
 def _cycle_seconds(c: CycleRecord) -> float:
-    total = getattr(c, "cycle_s", None)
-    if total is not None:
-        return float(total)
-    return float(c.draft_s + c.verify_s + c.overhead_s)
+    if c.cycle_s is not None:
+        return float(c.cycle_s)
+    return float((c.draft_s or 0.0) + (c.verify_s or 0.0) + (c.overhead_s or 0.0))
 
 
 def spec_decode_summary(cycles: list[CycleRecord], num_spec_tokens: int) -> dict[str, Any]:

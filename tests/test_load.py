@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from live.load import ClientRecord, LoadConfig, schedule
-from live.load_arrivals import read_arrivals
 from live.load_summary import format_summary, summarize_records
 from live.load_trace import client_trace
 from tracing import validate_trace
@@ -46,30 +45,22 @@ def test_poisson_schedule_is_seeded_and_has_the_rate(tmp_path: Path) -> None:
     assert schedule(_config(tmp_path)) is None  # closed loop
 
 
-def test_arrival_files(tmp_path: Path) -> None:
+def test_arrival_files_give_the_send_times(tmp_path: Path) -> None:
+    """Azure CSV and Mooncake JSONL through the simulator's reader: time order, from 0, gaps
+    divided by --rate-scale; too few arrivals is a SpecsimError."""
     azure = tmp_path / "azure.csv"
     azure.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n"
                      "2023-11-16 18:15:46.6805900,374,44\n"
                      "2023-11-16 18:15:46.1805900,10,2\n"
                      "2023-11-16 18:15:48,7,1\n")
-    got = read_arrivals(azure)
-    assert [round(t, 6) for t, _ in got] == [0.0, 0.5, 1.81941]
-    assert got[1][1] == {"prompt_tokens": 374, "output_tokens": 44}
+    got = schedule(_config(tmp_path, concurrency=None, arrivals=str(azure), requests=3))
+    assert got is not None and [round(t, 6) for t in got] == [0.0, 0.5, 1.81941]
     moon = tmp_path / "moon.jsonl"
     moon.write_text('{"timestamp": 1000, "input_length": 5, "output_length": 3, "hash_ids": []}\n'
-                    '\n{"timestamp": 2500, "input_length": 6, "output_length": 4}\n')
-    assert read_arrivals(moon) == [(0.0, {"prompt_tokens": 5, "output_tokens": 3}),
-                                   (1.5, {"prompt_tokens": 6, "output_tokens": 4})]
+                    '{"timestamp": 2500, "input_length": 6, "output_length": 4}\n')
     cfg = _config(tmp_path, concurrency=None, arrivals=str(moon), requests=2, rate_scale=2.0)
     assert schedule(cfg) == [0.0, 0.75]
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"timestamp": 1}\n{"timestamp": "x"}\n')
-    with pytest.raises(SpecsimError, match=r"bad.jsonl:2"):
-        read_arrivals(bad)
-    with pytest.raises(SpecsimError, match="Azure"):
-        (tmp_path / "t.csv").write_text("a,b\n1,2\n")
-        read_arrivals(tmp_path / "t.csv")
-    with pytest.raises(SpecsimError, match="fewer than"):
+    with pytest.raises(SpecsimError, match="--arrivals"):
         schedule(_config(tmp_path, concurrency=None, arrivals=str(moon), requests=3))
 
 
@@ -106,8 +97,7 @@ def test_client_trace_from_chunks_and_server_steps(tmp_path: Path) -> None:
     assert req["output_tokens"].tolist() == [6, 3, 0]
     assert trace.meta.extra["tau_basis"] == {"server steps": 1, "lower bound (accepted)": 1}
     assert trace.meta.extra["errors"] == 1
-    if "stop_reason" in req:
-        assert req["stop_reason"].tolist() == ["length", "eos", "error"]
+    assert req["stop_reason"].tolist() == ["length", "eos", "error"]
 
 
 def test_summary_figures() -> None:

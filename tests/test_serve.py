@@ -144,8 +144,7 @@ def test_openai_client_streams_concurrently_exact_greedy(tiny: LoadedModel,
     # under load: cycles of different requests ran in the same engine step
     shared = trace.cycles.groupby("start_s")["request_id"].nunique()
     assert shared.max() > 1
-    if "batch_size" in trace.cycles:
-        assert trace.cycles["batch_size"].max() > 1
+    assert trace.cycles["batch_size"].max() > 1
     profile = trace.meta.extra["batch_verify_profile_s"]
     assert profile["batch"] == [1, 2, 3, 4] and profile["tokens"] == [1, 2, 3, 4]
     assert len(profile["seconds"]) == 4 and all(len(r) == 4 for r in profile["seconds"])
@@ -186,8 +185,7 @@ def test_overload_503_and_disconnect_frees_the_slot(tiny: LoadedModel, tmp_path:
     trace = read_trace(srv.trace)
     first = trace.requests.iloc[0]
     assert 0 < first["output_tokens"] < 900  # cut off when the client left
-    if "stop_reason" in trace.requests:
-        assert first["stop_reason"] == "interrupted"
+    assert first["stop_reason"] == "interrupted"
 
 
 def test_bad_requests_get_openai_error_bodies(tiny: LoadedModel, tmp_path: Path) -> None:
@@ -277,5 +275,4 @@ def test_sigint_ends_streams_in_flight_as_interrupted(tiny: LoadedModel, tmp_pat
         assert srv.server.should_exit
     trace = read_trace(srv.trace)
     assert len(trace.requests) == 1 and 0 < trace.requests["output_tokens"].iloc[0] < 900
-    if "stop_reason" in trace.requests:
-        assert trace.requests["stop_reason"].iloc[0] == "interrupted"
+    assert trace.requests["stop_reason"].iloc[0] == "interrupted"
