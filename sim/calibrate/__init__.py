@@ -32,6 +32,7 @@ import numpy as np
 from sim.acceptance import MIN_REACHED, AcceptanceModel
 from sim.calibrate.acceptance import build_acceptance, fit_proposals
 from sim.calibrate.costs import fit_latency, request_speeds
+from sim.calibrate.device import load_profile, setup_of
 from sim.calibrate.requests import RequestTables
 from sim.latency import CostModel, hardware_note, resolve_costs
 from sim.policies import POLICIES
@@ -73,8 +74,9 @@ def calibrate(scenario: Scenario, trace: Trace | None = None) -> Calibration:
     """Read ``trace`` once for everything ``scenario`` replays from it."""
     lat = scenario.latency
     fitted = fit_latency(trace) if trace is not None and lat.model == "trace" else None
-    costs = resolve_costs(scenario, fitted)
-    own_device = not (lat.hardware and lat.hardware != lat.source_hardware)
+    setup = setup_of(trace, load_profile(lat.profile) if lat.profile else None)
+    costs = resolve_costs(scenario, fitted, setup)
+    own_device = costs.basis in ("trace", "scenario")
     speeds = None
     if lat.replay_speed and trace is not None and len(trace.requests) and own_device:
         speeds = request_speeds(trace, costs)
