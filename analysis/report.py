@@ -50,6 +50,7 @@ class WhatIfConfig:
     requests: int = 300  # requests simulated per point: the trace's first, by arrival
     jobs: int | None = 1
     seed: int = 0
+    intervals: int = 8  # draws behind each point's 95% intervals (sim.intervals); 0: none
 
 
 @dataclass
@@ -127,7 +128,8 @@ def run_whatifs(trace: Trace, config: WhatIfConfig | None = None) -> WhatIfs:
     ]
     for name, scenario, vary in sweeps:
         try:
-            result = sweep(scenario, vary, trace=trace, slo_p95_ms=slo, jobs=config.jobs)
+            result = sweep(scenario, vary, trace=trace, slo_p95_ms=slo, jobs=config.jobs,
+                           intervals=config.intervals)
         except SpecsimError as exc:
             out.warnings.append(f"what-if {name}: {exc}")
             continue

@@ -23,6 +23,9 @@ workload in the set (``basis = "measured"``); without one, against the target-on
 simulator derives from B's own fitted costs (``basis = "B's costs"``).
 
 Errors are relative: ``(predicted - measured) / measured``.
+
+Kind ``load`` (:mod:`analysis.validate_load`): given client traces of ``specsim load`` with their
+server traces, each load curve is predicted from its lowest-load point.
 """
 
 from __future__ import annotations
@@ -69,11 +72,11 @@ class Run:
         return self.max_tau == 0
 
 
-def load_run(path: str) -> Run:
-    """Read and describe one trace."""
+def load_run(path: str, trace: Trace | None = None) -> Run:
+    """Read (unless given) and describe one trace."""
     from tracing.io import read_trace
 
-    trace = read_trace(path)
+    trace = read_trace(path) if trace is None else trace
     meta, extra = trace.meta, trace.meta.extra or {}
     if len(trace.requests) == 0 or len(trace.cycles) == 0:
         raise SpecsimError(f"{path}: no requests or cycles to validate with")
@@ -179,10 +182,15 @@ def validate(paths: list[str], profile: str | None = None) -> dict[str, Any]:
     (``profile``: a profile of some device, used for the ``other hardware`` pairs whose B ran
     on it)."""
     from analysis import crossdevice
+    from analysis.validate_load import is_client_trace, validate_load
+    from tracing.io import read_trace
 
     if not paths:
         raise SpecsimError("validate: give at least one trace")
-    runs = [load_run(p) for p in paths]
+    traces = {p: read_trace(p) for p in paths}
+    if any(is_client_trace(t) for t in traces.values()):  # load points: the load kind
+        return validate_load(traces)
+    runs = [load_run(p, traces[p]) for p in paths]
     groups: dict[tuple[Any, ...], list[Run]] = {}
     for run in runs:
         groups.setdefault(run.workload, []).append(run)
@@ -344,7 +352,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "validate",
         help="predict each live run from the others through the simulator; errors table",
-        description="For every ordered pair (A, B) of traces of one workload, predict B from A.",
+        description="For every ordered pair (A, B) of traces of one workload, predict B from A. "
+        "Given load runs (client traces of `specsim load` with their server traces), the load "
+        "kind: every point of a load curve predicted from its lowest-load point.",
     )
     p.add_argument("traces", nargs="+", metavar="TRACE")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -358,14 +368,25 @@ def register(sub: Any) -> None:
 def cmd_validate(args: argparse.Namespace) -> int:
     """Handler of ``specsim validate``."""
     result = validate(list(args.traces), args.profile)
+    load = result.get("kind") == "load"
     if args.output:
-        write_html(result, args.output)
+        if load:
+            from analysis.validate_load import write_html as write_load_html
+
+            write_load_html(result, args.output)
+        else:
+            write_html(result, args.output)
     if args.json:
         from tracing.cli import print_json
 
         print_json(result)
         return 0
-    _print_table(result)
+    if load:
+        from analysis.validate_load import print_table
+
+        print_table(result)
+    else:
+        _print_table(result)
     if args.output:
         print(f"wrote {args.output}")
     return 0

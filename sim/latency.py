@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from sim.batching import draft_growth, pass_s
 from sim.catalog import device_of, get_device, same_device
 from sim.costmodel import PassModel
 from sim.hardware import DeviceSetup, anchored_draft_step, move, profile_for
@@ -57,6 +59,8 @@ class CostModel:
     target_only_prefill_s_per_token: float | None = None  # None: prefill_s_per_token
     baseline_step_s: float | None = None  # target-only 1-token pass from a profile
     baseline_basis: str = ""  # where the target-only baseline's pass cost comes from
+    # batched passes, [b - 1][n - 1]: b rows scoring n tokens each (sim.batching); (): the line
+    batch_table: tuple[tuple[float, ...], ...] = ()
 
     def verify_s(self, tokens: int, batch: int = 1, context: int = 0) -> float:
         """One target pass scoring ``tokens`` in all over ``batch`` sequences."""
@@ -69,6 +73,36 @@ class CostModel:
         if tokens > self.ridge_tokens:
             base = tokens * self.target_step_s / self.ridge_tokens
         return base + self.verify_slope_s * (tokens - batch) + ctx
+
+    def batch_step(self, taus: Sequence[int], context: int = 0) -> tuple[float, float]:
+        """(draft seconds, verify seconds) of one continuous-batching step whose rows draft
+        ``taus``: max(tau) draft passes over the rows still drafting and ONE verify pass.
+
+        With a batched profile (``batch_table``) the step is a padded batch: the verify pass
+        scores ``max(tau) + 1`` positions in every row (:func:`sim.batching.pass_s`) and a draft
+        pass grows with the batch as the target's one-token pass does. Without one: flat until
+        the batch's scored tokens reach the ridge, compute-bound beyond it."""
+        longest = max(taus, default=0)
+        rows = len(taus)
+        ctx = self.context_s_per_token * context
+        if self.batch_table:
+            verify = pass_s(self.batch_table, rows, longest + 1) + ctx
+            draft = 0.0
+            for j in range(longest):  # pass j runs over the rows drafting more than j tokens
+                drafting = sum(t > j for t in taus)
+                draft += self.draft_step_s * draft_growth(self.batch_table, drafting)
+            return draft, verify
+        if rows <= self.ridge_tokens:  # every draft pass memory-bound: flat
+            draft = longest * self.draft_step_s
+        else:
+            draft = sum(self.draft_step(sum(t > j for t in taus)) for j in range(longest))
+        return draft, self.verify_s(sum(taus) + rows, rows, context)
+
+    def step_s(self, batch: int, tau: int) -> float:
+        """Seconds of one batch step of ``batch`` rows each drafting ``tau`` (a policy's
+        ``StepCost``): draft passes, the verify pass and the per-step overhead."""
+        draft, verify = self.batch_step([tau] * max(1, batch))
+        return draft + verify + self.overhead_s
 
     def draft_step(self, batch: int = 1) -> float:
         """One draft forward pass over ``batch`` sequences (one token each)."""
@@ -146,6 +180,7 @@ def resolve_costs(scenario: Scenario, fitted: LatencyConfig | None = None,
     setup = setup or DeviceSetup()
     target_step, slope, draft_step = lat.target_step_s, lat.verify_slope_s, lat.draft_step_s
     table = list(lat.verify_table_s)
+    batch_table = [list(row) for row in lat.batch_verify_table_s]
     prefill, context = lat.prefill_s_per_token, lat.context_s_per_token
     ridge = lat.ridge_tokens or math.inf
     draft_params = scenario.draft.params or lat.draft_params
@@ -183,6 +218,7 @@ def resolve_costs(scenario: Scenario, fitted: LatencyConfig | None = None,
         basis, band, pass_model = moved.basis, moved.band, moved.pass_model
         on_device = setup.draft_kind == "model" or by_architecture
         ridge = math.inf
+        batch_table = []  # the source device's batched passes do not move
     elif by_architecture and scenario.draft.step_s is None:
         draft_step = anchored_draft_step(
             setup=setup, device_name=source, target_params=lat.target_params,
@@ -215,6 +251,7 @@ def resolve_costs(scenario: Scenario, fitted: LatencyConfig | None = None,
         target_only_prefill_s_per_token=target_only_prefill,
         baseline_step_s=baseline_step,
         baseline_basis="profile" if baseline_step is not None else basis,
+        batch_table=tuple(tuple(row) for row in batch_table),
     )
 
 

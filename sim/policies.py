@@ -2,6 +2,11 @@
 
 Plain Python: no torch, no SimPy. Protocol, per request:
 
+0. under concurrency (continuous batching), each request gets its own ``fork()`` of the run's
+   policy when it is admitted: per-request state (heuristic's schedule, a request's acceptance
+   estimate) is the request's own, while run-level knowledge (adaptive's pooled acceptance and
+   cost estimates, a ``mean_verify`` budget's pool) stays shared by every fork. A single stream
+   may use the run's policy directly (one request at a time);
 1. ``reset(request_id)`` once when the request starts;
 2. before each cycle, ``budget_exhausted(state)``: True means the request has spent its verify
    budget and must END NOW (its output is truncated, like hitting ``max_new_tokens``);
@@ -9,6 +14,13 @@ Plain Python: no torch, no SimPy. Protocol, per request:
 3. inside a cycle, ``keep_drafting(position, draft_prob)`` after each drafted token may stop
    drafting early (the ``confidence`` policy);
 4. ``observe(cycle)`` with the outcome -- every observed cycle is one target verify pass.
+
+Batch-level decisions: a batch server asks the run's policy ``plan_batch(forks, states)`` for the
+whole step's draft lengths (each state carries ``batch_size`` and, when the server knows it, a
+``step_cost(batch, tau)`` function: seconds of one batch step drafting ``tau`` per row); the
+default asks each fork's ``next_tau``. ``fixed:tau_by_batch=1:4,4:2,8:0`` picks tau by the batch
+size (vLLM's ``num_speculative_tokens`` per batch size: the tau of the largest threshold <= the
+batch size); ``goodput`` (:mod:`sim.goodput`) maximises the batch's expected tokens per second.
 
 Budgets are enforced here, so they hold in both live/ and sim/: a policy never lets a request run
 a verify pass beyond its allowance. Spec strings: ``NAME[:key=value,...]``; any policy also takes
@@ -18,93 +30,28 @@ request across the run), which wrap it in :class:`BudgetedPolicy`.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Any
 
+from sim.goodput import Goodput
+from sim.policy_base import (
+    CostEstimate,
+    HazardEstimate,
+    Policy,
+    PolicyState,
+    StepCost,
+    _check_float,
+    _check_int,
+    expected_tokens,
+    parse_tau_by_batch,
+    remaining_tokens,
+    tau_for_need,
+    useful_tau,
+)
 from tracing.errors import SpecsimError
 from tracing.schema import CycleRecord
-
-
-@dataclass(slots=True)
-class PolicyState:
-    """What a policy may look at before a cycle of one request."""
-
-    request_id: int
-    cycle: int  # index of the cycle about to run
-    context_tokens: int  # prompt + generated so far
-    output_tokens: int  # generated so far
-    max_new_tokens: int  # the request's output limit
-    verify_passes: int  # target passes after prefill used so far by this request
-
-
-def remaining_tokens(state: PolicyState) -> int:
-    """Tokens the request may still emit."""
-    return max(0, state.max_new_tokens - state.output_tokens)
-
-
-def useful_tau(state: PolicyState, tau: int) -> int:
-    """Clip a draft length to what can still be used: a cycle emits at most ``tau + 1``."""
-    return max(0, min(tau, remaining_tokens(state) - 1))
-
-
-def expected_tokens(survival: list[float], tau: int) -> float:
-    """E[tokens per cycle] for draft length ``tau``: 1 + sum_k P(accepted >= k).
-
-    ``survival[k-1]`` is P(the first k drafted tokens are all accepted).
-    """
-    return 1.0 + math.fsum(survival[:tau])
-
-
-def tau_for_need(survival: list[float], need: float, cap: int) -> int:
-    """The smallest tau <= cap whose expected tokens per cycle reach ``need`` (cap if none)."""
-    for tau in range(cap + 1):
-        if expected_tokens(survival, tau) >= need:
-            return tau
-    return cap
-
-
-class Policy:
-    """Base class: a fixed draft length (``fixed:tau=N``). Subclasses override the hooks."""
-
-    name = "fixed"
-
-    def __init__(self, tau: int = 4) -> None:
-        _check_int(self.name, "tau", tau, 0)
-        self.tau = tau
-
-    def params(self) -> dict[str, Any]:
-        """The parameters, as written into a trace's run metadata."""
-        return {"tau": self.tau}
-
-    def spec(self) -> str:
-        """The spec string that rebuilds this policy with :func:`make_policy`."""
-        items = ",".join(f"{k}={v}" for k, v in self.params().items())
-        return f"{self.name}:{items}" if items else self.name
-
-    def reset(self, request_id: int) -> None:
-        """A new request starts (per-request state is cleared; learned estimates are kept)."""
-
-    def budget_exhausted(self, state: PolicyState) -> bool:
-        """True when the request may not run another verify pass: it must end now (truncated)."""
-        return False
-
-    def next_tau(self, state: PolicyState) -> int:
-        """Tokens to draft in the coming cycle; 0 = a target-only step."""
-        return useful_tau(state, self.tau)
-
-    def keep_drafting(self, position: int, draft_prob: float) -> bool:
-        """Asked inside a cycle after drafting position ``position`` (0-based) with the draft's
-        probability of its own token; False stops drafting early (the ``confidence`` policy)."""
-        return True
-
-    def observe(self, cycle: CycleRecord) -> None:
-        """The outcome of the cycle just run."""
-
-    @property
-    def is_static(self) -> bool:
-        """True when ``next_tau`` depends only on the remaining tokens (simulator fast path)."""
-        return type(self) in (Policy, TargetOnly)
 
 
 class TargetOnly(Policy):
@@ -117,6 +64,10 @@ class TargetOnly(Policy):
 
     def params(self) -> dict[str, Any]:
         return {}
+
+    @property
+    def is_static(self) -> bool:
+        return True
 
 
 class Heuristic(Policy):
@@ -135,6 +86,11 @@ class Heuristic(Policy):
 
     def params(self) -> dict[str, Any]:
         return {"tau": self.initial_tau, "max_tau": self.max_tau}
+
+    def fork(self) -> Policy:
+        """A schedule of the request's own, starting at the initial tau (under batching the
+        schedule must not follow whichever request was observed last)."""
+        return Heuristic(self.initial_tau, self.max_tau)
 
     def observe(self, cycle: CycleRecord) -> None:
         if cycle.tau <= 0:
@@ -162,65 +118,6 @@ class Confidence(Policy):
 
     def keep_drafting(self, position: int, draft_prob: float) -> bool:
         return draft_prob >= self.threshold
-
-
-class HazardEstimate:
-    """Censoring-aware per-position acceptance, with exponential forgetting.
-
-    Position i's hazard (P(accept i | positions < i accepted)) = accepted-at-i / cycles that
-    reached i with tau >= i: a cycle with tau=4 and all accepted says nothing about position 5.
-    Each estimate is shrunk toward the pooled hazard (all positions together) with ``prior_weight``
-    pseudo-cycles, so a position never (or rarely) reached carries the pooled rate -- the stated
-    extrapolation rule. ``decay`` < 1 forgets old cycles (a window of about 1 / (1 - decay)).
-    """
-
-    def __init__(
-        self,
-        positions: int,
-        decay: float = 0.98,
-        prior_alpha: float = 0.5,
-        prior_weight: float = 2.0,
-    ) -> None:
-        self.positions = positions
-        self.decay = decay
-        self.prior_alpha = prior_alpha
-        self.prior_weight = prior_weight
-        self.reached = [0.0] * positions  # counts in units of self._unit
-        self.accepted = [0.0] * positions
-        self._unit = 1.0
-
-    def update(self, tau: int, accepted: int) -> None:
-        """Count one cycle that drafted ``tau`` tokens and accepted a prefix of ``accepted``."""
-        if tau <= 0:
-            return
-        if self.decay < 1.0:
-            # Forgetting: rather than shrinking every count, new counts weigh 1/decay more.
-            self._unit /= self.decay
-            if self._unit > 1e100:  # renormalise long before overflow
-                self.reached = [r / self._unit for r in self.reached]
-                self.accepted = [a / self._unit for a in self.accepted]
-                self._unit = 1.0
-        n, w = min(tau, self.positions), self._unit
-        for i in range(min(accepted + 1, n)):  # positions 1..accepted+1 were reached (if drafted)
-            self.reached[i] += w
-        for i in range(min(accepted, n)):
-            self.accepted[i] += w
-
-    def hazards(self) -> list[float]:
-        """Per-position conditional acceptance estimates (position 1 first)."""
-        w = self.prior_weight * self._unit
-        pooled = (sum(self.accepted) + w * self.prior_alpha) / (sum(self.reached) + w)
-        return [
-            (a + w * pooled) / (r + w) for a, r in zip(self.accepted, self.reached, strict=True)
-        ]
-
-    def survival(self) -> list[float]:
-        """P(the first k drafted tokens are all accepted), k = 1..positions."""
-        out, s = [], 1.0
-        for h in self.hazards():
-            s *= h
-            out.append(s)
-        return out
 
 
 class Adaptive(Policy):
@@ -263,11 +160,7 @@ class Adaptive(Policy):
             budget,
         )
         self.hazard = HazardEstimate(max_tau, decay)
-        self._draft_per_token: float | None = None
-        # Decayed sums for the verify-cost line y = v0 + v1 * x, x = tokens scored.
-        self._w = self._sx = self._sxx = self._sy = self._sxy = 0.0
-        # Running mean cost per tokens scored: {tokens: (cost, cycles seen)}.
-        self._cost_at: dict[int, tuple[float, int]] = {}
+        self.costs = CostEstimate(decay)
         self._since_probe = 0
 
     def params(self) -> dict[str, Any]:
@@ -283,27 +176,19 @@ class Adaptive(Policy):
         """The current estimate of P(first k drafted tokens accepted), k = 1..max_tau."""
         return self.hazard.survival()
 
-    def _verify_line(self) -> tuple[float, float, float]:
-        """(mean tokens scored, mean cost, slope >= 0) of the weighted least-squares line."""
-        if self._w <= 0.0:
-            return 0.0, 0.0, 0.0
-        mean_x, mean_y = self._sx / self._w, self._sy / self._w
-        var_x = self._sxx / self._w - mean_x * mean_x
-        slope = 0.0
-        if var_x > 1e-6:
-            slope = max(0.0, (self._sxy / self._w - mean_x * mean_y) / var_x)
-        return mean_x, mean_y, slope
-
     def verify_cost(self, tokens_scored: int,
                     line: tuple[float, float, float] | None = None) -> float:
-        """Estimated seconds of one verify pass (plus per-cycle overhead) scoring this many
-        tokens: the running mean where seen, else the line (``_verify_line()``, or ``line``
-        when the caller has it already)."""
-        seen = self._cost_at.get(tokens_scored)
-        if seen is not None:
-            return seen[0]
-        mean_x, mean_y, slope = line if line is not None else self._verify_line()
-        return max(0.0, mean_y + slope * (tokens_scored - mean_x))
+        """Estimated seconds of one verify pass (plus overhead) scoring this many tokens
+        (:meth:`CostEstimate.verify_cost`)."""
+        return self.costs.verify_cost(tokens_scored, line)
+
+    def fork(self) -> Policy:
+        """The request's own probe counter; the acceptance and cost estimates stay pooled over
+        the run (every fork learns into the same :class:`HazardEstimate` and
+        :class:`CostEstimate`)."""
+        twin = copy.copy(self)
+        twin._since_probe = 0
+        return twin
 
     def budget_exhausted(self, state: PolicyState) -> bool:
         return (
@@ -312,13 +197,15 @@ class Adaptive(Policy):
 
     def next_tau(self, state: PolicyState) -> int:
         cap = useful_tau(state, self.max_tau)
-        if self._draft_per_token is None or self._w <= 0.0:
+        costs = self.costs
+        if not costs.ready:
             best = min(self.tau, cap)  # cold start: no costs measured yet
             survival = self.survival()
         else:
             survival = self.survival()
-            d = self._draft_per_token
-            line = self._verify_line()
+            d = costs.draft_per_token
+            assert d is not None
+            line = costs.line()
             best, best_rate, tokens = 0, -1.0, 1.0
             for t in range(cap + 1):  # tokens = E[tokens per cycle] at draft length t
                 if t:
@@ -339,20 +226,15 @@ class Adaptive(Policy):
 
     def observe(self, cycle: CycleRecord) -> None:
         self.hazard.update(cycle.tau, cycle.accepted)
-        if cycle.tau > 0:
-            per_token = cycle.draft_s / cycle.tau
-            d = self._draft_per_token
-            self._draft_per_token = per_token if d is None else d + 0.1 * (per_token - d)
-        k = self.decay
-        x, y = float(cycle.tau + 1), cycle.verify_s + cycle.overhead_s
-        cost, n = self._cost_at.get(cycle.tau + 1, (y, 0))
-        n += 1
-        self._cost_at[cycle.tau + 1] = (cost + max(1.0 / n, 1.0 - k) * (y - cost), n)
-        self._w = self._w * k + 1.0
-        self._sx = self._sx * k + x
-        self._sxx = self._sxx * k + x * x
-        self._sy = self._sy * k + y
-        self._sxy = self._sxy * k + x * y
+        self.costs.update(cycle)
+
+
+@dataclass
+class _Pool:
+    """A ``mean_verify`` budget's run-level counts."""
+
+    started: int = 0  # requests started (each adds mean_verify to the pool)
+    used: int = 0  # passes committed over the run
 
 
 class BudgetedPolicy(Policy):
@@ -385,10 +267,26 @@ class BudgetedPolicy(Policy):
         self.inner = inner
         self.name = inner.name
         self.tau = inner.tau
+        self.tau_by_batch = inner.tau_by_batch
         self.max_verify, self.mean_verify, self.max_tau = max_verify, float(mean_verify), max_tau
         self.hazard = HazardEstimate(max_tau, decay=0.99)
-        self.started = 0  # requests started (each adds mean_verify to the pool)
-        self.used = 0  # passes committed over the run
+        self.pool = _Pool()  # the run's mean_verify pool, shared by every fork
+
+    @property
+    def started(self) -> int:
+        """Requests started over the run (each adds ``mean_verify`` passes to the pool)."""
+        return self.pool.started
+
+    @property
+    def used(self) -> int:
+        """Verify passes committed over the run."""
+        return self.pool.used
+
+    def fork(self) -> Policy:
+        """The inner policy forked; the budget pool and the pooled acceptance estimate shared."""
+        twin = copy.copy(self)
+        twin.inner = self.inner.fork()
+        return twin
 
     def params(self) -> dict[str, Any]:
         out = dict(self.inner.params())
@@ -407,8 +305,8 @@ class BudgetedPolicy(Policy):
             left = min(left, math.floor(self.mean_verify * self.started + 1e-9) - self.used)
         return left
 
-    def reset(self, request_id: int) -> None:
-        self.started += 1
+    def reset(self, request_id: int | str) -> None:
+        self.pool.started += 1
         self.inner.reset(request_id)
 
     def budget_exhausted(self, state: PolicyState) -> bool:
@@ -419,7 +317,7 @@ class BudgetedPolicy(Policy):
     def next_tau(self, state: PolicyState) -> int:
         tau = self.inner.next_tau(state)
         left = self.passes_left(state)
-        self.used += 1
+        self.pool.used += 1
         if math.isfinite(left) and left >= 1 and not isinstance(self.inner, TargetOnly):
             survival_of = getattr(self.inner, "survival", None)
             survival = survival_of() if callable(survival_of) else self.hazard.survival()
@@ -441,6 +339,7 @@ POLICIES: dict[str, type[Policy]] = {
     "heuristic": Heuristic,
     "adaptive": Adaptive,
     "confidence": Confidence,
+    "goodput": Goodput,
 }
 
 
@@ -448,10 +347,18 @@ def parse_policy_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """``"fixed:tau=4"`` -> ``("fixed", {"tau": 4})``; values are parsed as int, float or str."""
     name, _, rest = spec.partition(":")
     params: dict[str, Any] = {}
+    raws: dict[str, str] = {}
+    last = ""
     for item in filter(None, rest.split(",")):
         key, eq, raw = item.partition("=")
+        if not eq and last and ":" in item:  # a list value goes on: tau_by_batch=1:4,4:2
+            raws[last] += "," + item.strip()
+            continue
         if not eq:
             raise SpecsimError(f"policy '{spec}': expected key=value, got '{item}'")
+        last = key.strip()
+        raws[last] = raw
+    for key, raw in raws.items():
         value: Any = raw.strip()
         for cast in (int, float):
             try:
@@ -459,7 +366,7 @@ def parse_policy_spec(spec: str) -> tuple[str, dict[str, Any]]:
                 break
             except ValueError:
                 pass
-        params[key.strip()] = value
+        params[key] = value
     return name.strip(), params
 
 
@@ -489,29 +396,23 @@ def make_policy(spec: str) -> Policy:
     return build_policy(name, params)
 
 
-def _check_int(policy: str, key: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise SpecsimError(f"policy {policy}: {key} must be an integer >= {low}, got {value!r}")
-
-
-def _check_float(policy: str, key: str, value: Any, low: float, high: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise SpecsimError(f"policy {policy}: {key} must be in [{low}, {high}], got {value!r}")
-
-
 __all__ = [
     "POLICIES",
     "Adaptive",
     "BudgetedPolicy",
     "Confidence",
+    "CostEstimate",
+    "Goodput",
     "Heuristic",
     "Policy",
     "PolicyState",
+    "StepCost",
     "TargetOnly",
     "build_policy",
     "expected_tokens",
     "make_policy",
     "parse_policy_spec",
+    "parse_tau_by_batch",
     "remaining_tokens",
     "tau_for_need",
     "useful_tau",

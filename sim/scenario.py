@@ -79,6 +79,9 @@ class LatencyConfig:
     # measured single-stream verify cost by draft length (index = tau; 0 = not measured: the
     # line above) -- CPU kernels make it neither flat nor linear in tau
     verify_table_s: list[float] = field(default_factory=list, metadata=_rng(0.0))
+    # measured batched verify cost [b - 1][n - 1]: b rows scoring n tokens each, padded (a
+    # server's start-up profile scaled to its trace; sim.batching); [] = the line and ridge
+    batch_verify_table_s: list[list[float]] = field(default_factory=list, metadata=_rng(0.0))
     ridge_tokens: float = field(default=0.0, metadata=_rng(0.0))  # 0: from hardware, else flat
     hardware: str = ""  # a catalog device (sim.catalog): key, alias or exact device name
     source_hardware: str = ""
@@ -251,7 +254,8 @@ class Scenario:
 
         String values are converted to the key's type (``"8"`` -> 8 for an int key), so values
         straight from a command line work. Setting ``workload.rate_per_s`` > 0 without
-        ``workload.arrival`` switches arrivals to ``"poisson"``; setting ``acceptance.alpha`` of a
+        ``workload.arrival`` switches arrivals to ``"poisson"``, setting ``workload.concurrency``
+        (and no rate) switches them to ``"closed"``; setting ``acceptance.alpha`` of a
         ``"trace"`` acceptance model without ``acceptance.model`` switches it to ``"iid"``.
         """
         d = self.to_dict()
@@ -269,9 +273,16 @@ class Scenario:
         if alpha_only and acc.get("model") == "trace":
             acc["model"] = "positional" if isinstance(acc["alpha"], list) else "iid"
             acc["per_request"] = acc["replay"] = False
-        # Varying the rate of a closed or replayed workload means Poisson arrivals at that rate.
+        # Varying the rate of a closed or replayed workload means Poisson arrivals at that rate;
+        # varying the concurrency of an open or replayed one means closed-loop users.
         rate = d["workload"].get("rate_per_s", 0.0)
-        if "workload.arrival" not in overrides and isinstance(rate, int | float) and rate > 0:
+        users_only = "workload.concurrency" in overrides and "workload.rate_per_s" not in overrides
+        if "workload.arrival" in overrides:
+            pass
+        elif users_only:
+            d["workload"]["arrival"] = "closed"
+            d["workload"]["rate_per_s"] = 0.0
+        elif isinstance(rate, int | float) and rate > 0:
             d["workload"]["arrival"] = "poisson"
         return Scenario.from_dict(d, where=where or self.where)
 
@@ -415,12 +426,28 @@ def _check_value(f: dataclasses.Field, value: Any, what: str) -> Any:
         if "choices" in meta and value not in meta["choices"]:
             raise SpecsimError(f"{what}: must be one of {', '.join(meta['choices'])}")
         return value
+    if kind == "list[list[float]]":
+        if not isinstance(value, list) or not all(isinstance(r, list) and r for r in value):
+            raise SpecsimError(f"{what}: must be a list of non-empty lists of numbers")
+        if len({len(r) for r in value}) > 1:
+            raise SpecsimError(f"{what}: every row must have the same length")
+        for row in value:
+            _check_numbers(row, meta, False, what)
+        return [[float(x) for x in row] for row in value]
     items = value if isinstance(value, list) and "list" in kind else [value]
     if isinstance(value, list) and "list" not in kind:
         raise SpecsimError(f"{what}: must be a number, not a list")
     if not isinstance(value, list) and kind.startswith("list"):
         raise SpecsimError(f"{what}: must be a list")
     want_int = kind in ("int", "list[int]", "int | None")
+    _check_numbers(items, meta, want_int, what)
+    if isinstance(value, list):
+        return list(value)
+    return value if want_int else float(value)
+
+
+def _check_numbers(items: list[Any], meta: Any, want_int: bool, what: str) -> None:
+    """Every item a finite number (an integer with ``want_int``) within the field's range."""
     for item in items:
         if isinstance(item, bool) or not isinstance(item, int | float):
             raise SpecsimError(f"{what}: must be {'an integer' if want_int else 'a number'}")
@@ -432,9 +459,6 @@ def _check_value(f: dataclasses.Field, value: Any, what: str) -> Any:
         if (lo is not None and item < lo) or (hi is not None and item > hi):
             bound = f"in [{lo:g}, {hi:g}]" if hi is not None else f">= {lo:g}"
             raise SpecsimError(f"{what}: must be {bound}")
-    if isinstance(value, list):
-        return list(value)
-    return value if want_int else float(value)
 
 
 def _check_tokens(value: Any, what: str) -> TokenSpec:

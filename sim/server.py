@@ -7,11 +7,14 @@ Three servers share one queue (a ``simpy.Store``) and one record log:
   cycle with precomputed durations. The hot path of a million-cycle run.
 * :func:`dynamic_stream_server` -- single stream with any other policy (heuristic, adaptive,
   confidence, budgets): the policy is asked before each cycle; one timeout per cycle.
-* :func:`batch_server` -- continuous batching up to ``max_batch``: one timeout per *step*; in a step every active request runs one cycle: the
-  policy picks tau (1), the draft phase runs max(tau) draft passes over the requests still
-  drafting (2), one verify pass scores all ``sum(tau + 1)`` tokens -- flat until the batch
-  reaches the ridge, compute-bound beyond it (3), accepted prefixes are drawn and the policy
-  told (4). Requests admitted in a step pay their prefill in that step.
+* :func:`batch_server` -- continuous batching up to ``max_batch``: one timeout per *step*; in a
+  step every active request runs one cycle: the policy plans the step's draft lengths (1) --
+  each request under its own fork of the policy, the batch size and step cost known -- the
+  draft phase runs max(tau) draft passes over the requests still drafting (2), one verify pass
+  scores the batch -- from a server's batched profile when the scenario has one (a padded
+  batch), else flat until the ridge and compute-bound beyond it (3), accepted prefixes are
+  drawn and each request's policy told (4). Requests admitted in a step pay their prefill in
+  that step.
 
 Times: a request's ``start_s`` is its admission, ``first_token_s`` the end of its first cycle;
 ``verify_passes`` counts its cycles. A request whose policy says its verify budget is spent ends
@@ -340,18 +343,24 @@ def batch_server(
     log: Log,
     on_done: Callable[[], None],
 ) -> Generator[simpy.Event, Any, None]:
-    """Continuous batching (any policy); one timeout per step."""
+    """Continuous batching (any policy); one timeout per step. Every request decodes under its
+    own ``policy.fork()``; the step's draft lengths come from ``policy.plan_batch`` with the
+    batch size and the step cost (``CostModel.step_s``) in each state."""
     prompts, outputs = workload.prompt_tokens.tolist(), workload.output_tokens.tolist()
     draw = Drafting(policy, model, depths, rng, workload).draw
     active: list[_Active] = []
+    members: dict[int, Policy] = {}  # each active request's own fork of the policy
     rows: list[CycleRecord] = []  # turned into columns when the run ends (Log.batch_columns)
     log.batch_rows = rows
+    step_cost = costs.step_s
+    joint = type(policy).plan_batch is not Policy.plan_batch
 
     def finish(r: _Active, now: float) -> None:
         if r.cycle == 0:
             log.first_token_s[r.rid] = now
         log.end_s[r.rid], log.output_tokens[r.rid] = now, r.out
         log.verify_passes[r.rid] = r.cycle
+        members.pop(r.rid, None)
         on_done()
 
     while True:
@@ -366,37 +375,44 @@ def batch_server(
             p = costs.prefill_s(prompts[rid])
             prefill += p
             log.start_s[rid], log.prefill_s[rid] = now, p
-            policy.reset(rid)
+            member = policy.fork()
+            member.reset(rid)
+            members[rid] = member
             active.append(_Active(rid, outputs[rid], prompts[rid]))
-        # 1. the policy's draft lengths (requests out of budget end here)
+        # 1. requests out of budget end here; the rest get the step's draft lengths -- row by
+        #    row (a budget pass is taken as each row commits, so a shared pool is never
+        #    overdrawn), or jointly for a policy that plans the whole step (goodput)
+        kept: list[_Active] = []
         plan: list[tuple[_Active, int]] = []
         for r in active:
-            state = PolicyState(r.rid, r.cycle, r.context, r.out, r.max_new, r.cycle)
-            if policy.budget_exhausted(state):
+            state = PolicyState(r.rid, r.cycle, r.context, r.out, r.max_new, r.cycle,
+                                len(active), step_cost)
+            if members[r.rid].budget_exhausted(state):
                 log.truncated += 1
                 finish(r, now)
                 continue
-            plan.append((r, policy.next_tau(state)))
-        active = [r for r, _ in plan]
-        if not plan:
+            kept.append(r)
+            if not joint:
+                plan.append((r, members[r.rid].next_tau(state)))
+        active = kept
+        if not active:
             continue
+        if joint:
+            states = [PolicyState(r.rid, r.cycle, r.context, r.out, r.max_new, r.cycle,
+                                  len(active), step_cost) for r in active]
+            asked = policy.plan_batch([members[r.rid] for r in active], states)
+            plan = list(zip(active, asked, strict=True))
         # 2. drafting (the confidence policy may stop a draft early) and acceptance
         outcome = [draw(r.rid, r.cycle, r.context, tau) for r, tau in plan]
         # 3. the step's cost: max(tau) draft passes, one verify pass over the whole batch
         taus = [o[0] for o in outcome]
-        longest = max(taus)
-        if len(taus) <= costs.ridge_tokens:  # every draft pass memory-bound: flat
-            draft_s = longest * costs.draft_step_s
-        else:  # pass j runs over the sequences drafting more than j tokens
-            draft_s = sum(costs.draft_step(sum(t > j for t in taus)) for j in range(longest))
-        scored = sum(taus) + len(taus)
         context = sum(r.context for r, _ in plan) if costs.context_s_per_token else 0
-        verify_s = costs.verify_s(scored, len(taus), context)
+        draft_s, verify_s = costs.batch_step(taus, context)
         ovh = costs.overhead_s
         yield env.timeout(prefill + draft_s + verify_s + ovh)
         log.busy_s += env.now - now
         start = now + prefill
-        # 4. outcomes, records, the policy told
+        # 4. outcomes, records, each request's policy told
         for (r, _), (tau, acc, q) in zip(plan, outcome, strict=True):
             emitted = min(acc + 1, r.max_new - r.out)
             record = CycleRecord(
@@ -413,7 +429,7 @@ def batch_server(
                 draft_prob=q,
             )
             rows.append(record)
-            policy.observe(record)
+            members[r.rid].observe(record)
             if r.cycle == 0:
                 log.first_token_s[r.rid] = env.now
             r.cycle += 1

@@ -31,6 +31,7 @@ import numpy as np
 
 from sim.acceptance import MIN_REACHED, AcceptanceModel
 from sim.calibrate.acceptance import build_acceptance, fit_proposals
+from sim.calibrate.batching import max_batch_of
 from sim.calibrate.costs import fit_latency, request_speeds
 from sim.calibrate.device import load_profile, setup_of
 from sim.calibrate.requests import RequestTables
@@ -119,7 +120,7 @@ def scenario_from_trace(trace: Trace) -> Scenario:
         max_verify_per_request=int(recorded.get("max_verify", 0) or 0),
         mean_verify_per_request=float(recorded.get("mean_verify", 0.0) or 0.0),
     )
-    batch = int((trace.meta.extra or {}).get("max_batch", 1) or 1)
+    batch = max_batch_of(trace)
     reached_first = int((trace.cycles["tau"] > 0).sum()) if len(trace.cycles) else 0
     if reached_first >= MIN_REACHED:
         acceptance = AcceptanceConfig(model="trace", per_request=True, replay=True)

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from sim.calibrate.batching import batch_table
 from sim.calibrate.requests import request_order
 from sim.catalog import device_of
 from sim.latency import CostModel
@@ -53,7 +54,8 @@ def fit_latency(trace: Trace) -> LatencyConfig:
     becomes ``source_hardware`` when the catalog knows it; model sizes come from the run
     metadata's ``extra`` (``target_params``, ``target_n_params`` or ``n_params``, ``draft_params`` or
     ``draft_n_params``); ``speed_cv``: the spread of the requests' speeds against these costs
-    (:func:`request_speeds`, :func:`speed_spread`).
+    (:func:`request_speeds`, :func:`speed_spread`); ``batch_verify_table_s``: a server trace's
+    batched profile scaled to its passes (:func:`sim.calibrate.batching.batch_table`).
     """
     c, r = trace.cycles, trace.requests
     if len(c) == 0:
@@ -88,6 +90,7 @@ def fit_latency(trace: Trace) -> LatencyConfig:
         overhead_s=overhead,
         context_s_per_token=k,
         verify_table_s=table,
+        batch_verify_table_s=batch_table(trace),
         speed_cv=speed_spread(request_speeds(trace, fitted)),
         source_hardware=device_hw.key if device_hw else "",
         target_params=float(extra.get("target_params") or extra.get("target_n_params")
