@@ -22,7 +22,7 @@ import simpy
 from sim.acceptance import Depths
 from sim.calibrate import Calibration, calibrate
 from sim.figures import CYCLE_KEYS, Log, compute_figures, is_overloaded, target_only_latencies
-from sim.latency import draw_speeds
+from sim.latency import draw_empirical, draw_speeds
 from sim.scenario import PolicyConfig, Scenario
 from sim.server import (
     Drafting,
@@ -71,6 +71,9 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
     # a trace's slow spells, and its machine's noise, belong to its own device
     if cal.speeds is not None and workload.trace_row is not None:
         workload.speed = cal.speeds[workload.trace_row]
+    elif cal.speed_pool is not None and cal.speed_pool.size and own_device:
+        run_seed = scenario.workload.seed if seed is None else seed
+        workload.speed = draw_empirical(cal.speed_pool, len(workload), run_seed)
     elif lat.speed_cv > 0 and own_device:
         run_seed = scenario.workload.seed if seed is None else seed
         workload.speed = draw_speeds(lat.speed_cv, len(workload), run_seed)

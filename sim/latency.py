@@ -188,7 +188,7 @@ def resolve_costs(scenario: Scenario, fitted: LatencyConfig | None = None,
         setup = dataclasses.replace(setup, draft_kind="model")  # a scenario's draft model
     target_only_prefill = prefill * target_prefill_share(lat)
     from_trace = scenario.latency.model == "trace" or bool(  # scenario_from_trace's numbers
-        setup.device and lat.source_hardware and same_device(lat.source_hardware, setup.device))
+        setup.device and lat.fitted_on == setup.device)
     basis = "trace" if from_trace else "scenario"
     band: float | None = None
     pass_model: PassModel | None = None
@@ -261,6 +261,13 @@ def draw_speeds(cv: float, n: int, seed: int) -> np.ndarray:
     sigma = math.sqrt(math.log1p(cv * cv))
     rng = np.random.default_rng([seed, 0x5BEED])
     return np.exp(rng.normal(-0.5 * sigma * sigma, sigma, n))
+
+
+def draw_empirical(pool: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` request speeds drawn with replacement from ``pool`` (a trace's measured request
+    speeds), from the same stream of their own as :func:`draw_speeds`."""
+    rng = np.random.default_rng([seed, 0x5BEED])
+    return rng.choice(np.asarray(pool, dtype=float), n)
 
 
 def target_prefill_share(lat: LatencyConfig) -> float:

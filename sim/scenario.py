@@ -88,6 +88,7 @@ class LatencyConfig:
     # a profile of the target device: a `specsim profile` file, a trace that carries a verify
     # profile, or a target-only trace of the device (its 1-token pass)
     profile: str = ""
+    fitted_on: str = ""  # the device string of the trace these numbers were fitted on
     dtype: str = ""  # on another device: fp32 | bf16 | fp16 | int8 | int4 ("": its default)
     # model sizes: the roofline from first principles, and the target's share of a prefill
     # that also filled the draft's cache (the target-only baseline pays only that share)
@@ -102,6 +103,11 @@ class LatencyConfig:
     # request-to-request spread of that speed (coefficient of variation; fitted from a trace):
     # each request draws a lognormal speed with mean 1 -- the tail a noiseless model misses
     speed_cv: float = field(default=0.0, metadata=_rng(0.0, 1.0))
+    # how that speed is drawn: "lognormal" (mean 1, speed_cv) or "empirical" (with a trace, on
+    # its own device: each request's speed drawn from the trace's measured request speeds, with
+    # replacement -- the heavy tail of a run whose first requests were 3x slow, kept)
+    speed_model: str = field(default="lognormal",
+                             metadata={"choices": ("lognormal", "empirical")})
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ class Calibration:
     requests: RequestTables | None = None  # None: no trace
     fitted_latency: LatencyConfig | None = None
     speeds: np.ndarray | None = None  # per trace request (arrival order), with replay_speed
+    speed_pool: np.ndarray | None = None  # the trace's request speeds, speed_model "empirical"
     hardware_note: str | None = None
     target_model: str = ""  # the trace's model names, for the simulated trace's metadata
     draft_model: str = ""
@@ -78,9 +79,12 @@ def calibrate(scenario: Scenario, trace: Trace | None = None) -> Calibration:
     setup = setup_of(trace, load_profile(lat.profile) if lat.profile else None)
     costs = resolve_costs(scenario, fitted, setup)
     own_device = costs.basis in ("trace", "scenario")
-    speeds = None
+    speeds = pool = None
     if lat.replay_speed and trace is not None and len(trace.requests) and own_device:
         speeds = request_speeds(trace, costs)
+    elif lat.speed_model == "empirical" and trace is not None and len(trace.requests) \
+            and own_device:
+        pool = request_speeds(trace, costs)
     return Calibration(
         scenario=scenario,
         acceptance=build_acceptance(scenario, trace),
@@ -88,6 +92,7 @@ def calibrate(scenario: Scenario, trace: Trace | None = None) -> Calibration:
         requests=RequestTables.from_trace(trace) if trace is not None else None,
         fitted_latency=fitted,
         speeds=speeds,
+        speed_pool=pool,
         hardware_note=hardware_note(scenario, fitted),
         target_model=str(trace.meta.target_model or "") if trace is not None else "",
         draft_model=str(trace.meta.draft_model or "") if trace is not None else "",

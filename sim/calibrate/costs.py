@@ -93,6 +93,7 @@ def fit_latency(trace: Trace) -> LatencyConfig:
         batch_verify_table_s=batch_table(trace),
         speed_cv=speed_spread(request_speeds(trace, fitted)),
         source_hardware=device_hw.key if device_hw else "",
+        fitted_on=str(trace.meta.device or ""),
         target_params=float(extra.get("target_params") or extra.get("target_n_params")
                             or extra.get("n_params") or 0.0),
         draft_params=float(extra.get("draft_params") or extra.get("draft_n_params") or 0.0),
