@@ -22,7 +22,7 @@ import simpy
 from sim.acceptance import Depths
 from sim.calibrate import Calibration, calibrate
 from sim.figures import CYCLE_KEYS, Log, compute_figures, is_overloaded, target_only_latencies
-from sim.latency import draw_speeds, target_prefill_share
+from sim.latency import draw_empirical, draw_speeds
 from sim.scenario import PolicyConfig, Scenario
 from sim.server import (
     Drafting,
@@ -64,11 +64,16 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
     rng = np.random.default_rng(scenario.workload.seed if seed is None else seed)
     workload = build_workload(scenario, rng, cal.requests, cal.arrivals)
     model, costs = cal.acceptance, cal.costs
+    if scenario.policy.name == "target_only":  # no draft cache to fill: the baseline's prefill
+        costs = dataclasses.replace(costs, prefill_s_per_token=costs.target_only_prefill)
     lat = scenario.latency
-    own_device = not (lat.hardware and lat.hardware != lat.source_hardware)
+    own_device = costs.basis in ("trace", "scenario")
     # a trace's slow spells, and its machine's noise, belong to its own device
     if cal.speeds is not None and workload.trace_row is not None:
         workload.speed = cal.speeds[workload.trace_row]
+    elif cal.speed_pool is not None and cal.speed_pool.size and own_device:
+        run_seed = scenario.workload.seed if seed is None else seed
+        workload.speed = draw_empirical(cal.speed_pool, len(workload), run_seed)
     elif lat.speed_cv > 0 and own_device:
         run_seed = scenario.workload.seed if seed is None else seed
         workload.speed = draw_speeds(lat.speed_cv, len(workload), run_seed)
@@ -137,9 +142,11 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
             f"acceptance beyond position {extrapolated - 1} is extrapolated (carried from "
             "the last well-estimated position)"
         )
-    baseline = (
-        _baseline_latency(cal, workload, seed) if scenario.sim.baseline else None
+    baseline, baseline_warning = (
+        _baseline_latency(cal, workload, seed) if scenario.sim.baseline else (None, None)
     )
+    if baseline_warning:
+        warnings.append(baseline_warning)
     figures = compute_figures(
         {k: requests[k].to_numpy() for k in requests.columns},
         {k: cycles[k].to_numpy() for k in ("tau", "accepted", "emitted")},
@@ -148,6 +155,9 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
         overloaded=overloaded,
         baseline_mean_latency_s=baseline,
     )
+    figures["basis"] = costs.basis
+    figures["band"] = costs.band
+    figures["baseline_basis"] = costs.baseline_basis if scenario.sim.baseline else None
     figures["acceptance"] = model.info()
     figures["policy"] = policy.spec()
     figures["seed"] = int(scenario.workload.seed if seed is None else seed)
@@ -207,29 +217,46 @@ def _list_dtype() -> Any:
     return pd.ArrowDtype(pa.list_(pa.float64()))
 
 
-def _baseline_latency(cal: Calibration, workload: Workload, seed: int | None) -> float | None:
-    """Mean latency of target-only decoding of the same workload on the same server."""
-    scenario, costs = cal.scenario, cal.costs
+def _baseline_latency(cal: Calibration, workload: Workload, seed: int | None
+                      ) -> tuple[float | None, str | None]:
+    """Mean latency of target-only decoding of the same workload on the same server, charged
+    as a ``target_only`` run is (:meth:`CostModel.for_target_only`: the same prefill, the
+    device profile's 1-token pass when there is one); None, with a warning, when that baseline
+    is itself overloaded (its mean would only say how many requests were simulated)."""
+    scenario = cal.scenario
+    costs = cal.costs.for_target_only()
     if scenario.server.max_batch == 1:
         n = workload.output_tokens.astype(float)
         p = workload.prompt_tokens.astype(float)
         speed = 1.0 if workload.speed is None else workload.speed
         service = speed * (
-            costs.prefill_s_per_token * target_prefill_share(scenario.latency) * p
+            costs.prefill_s_per_token * p
             + n * costs.verify_s(1)
             + costs.context_s_per_token * (n * p + n * (n - 1) / 2.0)
         ) + n * costs.overhead_s
         lat = target_only_latencies(
             workload.arrival_s, workload.closed, workload.concurrency, service
         )
-        return float(lat.mean())
-    base = dataclasses.replace(
-        scenario,
-        policy=PolicyConfig("target_only", {}),
-        budget=type(scenario.budget)(),
-        sim=dataclasses.replace(scenario.sim, baseline=False),
-    )
-    return float(run(cal.with_scenario(base), seed=seed).figures["latency_s"]["mean"])
+        backlog = 0
+        if not workload.closed and lat.size:
+            start = workload.arrival_s + lat - service
+            backlog = int(np.count_nonzero(start > workload.arrival_s.max()))
+        overloaded = is_overloaded(not workload.closed, backlog, lat.size, 1)
+        mean: float | None = float(lat.mean())
+    else:
+        base = dataclasses.replace(
+            scenario,
+            policy=PolicyConfig("target_only", {}),
+            budget=type(scenario.budget)(),
+            sim=dataclasses.replace(scenario.sim, baseline=False),
+        )
+        figures = run(dataclasses.replace(cal.with_scenario(base), costs=costs),
+                      seed=seed).figures
+        overloaded, mean = bool(figures["overloaded"]), float(figures["latency_s"]["mean"])
+    if overloaded:
+        return None, ("speedup_vs_target_only is null: the target-only baseline is overloaded "
+                      "at this load (its queue grows without bound)")
+    return mean, None
 
 
 class _Progress:
