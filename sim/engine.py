@@ -11,6 +11,7 @@ scenario in ``meta.extra["scenario"]``) and warnings.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ from sim.baseline import baseline_mean_latency
 from sim.calibrate import Calibration, calibrate
 from sim.drafting import Drafting
 from sim.figures import CYCLE_KEYS, Log, compute_figures, is_overloaded
-from sim.latency import draw_speeds
+from sim.latency import draw_empirical, draw_speeds
 from sim.scenario import Scenario
 from sim.server import batch_server
 from sim.stream import StaticPlan, dynamic_stream_server, finish_stream_log, stream_server
@@ -59,11 +60,16 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
     rng = np.random.default_rng(scenario.workload.seed if seed is None else seed)
     workload = build_workload(scenario, rng, cal.requests, cal.arrivals)
     model, costs = cal.acceptance, cal.costs
+    if scenario.policy.name == "target_only":  # no draft cache to fill: the baseline's prefill
+        costs = dataclasses.replace(costs, prefill_s_per_token=costs.target_only_prefill)
     lat = scenario.latency
-    own_device = not (lat.hardware and lat.hardware != lat.source_hardware)
+    own_device = costs.basis in ("trace", "scenario")
     # a trace's slow spells, and its machine's noise, belong to its own device
     if cal.speeds is not None and workload.trace_row is not None:
         workload.speed = cal.speeds[workload.trace_row]
+    elif cal.speed_pool is not None and cal.speed_pool.size and own_device:
+        run_seed = scenario.workload.seed if seed is None else seed
+        workload.speed = draw_empirical(cal.speed_pool, len(workload), run_seed)
     elif lat.speed_cv > 0 and own_device:
         run_seed = scenario.workload.seed if seed is None else seed
         workload.speed = draw_speeds(lat.speed_cv, len(workload), run_seed)
@@ -134,7 +140,12 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
             f"acceptance beyond position {extrapolated - 1} is extrapolated (carried from "
             "the last well-estimated position)"
         )
-    baseline = baseline_mean_latency(scenario, workload, costs) if scenario.sim.baseline else None
+    baseline, baseline_warning = (
+        baseline_mean_latency(scenario, workload, costs.for_target_only())
+        if scenario.sim.baseline else (None, None)
+    )
+    if baseline_warning:
+        warnings.append(baseline_warning)
     figures = compute_figures(
         {k: requests[k].to_numpy() for k in requests.columns},
         {k: cycles[k].to_numpy() for k in ("tau", "accepted", "emitted")},
@@ -143,6 +154,9 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
         overloaded=overloaded,
         baseline_mean_latency_s=baseline,
     )
+    figures["basis"] = costs.basis
+    figures["band"] = costs.band
+    figures["baseline_basis"] = costs.baseline_basis if scenario.sim.baseline else None
     figures["acceptance"] = model.info()
     figures["policy"] = policy.spec()
     figures["seed"] = int(scenario.workload.seed if seed is None else seed)

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
+import sim
 import sim.baseline
+import sim.workload
 from sim import Scenario, simulate
 from sim.whatif import sweep
 
@@ -31,14 +34,18 @@ def _scenario(**sections: dict[str, Any]) -> Scenario:
     return Scenario.from_dict(d)
 
 
+def _target_only(s: Scenario) -> Any:
+    return simulate(s.with_overrides({"policy.name": "target_only", "sim.baseline": False}))
+
+
 def _target_only_mean(s: Scenario) -> float:
-    base = s.with_overrides({"policy.name": "target_only", "sim.baseline": False})
-    return float(simulate(base).figures["latency_s"]["mean"])
+    return float(_target_only(s).figures["latency_s"]["mean"])
 
 
 @pytest.mark.parametrize("sections", [
     {},  # open, under the ridge, context cost
     {"workload": {"rate_per_s": 9.0}, "latency": {"ridge_tokens": 3}},  # overloaded, ridge
+    {"workload": {"rate_per_s": 3.2}},  # near the overload line
     {"workload": {"arrival": "closed", "rate_per_s": 0.0, "concurrency": 6}},
     {"latency": {"context_s_per_token": 0.0}, "server": {"max_batch": 2}},
     {"latency": {"batch_verify_table_s": [[0.02, 0.022, 0.025], [0.026, 0.03, 0.034]]},
@@ -47,8 +54,28 @@ def _target_only_mean(s: Scenario) -> float:
 def test_batch_baseline_is_the_batch_server_run_target_only(sections: dict[str, Any]) -> None:
     s = _scenario(**sections)
     result = simulate(s)
-    mean = float(result.figures["latency_s"]["mean"])
-    assert result.figures["speedup_vs_target_only"] == _target_only_mean(s) / mean
+    base = _target_only(s)
+    if base.figures["overloaded"]:  # no speedup against a baseline whose queue grows forever
+        assert result.figures["speedup_vs_target_only"] is None
+        assert any("baseline is overloaded" in w for w in result.warnings)
+    else:
+        mean = float(result.figures["latency_s"]["mean"])
+        want = float(base.figures["latency_s"]["mean"]) / mean
+        assert result.figures["speedup_vs_target_only"] == want
+
+
+def test_batch_baseline_backlog_is_the_servers() -> None:
+    from sim.engine import run
+
+    s = _scenario(workload={"rate_per_s": 9.0})
+    base = _target_only(s)
+    said = next(w for w in base.warnings if w.startswith("overloaded:"))
+    cal = sim.calibrate(s)
+    workload = sim.workload.build_workload(s, np.random.default_rng(s.workload.seed))
+    _, backlog = sim.baseline.batch_target_only_latencies(
+        workload, cal.costs.for_target_only(), s.server.max_batch)
+    assert said.startswith(f"overloaded: {backlog} requests were still waiting")
+    assert run(cal).figures["speedup_vs_target_only"] is None
 
 
 def test_single_stream_baseline_is_the_stream_server_run_target_only() -> None:
