@@ -65,7 +65,7 @@ def timeline(trace: Trace, max_requests: int = 20, max_cycles: int = 3000) -> go
     r, c = trace.requests, trace.cycles
     rows = request_order(trace)[:max_requests]
     ids = r["request_id"].to_numpy()[rows]
-    label = {int(i): f"req {int(i)}" for i in ids}
+    label = {i: f"req {i}" for i in ids.tolist()}  # ids: ints or strings (schema v2)
     cyc = c[c["request_id"].isin(ids)]
     if len(cyc) > max_cycles:
         # Keep the earliest cycles of every shown request, about evenly.
@@ -79,13 +79,13 @@ def timeline(trace: Trace, max_requests: int = 20, max_cycles: int = 3000) -> go
         xaxis_title="time since run start (s)",
     )
     req = r.iloc[rows]
-    y_req = [label[int(i)] for i in ids]
+    y_req = [label[i] for i in ids.tolist()]
     arrival = req["arrival_s"].to_numpy(float)
     start = req["start_s"].to_numpy(float)
     prefill = req["prefill_s"].to_numpy(float)
     _phase_bar(fig, "queue", y_req, arrival, start - arrival, None)
     _phase_bar(fig, "prefill", y_req, start, prefill, None)
-    y_cyc = [label[int(i)] for i in cyc["request_id"].to_numpy()]
+    y_cyc = [label[i] for i in cyc["request_id"].tolist()]
     t0 = cyc["start_s"].to_numpy(float)
     draft = cyc["draft_s"].to_numpy(float)
     verify = cyc["verify_s"].to_numpy(float)
@@ -337,8 +337,18 @@ def comparison_bars(
     if not points:
         return _empty(fig, "no points")
     xs = [_label(p["vary"].get(key)) for p in points]
+    if any("basis" in p for p in points):  # how each point was made, and a catalog's band
+        xs = [f"{x}<br>{p.get('basis')}" + (f" x{p['band']:g}" if p.get("band") else "")
+              for x, p in zip(xs, points, strict=True)]
     for q in ("p50", "p95", "p99"):
-        fig.add_trace(go.Bar(name=q, x=xs, y=[_ms(p, q) for p in points]))
+        bar = go.Bar(name=q, x=xs, y=[_ms(p, q) for p in points])
+        if q == "p50" and any(p.get("band") for p in points):
+            band = [float(p.get("band") or 1.0) for p in points]
+            y = [_ms(p, q) for p in points]
+            bar.error_y = {"type": "data", "symmetric": False,
+                           "array": [v * (b - 1) for v, b in zip(y, band, strict=True)],
+                           "arrayminus": [v * (1 - 1 / b) for v, b in zip(y, band, strict=True)]}
+        fig.add_trace(bar)
     speedups = [_num(p.get("speedup_vs_target_only")) for p in points]
     fig.add_trace(
         go.Scatter(

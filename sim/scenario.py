@@ -47,8 +47,16 @@ class WorkloadConfig:
     requests: int = field(default=200, metadata=_rng(1))
     prompt_tokens: TokenSpec = field(default=128, metadata={"tokens": True})
     output_tokens: TokenSpec = field(default=256, metadata={"tokens": True})
-    arrival: str = field(default="closed", metadata={"choices": ("closed", "poisson", "trace")})
+    arrival: str = field(default="closed",
+                         metadata={"choices": ("closed", "poisson", "trace", "file")})
     rate_per_s: float = field(default=0.0, metadata=_rng(0.0))
+    # arrival = "file": a real workload (sim.calibrate.arrivals) -- an Azure LLM trace CSV, a
+    # Mooncake JSONL or a specsim trace; relative paths from the scenario file's folder
+    arrivals_file: str = ""
+    rate_scale: float = field(default=1.0, metadata=_rng(0.0))  # the file's gaps divided by this
+    start_s: float = field(default=0.0, metadata=_rng(0.0))  # where in the file to start
+    max_prompt_tokens: int = field(default=0, metadata=_rng(0))  # length caps (0 = none)
+    max_output_tokens: int = field(default=0, metadata=_rng(0))
     concurrency: int = field(default=1, metadata=_rng(1))  # users of a closed workload
     seed: int = field(default=0, metadata=_rng(0))
 
@@ -83,8 +91,13 @@ class LatencyConfig:
     # server's start-up profile scaled to its trace; sim.batching); [] = the line and ridge
     batch_verify_table_s: list[list[float]] = field(default_factory=list, metadata=_rng(0.0))
     ridge_tokens: float = field(default=0.0, metadata=_rng(0.0))  # 0: from hardware, else flat
-    hardware: str = ""
+    hardware: str = ""  # a catalog device (sim.catalog): key, alias or exact device name
     source_hardware: str = ""
+    # a profile of the target device: a `specsim profile` file, a trace that carries a verify
+    # profile, or a target-only trace of the device (its 1-token pass)
+    profile: str = ""
+    fitted_on: str = ""  # the device string of the trace these numbers were fitted on
+    dtype: str = ""  # on another device: fp32 | bf16 | fp16 | int8 | int4 ("": its default)
     # model sizes: the roofline from first principles, and the target's share of a prefill
     # that also filled the draft's cache (the target-only baseline pays only that share)
     target_params: float = field(default=0.0, metadata=_rng(0.0))
@@ -98,6 +111,11 @@ class LatencyConfig:
     # request-to-request spread of that speed (coefficient of variation; fitted from a trace):
     # each request draws a lognormal speed with mean 1 -- the tail a noiseless model misses
     speed_cv: float = field(default=0.0, metadata=_rng(0.0, 1.0))
+    # how that speed is drawn: "lognormal" (mean 1, speed_cv) or "empirical" (with a trace, on
+    # its own device: each request's speed drawn from the trace's measured request speeds, with
+    # replacement -- the heavy tail of a run whose first requests were 3x slow, kept)
+    speed_model: str = field(default="lognormal",
+                             metadata={"choices": ("lognormal", "empirical")})
 
 
 @dataclass(frozen=True)
@@ -140,6 +158,9 @@ class DraftConfig:
     name: str = ""
     step_s: float | None = field(default=None, metadata=_rng(0.0))
     params: float | None = field(default=None, metadata=_rng(0.0))
+    # a draft by architecture: its step cost from the cost model on the chosen device
+    layers: int | None = field(default=None, metadata=_rng(1))
+    hidden: int | None = field(default=None, metadata=_rng(8))
     alpha: float | None = field(default=None, metadata=_rng(0.0, 1.0))
     acceptance_scale: float = field(default=1.0, metadata=_rng(0.0))
     # P(the draft proposes nothing in a cycle that asked for tokens), e.g. no n-gram match
@@ -211,6 +232,10 @@ class Scenario:
                 raise SpecsimError(f"{where}: [{section}] must be a table")
             if section == "policy":
                 parts[section] = _build_policy(table, where)
+            elif section == "workload" and table.get("arrival") == "file":
+                # lengths come from the arrivals file unless given
+                table = {"prompt_tokens": "file", "output_tokens": "file", **table}
+                parts[section] = _build_section(SECTIONS[section], section, table, where)
             else:
                 parts[section] = _build_section(SECTIONS[section], section, table, where)
         scenario = cls(**parts, where=where)
@@ -306,6 +331,7 @@ class Scenario:
             raise SpecsimError(
                 f'{where}: [workload] rate_per_s = {w.rate_per_s}: only with arrival = "poisson"'
             )
+        self._check_file(where)
         if a.model == "iid" and isinstance(a.alpha, list):
             raise SpecsimError(
                 f'{where}: [acceptance] alpha = {a.alpha}: model "iid" takes one number'
@@ -326,14 +352,39 @@ class Scenario:
             raise SpecsimError(
                 f"{where}: [acceptance] context_buckets = {buckets}: must be increasing"
             )
-        from sim.hardware import CATALOG  # local: hardware imports nothing from here
+        from sim.catalog import UnknownDevice, get_device, known  # local: no import circle
+        from sim.costmodel import normalize_dtype
 
         for key in ("hardware", "source_hardware"):
             name = getattr(self.latency, key)
-            if name and name.upper() not in CATALOG:
-                raise SpecsimError(
-                    f'{where}: [latency] {key} = "{name}": unknown (known: {", ".join(CATALOG)})'
-                )
+            if name:
+                try:
+                    get_device(name)
+                except UnknownDevice:
+                    raise SpecsimError(f'{where}: [latency] {key} = "{name}": unknown device '
+                                       f"(known: {known()})") from None
+        if self.latency.dtype:
+            try:
+                normalize_dtype(self.latency.dtype)
+            except SpecsimError as exc:
+                raise SpecsimError(f"{where}: [latency] {exc}") from None
+
+
+    def _check_file(self, where: str) -> None:
+        w = self.workload
+        if w.arrival == "file" and not w.arrivals_file:
+            raise SpecsimError(f'{where}: [workload] arrival = "file" needs arrivals_file = "PATH" '
+                               "(an Azure LLM trace CSV, a Mooncake JSONL or a specsim trace)")
+        if w.arrival != "file":
+            if w.arrivals_file:
+                raise SpecsimError(f'{where}: [workload] arrivals_file = "{w.arrivals_file}": '
+                                   'only with arrival = "file"')
+            for key in ("prompt_tokens", "output_tokens"):
+                if getattr(w, key) == "file":
+                    raise SpecsimError(f'{where}: [workload] {key} = "file": only with '
+                                       'arrival = "file"')
+        if w.rate_scale <= 0:
+            raise SpecsimError(f"{where}: [workload] rate_scale = {w.rate_scale:g}: must be > 0")
 
 
 def _toml_value(value: Any) -> str:
@@ -424,7 +475,7 @@ def _check_value(f: dataclasses.Field, value: Any, what: str) -> Any:
         raise SpecsimError(f"{what}: must be a number, not a list")
     if not isinstance(value, list) and kind.startswith("list"):
         raise SpecsimError(f"{what}: must be a list")
-    want_int = kind in ("int", "list[int]")
+    want_int = kind in ("int", "list[int]", "int | None")
     _check_numbers(items, meta, want_int, what)
     if isinstance(value, list):
         return list(value)
@@ -454,8 +505,8 @@ def _check_tokens(value: Any, what: str) -> TokenSpec:
             raise SpecsimError(f"{what}: must be >= 1")
         return value
     if isinstance(value, str):
-        if value != "trace":
-            raise SpecsimError(f'{what}: the only string allowed is "trace"')
+        if value not in ("trace", "file"):
+            raise SpecsimError(f'{what}: the only strings allowed are "trace" and "file"')
         return value
     if not isinstance(value, dict):
         raise SpecsimError(f'{what}: must be a token count, "trace" or a distribution')
@@ -494,7 +545,7 @@ def _coerce(cls: type, name: str, value: Any) -> Any:
         return value
     f = {f.name: f for f in fields(cls)}.get(name)
     kind = str(f.type) if f is not None else "policy"
-    if kind == "str" or value == "trace":
+    if kind == "str" or value in ("trace", "file"):
         return value
     if value.lower() in ("true", "false") and kind in ("bool", "policy"):
         return value.lower() == "true"
