@@ -38,6 +38,7 @@ import torch
 
 from live.batch_cache import BatchedLM
 from live.batch_drafts import BatchDraft
+from live.device import synchronizer
 from live.drafts import uses_confidence
 from live.sampling import (
     SamplingConfig,
@@ -46,6 +47,7 @@ from live.sampling import (
     make_generator,
     match_vocab,
     probs_from_logits,
+    request_seed,
 )
 from sim.policies import Policy, PolicyState, StepCost, useful_tau
 from tracing.errors import SpecsimError
@@ -156,8 +158,7 @@ class BatchDecoder:
         self.lm = BatchedLM(target.model, target.device)
         self.vocab = int(target.model.config.vocab_size)
         self.rows: list[Row] = []
-        sync = str(self.device).startswith("cuda")
-        self._sync: Callable[[], None] = torch.cuda.synchronize if sync else (lambda: None)
+        self._sync: Callable[[], None] = synchronizer(self.device)  # this device (cuda:N, ...)
 
     @property
     def free(self) -> int:
@@ -177,8 +178,11 @@ class BatchDecoder:
         request.policy.reset(request.key)
         self._sync()
         record = not request.sampling.greedy or uses_confidence(request.policy)
-        row = Row(request, prompt, prompt[-1], make_generator(request.sampling.seed, self.device),
-                  record, start, self.clock() - start)
+        # each request its own stream, from the run's seed and its key (as speculative_generate)
+        seed = request.sampling.seed
+        gen = make_generator(None if seed is None else request_seed(seed, request.key),
+                             self.device)
+        row = Row(request, prompt, prompt[-1], gen, record, start, self.clock() - start)
         self.rows.append(row)
         return row
 
