@@ -102,11 +102,15 @@ def _steps(console: Console, total: int) -> Iterator[Any]:
 def _cmd_diagnose(args: argparse.Namespace) -> int:
     trace = read_trace(args.trace)
     findings, metrics = findings_and_metrics(trace, whatif=not args.no_whatif)
+    warnings = timing_warnings(findings)
     if args.json:
         from tracing.cli import print_json
 
-        print_json({"findings": findings, "metrics": metrics})
+        print_json({"findings": findings, "metrics": metrics, "warnings": warnings})
         return 0
+    err = Console(stderr=True)
+    for warning in warnings:
+        err.print(Text(f"warning: {warning}"), soft_wrap=True)
     console = Console()
     meta = trace.meta
     console.print(Text(f"{args.trace}: {len(trace.requests)} requests, {len(trace.cycles)} "
@@ -115,6 +119,14 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     console.print(Text(_headline(metrics)), soft_wrap=True)
     _print_findings(console, findings)
     return 0
+
+
+def timing_warnings(findings: list[dict[str, Any]]) -> list[str]:
+    """A warning when the trace's timing is too unstable to trust the predictions made from it."""
+    for f in findings:
+        if f.get("kind") == "unstable_timing":
+            return [f"timing too unstable for the predictions below to be trusted: {f.get('title')}"]
+    return []
 
 
 def _headline(metrics: dict[str, Any]) -> str:

@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from analysis import timing
 from analysis.metrics import compute_metrics, tau_curve
 from tracing import Trace
 from tracing.errors import SpecsimError
@@ -51,6 +52,7 @@ HIGH, MEDIUM = 0.6, 0.3
 MIN_FIT_CYCLES = 30  # spec cycles before acceptance/cost fits are trusted
 MIN_CYCLES = 10  # cycles before measured shares are trusted
 WHATIF_MAX_REQUESTS = 300  # simulated requests per what-if (keeps diagnose to seconds)
+WHATIF_DRAWS = 10  # replications + bootstrap resamples behind each interval
 
 
 def level_of(severity: float) -> str:
@@ -110,6 +112,30 @@ def _tau_overrides(taus: list[int]) -> list[dict[str, Any]]:
     return [{"policy.name": "fixed", "policy.tau": t} for t in sorted(set(taus)) if t >= 1]
 
 
+def _current_tau(trace: Trace, m: dict[str, Any]) -> int:
+    """The draft length the trace runs: its fixed tau, else the rounded mean."""
+    tau = (trace.meta.policy_params or {}).get("tau")
+    if trace.meta.policy == "fixed" and isinstance(tau, int | float) and not isinstance(tau, bool):
+        return int(tau)
+    return max(1, round(m["mean_tau"]))
+
+
+DRAFT_KINDS = {"model": "a smaller model", "layerskip": "layer skipping", "ngram": "n-gram lookup"}
+
+
+def draft_kind(name: str) -> str:
+    """``ngram``, ``layerskip``, ``none`` or ``model`` from a trace's draft name."""
+    head = (name or "").strip().lower().split(":")[0].split()[0] if (name or "").strip() else ""
+    return head if head in ("ngram", "layerskip", "none") else "model"
+
+
+def _other_drafts(trace: Trace) -> str:
+    """The cheaper draft kinds to suggest: every kind but the one the trace runs."""
+    own = draft_kind(trace.meta.draft_model)
+    names = [text for kind, text in DRAFT_KINDS.items() if kind != own]
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+
+
 # --- detectors: (trace, metrics) -> Finding | None --------------------------------------------
 
 
@@ -120,10 +146,13 @@ def _not_paying(trace: Trace, m: dict[str, Any]) -> Finding | None:
     best, _ = _best_tau(m, below=m["mean_tau"] + 1)
     target_only = 1.0 / m["costs"]["target_only_token_s"] if m["costs"]["target_only_token_s"] else 0.0
     pays = best["tokens_per_s"] > target_only * 1.03
-    advice = (
-        f"shorten the draft to tau={int(best['tau'])} or use a cheaper/better-aligned draft"
-        if pays else "decode target-only (policy target_only) or find a better-aligned draft"
-    )
+    cur = _current_tau(trace, m)
+    if pays and int(best["tau"]) < cur:
+        advice = f"shorten the draft to tau={int(best['tau'])} or use a cheaper/better-aligned draft"
+    elif pays:
+        advice = "use a cheaper or better-aligned draft, or decode target-only (policy target_only)"
+    else:
+        advice = "decode target-only (policy target_only) or find a better-aligned draft"
     return Finding(
         "speculation_not_paying",
         0.6 + 2.0 * (1.0 - speedup),
@@ -187,7 +216,7 @@ def _draft_bound(trace: Trace, m: dict[str, Any]) -> Finding | None:
             "mean_accepted": m["mean_accepted"],
             "draft_s_per_accepted_token": m["time_s"]["draft"] / max(1, m["accepted_tokens"]),
         },
-        "use a cheaper draft (a smaller model, layer skipping or n-gram lookup) or draft fewer "
+        f"use a cheaper draft ({_other_drafts(trace)}) or draft fewer "
         f"tokens (tau={max(1, tau - 2)}..{max(1, tau - 1)})",
         overrides=[{"draft.step_s": step / 2.0}, {"draft.step_s": step / 4.0},
                    *_tau_overrides([tau - 1, tau - 2])],
@@ -215,8 +244,11 @@ def _verify_not_parallel(trace: Trace, m: dict[str, Any]) -> Finding | None:
             "mean_tau": m["mean_tau"],
             "extra_verify_at_mean_tau": extra,
         },
-        f"keep drafts short (tau={tau}) on this device, or verify on a GPU where a pass is flat "
-        "in the tokens scored",
+        (f"draft fewer tokens on this device (tau={tau} instead of {_current_tau(trace, m)}), or "
+         if tau < _current_tau(trace, m) else
+         f"the current draft length (tau={_current_tau(trace, m)}) is already the model's best on "
+         "this device; ")
+        + "verify on a GPU where a pass is flat in the tokens scored",
         overrides=_tau_overrides([tau - 1, tau, tau + 1]),
     )
 
@@ -320,8 +352,10 @@ def _long_context(trace: Trace, m: dict[str, Any]) -> Finding | None:
             "falls_from_context_tokens": fall["context_lo"],
             "buckets": [[b["context_lo"], b["context_hi"], b["acceptance_rate"]] for b in buckets],
         },
-        f"stop or shorten speculation past ~{fall['context_lo']} tokens of context (an adaptive "
-        "policy does this online), or use a draft trained for long contexts",
+        f"stop or shorten speculation past ~{fall['context_lo']} tokens of context ("
+        + ("tune the adaptive policy to back off sooner" if trace.meta.policy == "adaptive"
+           else "an adaptive policy does this online")
+        + "), or use a draft trained for long contexts",
         overrides=[{"policy.name": "adaptive"}, *_tau_overrides([1, 2])],
     )
 
@@ -386,6 +420,32 @@ def _suspicious(trace: Trace, m: dict[str, Any]) -> Finding | None:
     )
 
 
+def _unstable_timing(trace: Trace, m: dict[str, Any]) -> Finding | None:
+    health = timing.assess(trace)
+    problems = health["problems"]
+    if not problems:
+        return None
+    evidence = {k: v for k, v in health.items() if k != "problems"}
+    evidence["problems"] = [p["kind"] for p in problems]
+    advice = []
+    kinds = {p["kind"] for p in problems}
+    if "warmup" in kinds:
+        k = health["warmup_requests"]
+        advice.append("warm up longer before measuring (specsim capture --warmup-tokens 128), or "
+                      f"drop the first {k} requests and re-capture")
+    if kinds & {"drift", "verify_spread", "stalls"}:
+        advice.append("re-capture on a quiet machine with fixed clocks (nothing else on the device), "
+                      "and more requests")
+    return Finding(
+        "unstable_timing",
+        timing.severity(health),
+        "Timing is unstable: " + "; ".join(p["text"] for p in problems),
+        evidence,
+        "; ".join(advice) + ". Costs fitted from this trace, and every prediction made from it, "
+        "carry this noise",
+    )
+
+
 DETECTORS: dict[str, Callable[[Trace, dict[str, Any]], Finding | None]] = {
     "speculation_not_paying": _not_paying,
     "over_speculation": _over_speculation,
@@ -395,36 +455,31 @@ DETECTORS: dict[str, Callable[[Trace, dict[str, Any]], Finding | None]] = {
     "queueing_bound": _queueing_bound,
     "long_context_collapse": _long_context,
     "suspicious_acceptance": _suspicious,
+    "unstable_timing": _unstable_timing,
 }
 KINDS: tuple[str, ...] = tuple(DETECTORS)
 
 
 def diagnose(
-    trace: Trace, *, whatif: bool = True, metrics: dict[str, Any] | None = None
+    trace: Trace,
+    *,
+    whatif: bool = True,
+    metrics: dict[str, Any] | None = None,
+    draws: int | None = None,
 ) -> list[Finding]:
-    """Findings ordered by severity (highest first); ``whatif`` simulates each recommendation."""
+    """Findings ordered by severity (highest first); ``whatif`` simulates each recommendation
+    (``draws`` behind each interval: :data:`WHATIF_DRAWS` by default)."""
     m = metrics if metrics is not None else compute_metrics(trace)
     if m["cycles"] == 0:
         raise SpecsimError(f"{trace.name}: no cycles to diagnose")
     findings = [f for f in (d(trace, m) for d in DETECTORS.values()) if f is not None]
     findings.sort(key=lambda f: -f.severity)
     if whatif:
-        predict(trace, findings)
+        predict(trace, findings, draws=draws)
     return findings
 
 
 # --- what-ifs: the simulator's answer to each recommendation ----------------------------------
-
-
-def _figures_brief(fig: dict[str, Any]) -> dict[str, Any]:
-    speedup = fig.get("speedup_vs_target_only")
-    return {
-        "p50_s": fig["latency_s"]["p50"],
-        "p95_s": fig["latency_s"]["p95"],
-        "speedup_vs_target_only": float(speedup) if speedup is not None else None,
-        "tokens_per_cycle": fig.get("tokens_per_cycle"),
-        "truncated_requests": fig.get("truncated_requests", 0),
-    }
 
 
 def _describe(overrides: dict[str, Any]) -> str:
@@ -432,81 +487,139 @@ def _describe(overrides: dict[str, Any]) -> str:
                      for k, v in overrides.items())
 
 
-def predict(trace: Trace, findings: list[Finding], *, seed: int = 0) -> None:
-    """Fill each finding's ``predicted`` with simulated figures of its best candidate change
-    (lowest p95; fewest truncated requests first for ``budget_bound``) and quantify its
-    recommendation. A trace the simulator cannot replay leaves ``predicted = {"error": ...}``."""
+def _pct(change: float | None, base: float | None) -> str:
+    if change is None or not base:
+        return "-"
+    return f"{change / base:+.0%}"
+
+
+def _change_text(run: dict[str, Any], start: dict[str, Any], key: str) -> str:
+    """``p95 4.42s -> 4.25s (-4% [-10%, +2%])``: the change and its interval, relative."""
+    label = key.removesuffix("_s")
+    ci = run.get("change_ci95", {}).get(key)
+    base = start[key]
+    ci_text = "" if ci is None else f" [{_pct(ci[0], base)}, {_pct(ci[1], base)}]"
+    return (f"{label} {base:.3g}s -> {run[key]:.3g}s "
+            f"({_pct(run['change'][key], base)}{ci_text})")
+
+
+def improves(run: dict[str, Any], *, truncation: bool = False) -> bool:
+    """True when an interval of the change lies below 0: p95 (p50 not surely worse) or p50 (p95
+    not surely worse), or -- with ``truncation`` -- the truncated requests."""
+    from sim.intervals import above_zero, below_zero
+
+    ci = run.get("change_ci95") or {}
+    p50, p95 = ci.get("p50_s"), ci.get("p95_s")
+    faster = (below_zero(p95) and not above_zero(p50)) or (below_zero(p50) and not above_zero(p95))
+    fewer = truncation and below_zero(ci.get("truncated_requests"))
+    return bool(faster or fewer)
+
+
+def predict(trace: Trace, findings: list[Finding], *, seed: int = 0, draws: int | None = None) -> None:
+    """Fill each finding's ``predicted`` with simulated figures of its candidate changes, each with
+    95% intervals (:mod:`sim.intervals`: replications plus a bootstrap over the trace's
+    requests), and quantify its recommendation.
+
+    A candidate equal to the trace's own configuration is never tried. ``improves`` is true only
+    when an interval of the change against the replayed baseline lies below 0
+    (:func:`improves`); the best candidate is the improving one with the lowest p95 (fewest
+    truncated requests first for ``budget_bound``), else the lowest p95 tried, shown as such. A
+    trace the simulator cannot replay leaves ``predicted = {"error": ...}``."""
     if not any(f.overrides for f in findings):
         return
-    from sim import scenario_from_trace, simulate  # sim only when a what-if is asked
+    from sim import scenario_from_trace, simulate
+    from sim.intervals import basis, brief, intervals, make_draws, run_draws
 
+    n_draws = WHATIF_DRAWS if draws is None else draws
     try:
         base = scenario_from_trace(trace)
         if len(trace.requests) > WHATIF_MAX_REQUESTS:
             base = base.with_overrides({"workload.requests": WHATIF_MAX_REQUESTS})
-        baseline = _figures_brief(simulate(base, trace, seed=seed).figures)
+        simulate(base, trace, seed=seed)
+        samples = make_draws(base, trace, n_draws, seed=seed)
     except SpecsimError as exc:
         for f in findings:
             if f.overrides:
                 f.predicted = {"error": str(exc)}
         return
-    cache: dict[tuple[tuple[str, Any], ...], dict[str, Any] | str] = {(): baseline}
+    how = basis(trace, n_draws)
+    cache: dict[tuple[tuple[str, Any], ...], tuple[dict[str, Any], list[Any]] | str] = {}
 
-    def run(ov: dict[str, Any]) -> dict[str, Any] | str:
+    def run(ov: dict[str, Any]) -> tuple[dict[str, Any], list[Any]] | str:
         key = tuple(sorted(ov.items()))
         if key not in cache:
             try:
-                cache[key] = _figures_brief(simulate(base.with_overrides(ov), trace, seed=seed).figures)
+                scenario = base.with_overrides(ov) if ov else base
+                cache[key] = (brief(simulate(scenario, trace, seed=seed).figures),
+                              run_draws(samples, ov))
             except SpecsimError as exc:
                 cache[key] = str(exc)
         return cache[key]
 
     for f in findings:
-        runs = []
-        start = run(f.base_overrides)
-        if not isinstance(start, dict):
-            f.predicted = {"error": start}
+        if not f.overrides:
             continue
+        start_run = run(f.base_overrides)
+        if isinstance(start_run, str):
+            f.predicted = {"error": start_run}
+            continue
+        start_est, start_draws = start_run
+        start = {**start_est, **intervals(start_est, start_draws)}
+        own = base.with_overrides(f.base_overrides) if f.base_overrides else base
+        runs, skipped = [], []
         for ov in f.overrides:
-            got = run({**f.base_overrides, **ov})
-            if isinstance(got, dict):
-                runs.append({"overrides": ov, **got})
+            merged = {**f.base_overrides, **ov}
+            try:
+                if base.with_overrides(merged) == own:
+                    skipped.append(ov)  # what the trace already runs: never recommended
+                    continue
+            except SpecsimError:
+                continue
+            got = run(merged)
+            if isinstance(got, dict | tuple) and not isinstance(got, str):
+                est, vals = got
+                runs.append({"overrides": ov, **est,
+                             **intervals(est, vals, start_est, start_draws)})
         if not runs:
-            if f.overrides:
-                f.predicted = {"error": "no candidate change could be simulated"}
+            f.predicted = {"error": "no candidate change could be simulated", "baseline": start,
+                           "interval": how}
+            if skipped:
+                f.predicted["already_runs"] = skipped
             continue
-        if f.kind == "budget_bound":
-            best = min(runs, key=lambda r: (r["truncated_requests"], r["p95_s"]))
+        budget = f.kind == "budget_bound"
+        for r in runs:
+            r["improves"] = improves(r, truncation=budget)
+        good = [r for r in runs if r["improves"]] or runs
+        if budget:
+            best = min(good, key=lambda r: (r["truncated_requests"], r["p95_s"]))
         else:
-            best = min(runs, key=lambda r: r["p95_s"])
-        f.predicted = {**best, "baseline": start, "alternatives": runs}
+            best = min(good, key=lambda r: r["p95_s"])
+        f.predicted = {**best, "baseline": start, "alternatives": runs, "interval": how}
+        if skipped:
+            f.predicted["already_runs"] = skipped
         if f.base_overrides:
             f.predicted["assumes"] = f.base_overrides
+        figures = (f"{_change_text(best, start, 'p50_s')}, {_change_text(best, start, 'p95_s')}")
         if f.kind == "suspicious_acceptance":
-            f.recommendation += (
-                f". With the acceptance p/q allow the simulator predicts p95 "
-                f"{start['p95_s']:.3g}s -> {best['p95_s']:.3g}s"
-            )
+            f.predicted.pop("improves", None)
+            f.recommendation += (f". With the acceptance p/q allow the simulator predicts "
+                                 f"{figures}")
             continue
-        gains = best["p95_s"] < 0.99 * start["p95_s"] or best["truncated_requests"] < start[
-            "truncated_requests"]
-        f.predicted["improves"] = bool(gains)
-        f.recommendation += "" if gains else (
-            ". The simulator finds no gain from the changes tried here (best shown)")
-        f.recommendation += (
-            f". Simulated with {_describe(best['overrides'])}: p50 {start['p50_s']:.3g}s -> "
-            f"{best['p50_s']:.3g}s, p95 {start['p95_s']:.3g}s -> {best['p95_s']:.3g}s"
-        )
-        if best["speedup_vs_target_only"] is not None and start["speedup_vs_target_only"]:
+        if best["improves"]:
+            f.recommendation += f". Simulated with {_describe(best['overrides'])}: {figures}"
+        else:
             f.recommendation += (
-                f", speedup {start['speedup_vs_target_only']:.2f}x -> "
-                f"{best['speedup_vs_target_only']:.2f}x"
-            )
-        if f.kind == "budget_bound":
+                ". The simulator cannot tell any change tried here from the current "
+                f"configuration within the noise; the best tried, {_describe(best['overrides'])}, "
+                f"gives {figures}")
+        speed, speed0 = best["speedup_vs_target_only"], start["speedup_vs_target_only"]
+        if speed is not None and speed0:
+            f.recommendation += f", speedup x{speed0:.2f} -> x{speed:.2f}"
+        if budget:
             f.recommendation += (
-                f", truncated requests {start['truncated_requests']} -> "
-                f"{best['truncated_requests']}"
-            )
+                f", truncated requests {start['truncated_requests']:.0f} -> "
+                f"{best['truncated_requests']:.0f}")
+        f.recommendation += f" ({how['text']})"
 
 
-__all__ = ["DETECTORS", "KINDS", "Finding", "diagnose", "level_of", "predict"]
+__all__ = ["DETECTORS", "KINDS", "Finding", "diagnose", "improves", "level_of", "predict"]

@@ -49,6 +49,8 @@ class PlantSpec:
     rate_per_s: float = 0.0  # 0: closed (each request arrives as the previous one ends)
     max_verify: int = 0  # hard cap of verify passes per request (0 = none)
     noise: float = 0.05  # lognormal sigma on every duration
+    warmup_requests: int = 0  # the first requests run slower (a live run not warmed up) ...
+    warmup_factor: float = 1.0  # ... every step of theirs this many times the normal duration
 
     def __post_init__(self) -> None:
         if self.requests < 1 or self.tau < 0 or not 0.0 <= self.alpha <= 1.0:
@@ -93,6 +95,7 @@ def generate(spec: PlantSpec, planted: str = "none") -> Trace:
         t = start + prefill
         context, done, passes = int(prompts[rid]), 0, 0
         tau_now, first_token = spec.tau, -1.0
+        slow = spec.warmup_factor if rid < spec.warmup_requests else 1.0
         while done < outputs[rid] and not (spec.max_verify and passes >= spec.max_verify):
             left = int(outputs[rid]) - done
             tau = max(0, min(tau_now, left - 1))
@@ -102,9 +105,9 @@ def generate(spec: PlantSpec, planted: str = "none") -> Trace:
             rejected = np.flatnonzero(rng.random(tau) >= accept_p)
             accepted = int(rejected[0]) if rejected.size else tau
             emitted = min(accepted + 1, left)
-            draft_s = _jitter(rng, spec, spec.draft_step_s * tau)
-            verify_s = _jitter(rng, spec, spec.target_step_s + spec.verify_slope_s * tau)
-            overhead_s = _jitter(rng, spec, spec.overhead_s)
+            draft_s = _jitter(rng, spec, spec.draft_step_s * tau) * slow
+            verify_s = _jitter(rng, spec, spec.target_step_s + spec.verify_slope_s * tau) * slow
+            overhead_s = _jitter(rng, spec, spec.overhead_s) * slow
             q = p = None
             if spec.log_probs and tau:
                 q_arr = rng.beta(6.0, 2.0, tau)
@@ -174,6 +177,8 @@ PLANTED: dict[str, PlantSpec] = {
     "speculation_not_paying": dataclasses.replace(
         HEALTHY, alpha=0.3, draft_step_s=0.006, tau=3
     ),
+    # A live run not warmed up: the first 8 requests' steps take 2.5x as long as the rest's.
+    "unstable_timing": dataclasses.replace(HEALTHY, warmup_requests=8, warmup_factor=2.5),
 }
 
 

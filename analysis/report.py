@@ -47,6 +47,7 @@ class WhatIfConfig:
     requests: int = 300  # requests simulated per point: the trace's first, by arrival
     jobs: int | None = 1
     seed: int = 0
+    intervals: int = 8  # draws behind each point's 95% intervals (sim.intervals); 0: none
 
 
 @dataclass
@@ -123,7 +124,8 @@ def run_whatifs(trace: Trace, config: WhatIfConfig | None = None) -> WhatIfs:
     ]
     for name, scenario, vary in sweeps:
         try:
-            result = sweep(scenario, vary, trace=trace, slo_p95_ms=slo, jobs=config.jobs)
+            result = sweep(scenario, vary, trace=trace, slo_p95_ms=slo, jobs=config.jobs,
+                           intervals=config.intervals)
         except SpecsimError as exc:
             out.warnings.append(f"what-if {name}: {exc}")
             continue
@@ -292,7 +294,7 @@ def _samples(trace: Trace, config: ReportConfig) -> list[dict[str, Any]]:
     for i in rows:
         row = r.iloc[int(i)]
         item: dict[str, Any] = {
-            "request_id": int(row["request_id"]),
+            "request_id": r["request_id"].tolist()[int(i)],  # an int or a string (schema v2)
             "latency_s": float(row["end_s"] - row["arrival_s"]),
             "output_tokens": int(row["output_tokens"]),
         }

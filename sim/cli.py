@@ -18,6 +18,7 @@ from typing import Any
 
 from sim.calibrate import scenario_from_trace
 from sim.engine import SimResult, simulate
+from sim.intervals import DRAWS
 from sim.replicate import replicate
 from sim.scenario import Scenario
 from sim.whatif import WhatIfResult, parse_vary, sweep, write_outputs
@@ -63,6 +64,9 @@ def register(sub: Any) -> None:
     w.add_argument("--slo-p95-ms", type=float, metavar="X", help="p95 latency SLO (ms)")
     w.add_argument("--out", metavar="DIR", help="write the table, points and base scenario")
     w.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: all cores)")
+    w.add_argument("--intervals", type=int, metavar="N", default=DRAWS,
+                   help="draws behind each point's 95%% intervals (replications + bootstrap over "
+                   "the trace's requests; 0: none; default: %(default)s)")
     w.add_argument("--json", action="store_true", help="print one JSON object")
     w.set_defaults(func=cmd_whatif)
 
@@ -141,6 +145,8 @@ def cmd_whatif(args: argparse.Namespace) -> int:
     vary = parse_vary(args.vary)
     if args.jobs is not None and args.jobs < 1:
         raise SpecsimError(f"--jobs {args.jobs}: must be >= 1")
+    if args.intervals < 0 or args.intervals == 1:
+        raise SpecsimError(f"--intervals {args.intervals}: 0 (none) or at least 2 draws")
     result = sweep(
         base,
         vary,
@@ -148,6 +154,7 @@ def cmd_whatif(args: argparse.Namespace) -> int:
         slo_p95_ms=args.slo_p95_ms,
         jobs=args.jobs,
         progress=not args.json and sys.stderr.isatty(),
+        intervals=args.intervals,
     )
     written = write_outputs(result, base, args.out) if args.out else []
     if args.json:
@@ -225,6 +232,13 @@ def _print_figures(result: SimResult, scenario: Scenario) -> None:
         print(f"warning: {w}", file=sys.stderr)
 
 
+def _with_ci(point: dict[str, Any], key: str) -> str:
+    """``159.4 [150.1-168.2]`` (ms): the figure and its 95% interval when it has one."""
+    value = _ms(point["latency_s"][key])
+    ci = (point.get("ci95") or {}).get(f"{key}_s")
+    return value if not ci else f"{value} [{_ms(ci[0])}-{_ms(ci[1])}]"
+
+
 def _print_whatif(result: WhatIfResult, keys: list[str], slo_p95_ms: float | None) -> None:
     from rich.table import Table
 
@@ -232,31 +246,37 @@ def _print_whatif(result: WhatIfResult, keys: list[str], slo_p95_ms: float | Non
     table = Table(title=f"what-if: {len(result.points)} points{slo}")
     for key in keys:
         table.add_column(key)
-    for name in ("p50 ms", "p95 ms", "tok/cycle", "tok/s", "speedup"):
+    for name in ("p50 ms [95% CI]", "p95 ms [95% CI]", "tok/cycle", "tok/s", "speedup"):
         table.add_column(name, justify="right")
     table.add_column("feasible")
     for p in result.points:
         speedup = p.get("speedup_vs_target_only")
-        mark = "yes" if p["feasible"] else "no (SLO)" if not p["meets_slo"] else "no (budget)"
         if p["overloaded"]:
-            mark += ", overloaded"
+            mark = "no (overloaded)"
+        else:
+            mark = "yes" if p["feasible"] else "no (SLO)" if not p["meets_slo"] else "no (budget)"
+        tie = p["vary"] in result.tied
         style = "bold green" if p is result.best else None
         table.add_row(
             *(str(p["vary"][k]) for k in keys),
-            _ms(p["latency_s"]["p50"]),
-            _ms(p["latency_s"]["p95"]),
+            _with_ci(p, "p50"),
+            _with_ci(p, "p95"),
             f"{p['tokens_per_cycle']:.2f}",
             f"{p['throughput_tok_s']:,.1f}",
-            "-" if speedup is None else f"{speedup:.2f}x",
-            mark + (" <- best" if p is result.best else ""),
+            "-" if speedup is None else f"x{speedup:.2f}",
+            mark + (" <- best" if p is result.best else " (tied)" if tie else ""),
             style=style,
         )
     console = _console()
     console.print(table)
+    if result.interval:
+        console.print(result.interval["text"], soft_wrap=True, markup=False)
     if result.best is None:
-        console.print("no point meets the SLO and budget")
+        console.print("no point meets the SLO and budget without overload")
     else:
         where = ", ".join(f"{k}={v}" for k, v in result.best["vary"].items())
-        console.print(f"best: {where} (p95 {_ms(result.best['latency_s']['p95'])} ms)")
+        console.print(f"best: {where} (p95 {_with_ci(result.best, 'p95')} ms): "
+                      f"{result.best_reason}", soft_wrap=True, markup=False)
     if any(p["overloaded"] for p in result.points):
-        console.print("[bold red]overloaded points:[/] the queue grows without bound there")
+        console.print("[bold red]overloaded points:[/] the queue grows without bound there; "
+                      "their p95 is not a steady figure, so they are never feasible")

@@ -8,8 +8,15 @@ differ only by the keys varied (common random numbers), and the table is the sam
 
 A point *meets the SLO* when its p95 latency is at most ``slo_p95_ms`` (always, without one);
 it is *within budget* when no request was cut short by the verify budget and the mean / max
-verify passes per request respect ``[budget]``. ``feasible`` is both; the best point is the
-feasible one with the lowest p95 (the first in grid order on a tie).
+verify passes per request respect ``[budget]``. ``feasible`` is both and not ``overloaded`` (a
+queue that grows without bound has no steady p95: such a point is never feasible, never best).
+
+With ``intervals`` > 0 (:mod:`sim.intervals`) every point carries ``ci95`` {p50_s, p95_s,
+speedup_vs_target_only, throughput_tok_s, ...: [lo, hi]}, ``change`` and ``change_ci95`` against
+the base scenario run unchanged (``baseline`` of the result), and ``interval`` (how they were
+made). The best point (:func:`pick_best`): among feasible points whose p95 interval overlaps that
+of the lowest p95, the lowest p50, then the highest throughput; the others of that set are
+``tied`` (indistinguishable on p95 within the noise) and ``best_reason`` says so.
 """
 
 from __future__ import annotations
@@ -40,10 +47,17 @@ class WhatIfResult:
     points: list[dict[str, Any]]
     best: dict[str, Any] | None
     table: pd.DataFrame = field(repr=False)
+    tied: list[dict[str, Any]] = field(default_factory=list)  # vary of points tied with best
+    best_reason: str = ""
+    baseline: dict[str, Any] | None = None  # the base scenario's figures, with intervals
+    interval: dict[str, Any] | None = None  # sim.intervals.basis: how intervals were made
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``whatif --json`` object: ``points`` and ``best``."""
-        return {"points": self.points, "best": self.best}
+        """The ``whatif --json`` object: ``points``, ``best``, ``tied``, ``best_reason``,
+        ``baseline`` and ``interval``."""
+        return {"points": self.points, "best": self.best, "tied": self.tied,
+                "best_reason": self.best_reason, "baseline": self.baseline,
+                "interval": self.interval}
 
 
 def parse_value(text: str) -> int | float | bool | str:
@@ -96,8 +110,10 @@ def sweep(
     slo_p95_ms: float | None = None,
     jobs: int | None = None,
     progress: bool = False,
+    intervals: int = 0,
 ) -> WhatIfResult:
-    """Simulate every point of the grid of ``vary`` over ``base`` (see the module docstring)."""
+    """Simulate every point of the grid of ``vary`` over ``base`` (see the module docstring);
+    ``intervals``: draws per point for the 95% intervals (0: none)."""
     if slo_p95_ms is not None and slo_p95_ms <= 0:
         raise SpecsimError(f"slo_p95_ms = {slo_p95_ms}: must be > 0")
     cells = grid(base, vary)
@@ -110,19 +126,108 @@ def sweep(
     for (vary_point, scenario), (figures, warnings) in zip(cells, runs, strict=True):
         meets = slo_p95_ms is None or figures["latency_s"]["p95"] * 1e3 <= slo_p95_ms
         within = within_budget(scenario, figures)
+        overloaded = bool(figures.get("overloaded"))
         points.append(
             {
                 "vary": vary_point,
                 **figures,
                 "meets_slo": bool(meets),
                 "within_budget": within,
-                "feasible": bool(meets and within),
+                "feasible": bool(meets and within and not overloaded),
                 "warnings": warnings,
             }
         )
-    feasible = [p for p in points if p["feasible"]]
-    best = min(feasible, key=lambda p: p["latency_s"]["p95"]) if feasible else None
-    return WhatIfResult(points, best, points_table(points))
+    baseline, how, values = None, None, None
+    if intervals:
+        baseline, how, values = add_intervals(base, points, trace, intervals, progress=progress)
+    best, tied, reason = pick_best(points, values)
+    return WhatIfResult(points, best, points_table(points), tied, reason, baseline, how)
+
+
+def add_intervals(
+    base: Scenario,
+    points: list[dict[str, Any]],
+    trace: Trace | None,
+    n: int,
+    *,
+    progress: bool = False,
+) -> tuple[dict[str, Any], dict[str, Any], list[list[Any]]]:
+    """Put ``ci95``, ``change``, ``change_ci95`` and ``interval`` on each point (in place), from
+    ``n`` draws of :mod:`sim.intervals`; returns the baseline (``base`` unchanged), the basis
+    and each point's draws (for paired comparisons)."""
+    from sim.intervals import basis, brief, intervals, make_draws, run_draws
+
+    seed = base.workload.seed
+    draws = make_draws(base, trace, n, seed=seed)
+    how = basis(trace, n)
+    bar = _Bar(len(points) + 1, "what-if intervals") if progress else None
+    try:
+        base_est = brief(simulate(base, trace, seed=seed).figures)
+        base_draws = run_draws(draws)
+        if bar is not None:
+            bar.advance()
+        baseline = {**base_est, **intervals(base_est, base_draws)}
+        per_point = []
+        for p in points:
+            est = brief(p)
+            values = run_draws(draws, p["vary"])
+            per_point.append(values)
+            p.update(intervals(est, values, base_est, base_draws))
+            p["interval"] = how
+            if bar is not None:
+                bar.advance()
+    finally:
+        if bar is not None:
+            bar.close()
+    return baseline, how, per_point
+
+
+def pick_best(
+    points: list[dict[str, Any]], draws: list[list[Any]] | None = None
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]], str]:
+    """The best feasible point, the ``vary`` of those indistinguishable from it, and why.
+
+    Among feasible points whose p95 cannot be told from the lowest p95 -- the 95% interval of
+    the paired difference (same draws, ``draws[i]`` of point ``i``) reaches 0; without draws,
+    the points' own ``ci95.p95_s`` intervals overlap; without intervals, equal -- the lowest p50
+    wins, then the highest throughput."""
+    from sim.intervals import interval
+
+    feasible = [i for i, p in enumerate(points) if p["feasible"]]
+    if not feasible:
+        return None, [], "no point is feasible (SLO, budget, or overloaded)"
+
+    def p95(i: int) -> float:
+        return float(points[i]["latency_s"]["p95"])
+
+    def band(i: int) -> tuple[float, float]:
+        ci = (points[i].get("ci95") or {}).get("p95_s")
+        return (float(ci[0]), float(ci[1])) if ci else (p95(i), p95(i))
+
+    low = min(feasible, key=p95)
+
+    def tied_with_low(i: int) -> bool:
+        if i == low:
+            return True
+        if draws is not None:
+            diffs = [a["p95_s"] - b["p95_s"] for a, b in zip(draws[i], draws[low], strict=True)
+                     if a is not None and b is not None]
+            ci = interval(p95(i) - p95(low), diffs)
+            if ci is not None:
+                return ci[0] <= 0
+        return band(i)[0] <= band(low)[1]
+
+    close = [points[i] for i in feasible if tied_with_low(i)]
+    best = min(close, key=lambda p: (p["latency_s"]["p50"], -float(p.get("throughput_tok_s") or 0)))
+    tied = [p["vary"] for p in close if p is not best]
+    if not tied:
+        reason = "the lowest p95, clear of the others' intervals" if any(
+            "ci95" in points[i] for i in feasible) else "the lowest p95"
+    else:
+        names = "; ".join(", ".join(f"{k}={v}" for k, v in t.items()) for t in tied)
+        reason = (f"{len(close)} points are indistinguishable on p95 within the 95% intervals "
+                  f"({names} tie with it); of those, the best p50, then throughput")
+    return best, tied, reason
 
 
 def within_budget(scenario: Scenario, figures: dict[str, Any]) -> bool:
@@ -142,7 +247,12 @@ def points_table(points: list[dict[str, Any]]) -> pd.DataFrame:
     for p in points:
         row: dict[str, Any] = dict(p["vary"])
         for key, value in p.items():
-            if key in ("vary", "warnings", "acceptance"):
+            if key in ("vary", "warnings", "acceptance", "interval"):
+                continue
+            if key in ("ci95", "change_ci95") and isinstance(value, dict):
+                for sub, ci in value.items():
+                    if isinstance(ci, list) and len(ci) == 2:
+                        row[f"{key}.{sub}.lo"], row[f"{key}.{sub}.hi"] = ci
                 continue
             if isinstance(value, dict):
                 for sub, v in value.items():
@@ -239,13 +349,13 @@ def _run_all(
 class _Bar:
     """A rich progress bar over the grid's points (on stderr, gone when done)."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, what: str = "what-if") -> None:
         from rich.console import Console
         from rich.progress import Progress
 
         self._progress = Progress(console=Console(stderr=True), transient=True)
         self._progress.start()
-        self._task = self._progress.add_task("what-if", total=total)
+        self._task = self._progress.add_task(what, total=total)
 
     def advance(self) -> None:
         self._progress.advance(self._task)

@@ -40,7 +40,8 @@ def _one_error_line(err: str, *needles: str) -> None:
 def test_diagnose_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["diagnose", SAMPLE, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"findings", "metrics"}
+    assert set(out) == {"findings", "metrics", "warnings"}
+    assert out["warnings"] == []  # the synthetic sample's timing is steady
     assert out["metrics"]["requests"] == 24
     severities = [f["severity"] for f in out["findings"]]
     assert severities == sorted(severities, reverse=True)
