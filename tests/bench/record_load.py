@@ -15,7 +15,8 @@ are set to the client's so the pair is matched by id).
     python tests/bench/record_load.py [--out traces/load] [--threads 2] [--max-tokens 24]
         [--requests 12] [--concurrency 1,2,4,8] [--rates 0.2,0.4,0.8] [--repo DIR]
 
-``--repo`` runs another checkout's ``specsim`` (read-only: e.g. a branch not yet on main).
+``--repo`` runs another checkout's ``specsim`` (read-only: e.g. a branch not yet on main);
+``--split-only`` splits the server traces of an interrupted recording (same flags).
 Then ``specsim validate OUT/*.jsonl`` predicts every point from the lowest-load one.
 """
 
@@ -172,6 +173,8 @@ def main() -> None:
     ap.add_argument("--config", action="append", default=[],
                     help="NAME=POLICY with NAME a draft (none, ngram, layerskip), e.g. "
                          "ngram=goodput; replaces the default three when given")
+    ap.add_argument("--split-only", action="store_true",
+                    help="only split the server traces of runs already recorded in OUT")
     args = ap.parse_args()
     configs = dict(CONFIGS)
     if args.config:
@@ -181,6 +184,13 @@ def main() -> None:
             configs[f"{draft}-{policy.replace(':', '_').replace('=', '')}"] = (draft, policy)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    if args.split_only:  # after an interrupted recording: split what was recorded
+        for name in configs:
+            clients = [out / f"{name}-{label}{f'-r{k}' if args.repeat > 1 else ''}.client.jsonl"
+                       for k in range(args.repeat) for label, _ in points(args)]
+            split_server_trace(out / f"_{name}.server-full.jsonl",
+                               [c for c in clients if c.exists()])
+        return
     t0 = time.monotonic()
     servers = start_servers(args, configs, out)
     made: dict[str, list[Path]] = {name: [] for name in configs}
