@@ -23,6 +23,25 @@ def _ms(x: float) -> str:
     return f"{1e3 * x:.0f}"
 
 
+def drift(paths: list[str], row: dict) -> float | None:
+    """B's measured verify seconds over what A's calibrated table charges for the same steps
+    (batch size, longest draft): how much slower the shared machine ran during B than during A."""
+    from sim.batching import pass_s
+    from sim.calibrate.batching import step_groups
+    from sim.calibrate.costs import fit_latency
+    from tracing.io import read_trace
+
+    a = read_trace(row["a"].replace(".client.", ".server."))
+    b = read_trace(row["b"].replace(".client.", ".server."))
+    table = fit_latency(a).batch_verify_table_s
+    if not table:
+        return None
+    steps = step_groups(b)
+    model = sum(pass_s(table, int(n), int(t) + 1)
+                for n, t in zip(steps["batch"], steps["longest"], strict=True))
+    return float(steps["verify_s"].sum() / model) if model > 0 else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("dir", nargs="?", default=str(ROOT / "traces" / "load"))
@@ -30,7 +49,7 @@ def main() -> None:
     args = ap.parse_args()
     from analysis.validate import validate
 
-    paths = sorted(str(p) for p in Path(args.dir).glob("*.jsonl") if not p.name.startswith("_"))
+    paths = sorted(str(p) for p in Path(args.dir).glob("*.jsonl"))
     result = validate(paths)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1, default=str))
@@ -52,6 +71,21 @@ def main() -> None:
         print(f"| {r['config']} | {r['axis']}={r['load']:g} | {_ms(m['p50_s'])} / "
               f"{_ms(p['p50_s'])} ({e['p50_s']:+.1%}) | {_ms(m['p95_s'])} / {_ms(p['p95_s'])} "
               f"({e['p95_s']:+.1%}) | {e['throughput_tok_s']:+.1%} |")
+    print()
+    print("Machine drift (diagnostic, uses B's own timings -- not a prediction): the speed of "
+          "each point's verify passes against the A-calibrated model of the same passes, and the "
+          "p50 error left once the prediction is scaled by it.")
+    print()
+    print("| configuration | load | drift (measured / modelled pass s) | p50 error raw | "
+          "p50 error drift-scaled |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        d = drift(paths, r)
+        if d is None:
+            continue
+        scaled = r["predicted"]["p50_s"] * d / r["measured"]["p50_s"] - 1.0
+        print(f"| {r['config']} | {r['axis']}={r['load']:g} | {d:.2f} | "
+              f"{r['error']['p50_s']:+.1%} | {scaled:+.1%} |")
     print()
     for c in result["crossovers"]:
         print(f"- crossover of {c['config']} ({c['axis']}, loads {c['loads']}): measured "

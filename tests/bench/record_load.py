@@ -10,7 +10,8 @@ client trace ``OUT/CONFIG-POINT[-rK].client.jsonl``; when all runs are done the 
 stopped (SIGINT: a clean trace) and each server trace is split into one server trace per point
 (``...server.jsonl``: the run metadata with the profile, and that point's requests and cycles,
 matched to the client's requests in arrival order and checked by prompt length; request ids
-are set to the client's so the pair is matched by id).
+are set to the client's so the pair is matched by id). The whole server traces and the servers'
+logs stay in ``OUT/raw/`` (not kept in git).
 
     python tests/bench/record_load.py [--out traces/load] [--threads 2] [--max-tokens 24]
         [--requests 12] [--concurrency 1,2,4,8] [--rates 0.2,0.4,0.8] [--repo DIR]
@@ -64,11 +65,11 @@ def start_servers(args: argparse.Namespace, configs: dict[str, tuple[str, str]],
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     for i, (name, (draft, policy)) in enumerate(configs.items()):
         port = args.port + i
-        trace = out / f"_{name}.server-full.jsonl"
+        trace = out / "raw" / f"{name}.server-full.jsonl"
         cmd = [*_cli(args.repo), "serve", "--target", "smollm2", "--draft", draft,
                "--policy", policy, "--max-batch", str(args.max_batch), "--port", str(port),
                "--threads", str(args.threads), "--trace-out", str(trace), "--force"]
-        log = open(out / f"_{name}.serve.log", "w")  # noqa: SIM115 -- lives as long as the server
+        log = open(out / "raw" / f"{name}.serve.log", "w")  # noqa: SIM115 -- as long as the server
         proc = subprocess.Popen(cmd, cwd=args.repo, env=env, stdout=log, stderr=subprocess.STDOUT)
         servers[name] = (proc, port, trace)
         _wait_healthy(port, proc)  # one at a time: start-up profiles must not overlap
@@ -183,12 +184,12 @@ def main() -> None:
             draft, _, policy = item.partition("=")
             configs[f"{draft}-{policy.replace(':', '_').replace('=', '')}"] = (draft, policy)
     out = Path(args.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    (out / "raw").mkdir(parents=True, exist_ok=True)
     if args.split_only:  # after an interrupted recording: split what was recorded
         for name in configs:
             clients = [out / f"{name}-{label}{f'-r{k}' if args.repeat > 1 else ''}.client.jsonl"
                        for k in range(args.repeat) for label, _ in points(args)]
-            split_server_trace(out / f"_{name}.server-full.jsonl",
+            split_server_trace(out / "raw" / f"{name}.server-full.jsonl",
                                [c for c in clients if c.exists()])
         return
     t0 = time.monotonic()
