@@ -106,7 +106,8 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     if args.json:
         from tracing.cli import print_json
 
-        print_json({"findings": findings, "metrics": metrics, "warnings": warnings})
+        print_json({"findings": findings, "metrics": metrics, "warnings": warnings,
+                    "unavailable": metrics.get("unavailable", {})})
         return 0
     err = Console(stderr=True)
     for warning in warnings:
@@ -117,6 +118,8 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
                        f"cycles; target {meta.target_model}, draft {meta.draft_model}, "
                        f"policy {meta.policy}"), soft_wrap=True)
     console.print(Text(_headline(metrics)), soft_wrap=True)
+    for figure, why in (metrics.get("unavailable") or {}).items():  # an imported trace's gaps
+        console.print(Text(f"not available: {figure} -- {why}"), soft_wrap=True)
     _print_findings(console, findings)
     return 0
 

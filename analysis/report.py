@@ -232,6 +232,9 @@ def build_report(
     say("figures")
     figs = _figures(trace, summary, whatifs, config)
     warnings = list(whatifs.warnings) if whatifs else []
+    # an imported trace's gaps: the figures it cannot give, said, not drawn from nothing
+    warnings += [f"not available: {k} -- {why}"
+                 for k, why in ((metrics or {}).get("unavailable") or {}).items()]
     return ReportData(
         title=f"specsim report: {trace.name}",
         meta=trace.meta.to_dict(),
