@@ -106,8 +106,7 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     if args.json:
         from tracing.cli import print_json
 
-        print_json({"findings": findings, "metrics": metrics, "warnings": warnings,
-                    "unavailable": metrics.get("unavailable", {})})
+        print_json({"findings": findings, "metrics": metrics, "warnings": warnings})
         return 0
     err = Console(stderr=True)
     for warning in warnings:

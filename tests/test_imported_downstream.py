@@ -82,7 +82,7 @@ def test_metrics_and_diagnose_say_what_they_cannot_give(tmp_path: Path) -> None:
         rc = main(["diagnose", str(path), "--json", "--no-whatif"])
     assert rc == 0, err.getvalue()
     d = json.loads(out.getvalue())
-    assert "speedup_vs_target_only" in d["unavailable"]
+    assert "speedup_vs_target_only" in d["metrics"]["unavailable"]
     kinds = {f["kind"] for f in d["findings"]}
     assert not kinds & {"speculation_not_paying", "draft_bound", "verify_not_parallel"}
 
