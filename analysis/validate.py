@@ -9,7 +9,8 @@ with B's measured p50 and p95 latency, tokens per cycle and speedup over target-
 Kinds of pair: ``replay`` (A = B: the trace's own configuration replayed), ``same config``
 (another run of the same configuration), ``other policy`` (same draft, another policy or tau),
 ``other draft`` (another draft: A's acceptance and draft cost stand in for B's, so it is always
-flagged). A prediction *extrapolates* when it drafts at positions A never drafted (so their
+flagged), ``other hardware`` (A and B captured on different devices: :mod:`analysis.crossdevice`,
+priced by the catalog and, with ``--profile``, by a measured profile of B's device). A prediction *extrapolates* when it drafts at positions A never drafted (so their
 acceptance is carried from A's last positions), when the draft differs, when A has no
 speculative cycles, when A's record decides fewer than ``MIN_COVERAGE`` of B's simulated draft
 cycles (A drafted deep somewhere but rarely: an adaptive run that mostly did not draft), or
@@ -58,6 +59,7 @@ class Run:
     draft: str
     policy: str
     max_tau: int
+    device: str = ""
 
     @property
     def config(self) -> str:
@@ -83,7 +85,7 @@ def load_run(path: str, trace: Trace | None = None) -> Run:
     params = ",".join(f"{k}={v}" for k, v in sorted((meta.policy_params or {}).items()))
     policy = f"{meta.policy}:{params}" if params else meta.policy
     return Run(path, trace, (label, meta.target_model, prompts), meta.draft_model or "none",
-               policy, int(trace.cycles["tau"].max()))
+               policy, int(trace.cycles["tau"].max()), str(meta.device or ""))
 
 
 def measured(run: Run, baseline_mean_s: float | None) -> dict[str, Any]:
@@ -109,6 +111,14 @@ def measured(run: Run, baseline_mean_s: float | None) -> dict[str, Any]:
 
 def predict(a: Run, b: Run) -> tuple[dict[str, Any], list[str]]:
     """B predicted from A alone: A's fitted scenario with B's policy, budget and lengths."""
+    pred, warnings, _ = predict_with(a, b)
+    return pred, warnings
+
+
+def predict_with(a: Run, b: Run, latency: dict[str, Any] | None = None
+                 ) -> tuple[dict[str, Any], list[str], Any]:
+    """:func:`predict` with ``[latency]`` overrides (another device: ``hardware``,
+    ``profile``); also returns the simulation result."""
     from sim import Scenario, scenario_from_trace
     from sim.replicate import replicate
     from sim.scenario import _policy_keys
@@ -116,6 +126,7 @@ def predict(a: Run, b: Run) -> tuple[dict[str, Any], list[str]]:
     base = scenario_from_trace(a.trace)
     meta = b.trace.meta
     d = base.to_dict()
+    d["latency"].update(latency or {})
     recorded = dict(meta.policy_params or {})
     known = _policy_keys(meta.policy)
     d["policy"] = {"name": meta.policy, **{k: v for k, v in recorded.items() if k in known}}
@@ -131,8 +142,9 @@ def predict(a: Run, b: Run) -> tuple[dict[str, Any], list[str]]:
     return ({"p50_s": f["latency_s"]["p50"], "p95_s": f["latency_s"]["p95"],
              "tokens_per_cycle": f["tokens_per_cycle"], "speedup": f["speedup_vs_target_only"],
              "max_tau": max(taus, default=0), "taus": taus,
-             "coverage": coverage(a.trace, result.trace)},
-            result.warnings)
+             "coverage": coverage(a.trace, result.trace), "basis": f.get("basis"),
+             "band": f.get("band")},
+            result.warnings, result)
 
 
 def with_lengths_of(a: Trace, b: Trace) -> Trace:
@@ -165,8 +177,11 @@ def kind_of(a: Run, b: Run) -> str:
     return "same config" if a.policy == b.policy else "other policy"
 
 
-def validate(paths: list[str]) -> dict[str, Any]:
-    """Every ordered pair of the traces: predictions, measurements, errors and a summary."""
+def validate(paths: list[str], profile: str | None = None) -> dict[str, Any]:
+    """Every ordered pair of the traces: predictions, measurements, errors and a summary
+    (``profile``: a profile of some device, used for the ``other hardware`` pairs whose B ran
+    on it)."""
+    from analysis import crossdevice
     from analysis.validate_load import is_client_trace, validate_load
     from tracing.io import read_trace
 
@@ -180,11 +195,12 @@ def validate(paths: list[str]) -> dict[str, Any]:
     for run in runs:
         groups.setdefault(run.workload, []).append(run)
     pairs: list[dict[str, Any]] = []
+    truth: dict[str, dict[str, Any]] = {}
     for group in groups.values():
         baselines = [r for r in group if r.target_only]
         base_mean = (float(np.mean([measured(r, None)["mean_s"] for r in baselines]))
                      if baselines else None)
-        truth = {r.path: measured(r, base_mean) for r in group}
+        truth.update({r.path: measured(r, base_mean) for r in group if not r.target_only})
         for a in group:
             if a.target_only:
                 continue  # nothing to learn acceptance from
@@ -192,8 +208,10 @@ def validate(paths: list[str]) -> dict[str, Any]:
                 if b.target_only:
                     continue
                 pairs.append(_pair(a, b, truth[b.path]))
-    return {"pairs": pairs, "summary": summarize_errors(pairs),
-            "workloads": [str(k[0]) for k in groups], "traces": paths}
+    cross = crossdevice.pairs(runs, truth, profile, predict_with)
+    summary = {**summarize_errors(pairs), **crossdevice.summarize_pairs(cross)}
+    return {"pairs": pairs + cross, "summary": summary,
+            "workloads": [str(k[0]) for k in groups], "traces": paths, "profile": profile}
 
 
 def _pair(a: Run, b: Run, meas: dict[str, Any]) -> dict[str, Any]:
@@ -250,7 +268,8 @@ def summarize_errors(pairs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 KIND_COLORS = {"replay": "#1f77b4", "same config": "#2ca02c", "other policy": "#ff7f0e",
-               "other draft": "#9467bd"}
+               "other draft": "#9467bd", "other hardware (catalog)": "#8c564b",
+               "other hardware (profile)": "#e377c2"}
 
 
 def _groups(pairs: list[dict[str, Any]]) -> list[tuple[str, str, bool, list[dict[str, Any]]]]:
@@ -340,12 +359,15 @@ def register(sub: Any) -> None:
     p.add_argument("traces", nargs="+", metavar="TRACE")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("-o", "--output", metavar="REPORT.html", help="predicted-vs-measured plot")
+    p.add_argument("--profile", metavar="PROFILE",
+                   help="a profile of a device (specsim profile JSON, a capture carrying one, "
+                        "or a target-only trace) for the other-hardware pairs run on it")
     p.set_defaults(func=cmd_validate)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Handler of ``specsim validate``."""
-    result = validate(list(args.traces))
+    result = validate(list(args.traces), args.profile)
     load = result.get("kind") == "load"
     if args.output:
         if load:
@@ -381,6 +403,7 @@ def _profiled(pair: dict[str, Any]) -> str:
 
 def _print_table(result: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="validate: B predicted from A (relative error)")
@@ -388,6 +411,8 @@ def _print_table(result: dict[str, Any]) -> None:
                  "speedup", "extrapolated"):
         table.add_column(name)
     for p in result["pairs"]:
+        if p["kind"].startswith("other hardware"):
+            continue  # their own table, below
         e = p["error"]
         table.add_row(Path(p["a"]).stem, p["b_config"], p["kind"],
                       f"{p['measured']['p50_s'] * 1e3:.0f}/{p['predicted']['p50_s'] * 1e3:.0f}",
@@ -396,9 +421,14 @@ def _print_table(result: dict[str, Any]) -> None:
     console = Console() if sys.stdout.isatty() else Console(width=200)
     console.print(table)
     for key, stats in result["summary"].items():
+        if key.startswith("other hardware"):
+            continue
         parts = [f"{m} mean |err| {stats[m]['mean_abs']:.1%} max {stats[m]['max_abs']:.1%}"
                  for m in METRICS if stats.get(m)]
         goal = ""
         if "goal" in stats:
             goal = f"  [p50/p95 goal {stats['goal']:.0%}: {'met' if stats['meets_goal'] else 'MISSED'}]"
-        console.print(f"{key} ({stats['pairs']} pairs): " + "; ".join(parts) + goal)
+        console.print(escape(f"{key} ({stats['pairs']} pairs): " + "; ".join(parts) + goal))
+    from analysis.crossdevice import print_table
+
+    print_table(result, console)
