@@ -74,6 +74,14 @@ class WhatIfs:
                 return dict(result.best)
         return None
 
+    @property
+    def best_reason(self) -> str:
+        """Why :meth:`best` won (which points the noise could not separate from it)."""
+        for result in (self.tau, self.budget):
+            if result is not None and result.best is not None:
+                return result.best_reason
+        return ""
+
 
 def run_whatifs(trace: Trace, config: WhatIfConfig | None = None) -> WhatIfs:
     """Replay the trace's own configuration and sweep tau, the verify budget, the hardware and
@@ -453,14 +461,32 @@ document.querySelectorAll('script[type="application/json"][data-plot]').forEach(
 """
 
 
-def render_html(data: ReportData) -> str:
-    """The report page: one file, plotly.js embedded once, no network, all text escaped."""
+def page_shell(title: str, body: str) -> str:
+    """One offline HTML page around ``body`` (already escaped HTML): plotly.js embedded once,
+    a Content-Security-Policy that lets only this page's two scripts run, and the script that
+    draws every ``<script type="application/json" data-plot=ID>`` figure into ``#ID``."""
     from plotly.offline import get_plotlyjs
 
     nonce = secrets.token_urlsafe(16)
     csp = (f"default-src 'none'; script-src 'nonce-{nonce}' 'unsafe-eval'; "
            "style-src 'unsafe-inline'; img-src data: blob:; font-src data:")
     plotly_js = get_plotlyjs().replace("</script", "<\\/script")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(title)}</title><style>{_CSS}</style>
+<script nonce="{nonce}">{plotly_js}</script>
+</head><body>
+<h1>{_e(title)}</h1>
+{body}
+<script nonce="{nonce}">{_RENDER}</script>
+</body></html>
+"""
+
+
+def render_html(data: ReportData) -> str:
+    """The report page: one file, plotly.js embedded once, no network, all text escaped."""
     meta = dict(data.meta)
     plots = []
     for i, (heading, fig) in enumerate(data.figures):
@@ -470,28 +496,18 @@ def render_html(data: ReportData) -> str:
             f"{escape_json(fig.to_json())}</script>"
         )
     warnings = "".join(f"<li class='warn'>{_e(w)}</li>" for w in data.warnings)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(data.title)}</title><style>{_CSS}</style>
-<script nonce="{nonce}">{plotly_js}</script>
-</head><body>
-<h1>{_e(data.title)}</h1>
-<p>{_e(meta.get('source'))} trace: target <b>{_e(meta.get('target_model'))}</b>, draft
+    body = f"""<p>{_e(meta.get('source'))} trace: target <b>{_e(meta.get('target_model'))}</b>, draft
 <b>{_e(meta.get('draft_model'))}</b> on {_e(meta.get('device'))}, policy
 <b>{_e(meta.get('policy'))}</b> {_e(_fmt(meta.get('policy_params') or {}))}</p>
-<div class="tiles">{_tiles(data.summary)}</div>
 <h2>Findings</h2>{_findings_html(data.findings)}
+<div class="tiles">{_tiles(data.summary)}</div>
 <h2>What-if summary</h2>{_whatif_html(data.whatifs)}
 {f"<ul>{warnings}</ul>" if warnings else ""}
 {"".join(plots)}
 <h2>Metrics</h2>{_kv_table(data.metrics)}
 <h2>Sample requests</h2>{_samples_html(data.samples, data.text_chars)}
-<h2>Run metadata</h2>{_kv_table(meta)}
-<script nonce="{nonce}">{_RENDER}</script>
-</body></html>
-"""
+<h2>Run metadata</h2>{_kv_table(meta)}"""
+    return page_shell(data.title, body)
 
 
 def write_report(
