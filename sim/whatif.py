@@ -270,24 +270,32 @@ def points_table(points: list[dict[str, Any]]) -> pd.DataFrame:
     return table
 
 
-def write_outputs(result: WhatIfResult, base: Scenario, out: str | Path) -> list[Path]:
+def output_paths(out: str | Path) -> tuple[Path, Path, Path]:
+    """The table, points and scenario paths that ``--out`` names (see :func:`write_outputs`)."""
+    out = Path(out)
+    if out.suffix in TABLE_FORMATS:
+        stem = out.with_suffix("")
+        return (out, stem.with_name(stem.name + ".points.json"),
+                stem.with_name(stem.name + ".scenario.toml"))
+    if out.suffix:
+        raise SpecsimError(f"--out {out}: a directory, or a table ending in .csv or .parquet")
+    return out / "whatif.csv", out / "points.json", out / "scenario.toml"
+
+
+def write_outputs(
+    result: WhatIfResult, base: Scenario, out: str | Path, *, force: bool = False
+) -> list[Path]:
     """Write the table, the points (JSON) and the resolved base scenario (TOML).
 
     ``out`` is a directory (``whatif.csv``, ``points.json``, ``scenario.toml`` inside) or a
     table path ending in ``.csv`` / ``.parquet`` (the others go beside it, named after it).
+    An existing file is overwritten only with ``force``; files are written 0644.
     """
-    out = Path(out)
-    if out.suffix in TABLE_FORMATS:
-        table_path = out
-        stem = out.with_suffix("")
-        points_path = stem.with_name(stem.name + ".points.json")
-        scenario_path = stem.with_name(stem.name + ".scenario.toml")
-    elif out.suffix:
-        raise SpecsimError(f"--out {out}: a directory, or a table ending in .csv or .parquet")
-    else:
-        table_path = out / "whatif.csv"
-        points_path = out / "points.json"
-        scenario_path = out / "scenario.toml"
+    from tracing.outputs import claim, publish
+
+    table_path, points_path, scenario_path = paths = output_paths(out)
+    for path in paths:
+        claim(path, force)
     try:
         table_path.parent.mkdir(parents=True, exist_ok=True)
         if table_path.suffix == ".parquet":
@@ -298,7 +306,9 @@ def write_outputs(result: WhatIfResult, base: Scenario, out: str | Path) -> list
         scenario_path.write_text(base.to_toml())
     except OSError as exc:
         raise SpecsimError(f"--out {out}: cannot write: {exc.strerror}") from None
-    return [table_path, points_path, scenario_path]
+    for path in paths:
+        publish(path)
+    return list(paths)
 
 
 # --- workers ---------------------------------------------------------------------------------
