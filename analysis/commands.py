@@ -156,7 +156,8 @@ def _headline(metrics: dict[str, Any]) -> str:
                        ("speedup_vs_target_only", "speedup vs target-only")):
         value = metrics.get(key)
         if isinstance(value, int | float):
-            parts.append(f"{label} {value:.2f}")
+            parts.append(f"{label} x{value:.2f}" if key.startswith("speedup")
+                         else f"{label} {value:.2f}")
     latency = metrics.get("latency_s")
     if isinstance(latency, dict) and "p95" in latency:
         parts.append(f"latency p50 {latency.get('p50', 0) * 1e3:.1f} ms, "

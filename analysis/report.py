@@ -353,7 +353,9 @@ def _fmt(value: Any) -> str:
 def _kv_table(items: dict[str, Any], limit: int = 600) -> str:
     rows = []
     for key, value in items.items():
-        text = _fmt(value)
+        speedup = "speedup" in str(key) and isinstance(value, int | float) and not isinstance(
+            value, bool)
+        text = F.speedup_text(value) if speedup else _fmt(value)
         text = text if len(text) <= limit else text[:limit] + " ..."
         rows.append(f"<tr><th>{_e(key)}</th><td>{_e(text)}</td></tr>")
     return f"<table class='kv'>{''.join(rows)}</table>"
@@ -373,12 +375,31 @@ def _findings_html(findings: list[dict[str, Any]]) -> str:
             f"<div class='finding {_e(cls)}'><h3>{_e(head)} "
             f"<span class='tag'>{_e(f.get('kind'))}</span>"
             f"<span class='tag'>{_e(level)} (severity {_e(sev_text)})</span>"
-            f"</h3><p>{_e(f.get('recommendation'))}</p>"
+            f"</h3><p>{_e(f.get('recommendation'))}</p>{_prediction_line(f)}"
             f"<details><summary>evidence and prediction</summary>"
             f"{_kv_table(f.get('evidence') or {})}{_kv_table(f.get('predicted') or {})}"
             f"</details></div>"
         )
     return "".join(cards)
+
+
+def _prediction_line(f: dict[str, Any]) -> str:
+    """The prediction behind a finding with its intervals, one line (empty without one)."""
+    p = f.get("predicted") or {}
+    base, ci = p.get("baseline"), p.get("change_ci95") or {}
+    if not base or "p95_s" not in p:
+        return ""
+    parts = []
+    for key in ("p50_s", "p95_s"):
+        c = ci.get(key)
+        band = f" (change {c[0] * 1e3:+.0f} to {c[1] * 1e3:+.0f} ms)" if c else ""
+        parts.append(f"{key[:3]} {base[key] * 1e3:,.0f} -> {p[key] * 1e3:,.0f} ms{band}")
+    verdict = "improves" if p.get("improves") else "no change supported by the noise"
+    how = (p.get("interval") or {}).get("text", "")
+    return (f"<p class='pred'><b>predicted</b> with {_e(_fmt(p.get('overrides') or {}))}: "
+            f"{_e('; '.join(parts))}, speedup {_e(F.speedup_text(base.get('speedup_vs_target_only')))}"
+            f" -> {_e(F.speedup_text(p.get('speedup_vs_target_only')))}: <b>{_e(verdict)}</b>. "
+            f"<small>{_e(how)}</small></p>")
 
 
 def _tiles(s: dict[str, Any]) -> str:
@@ -406,9 +427,12 @@ def _whatif_html(w: WhatIfs | None) -> str:
         if result is None:
             continue
         best = result.best
-        text = "no point meets the SLO" if best is None else (
-            f"best {_fmt(best['vary'])}: p95 {best['latency_s']['p95'] * 1e3:.1f} ms, "
-            f"speedup {_fmt(best.get('speedup_vs_target_only'))}")
+        ci = (best or {}).get("ci95", {}).get("p95_s")
+        band = f" [{ci[0] * 1e3:.1f}-{ci[1] * 1e3:.1f}]" if ci else ""
+        text = "no point meets the SLO without overload" if best is None else (
+            f"best {_fmt(best['vary'])}: p95 {best['latency_s']['p95'] * 1e3:.1f}{band} ms, "
+            f"speedup {F.speedup_text(best.get('speedup_vs_target_only'))}; "
+            f"{result.best_reason}")
         parts.append(f"<li><b>{_e(name)}</b>: {_e(text)}</li>")
     return parts[0] + "<ul>" + "".join(parts[1:]) + "</ul>"
 
