@@ -6,7 +6,9 @@ Every point runs with the same seed -- the base scenario's ``[workload] seed`` -
 differ only by the keys varied (common random numbers), and the table is the same whatever
 ``jobs`` is. With ``[sim] replications`` > 1 each point is :func:`sim.replicate.replicate`'s.
 
-A point *meets the SLO* when its p95 latency is at most ``slo_p95_ms`` (always, without one);
+A point *meets the SLO* when its p95 latency is at most ``slo_p95_ms`` (always, without one) --
+with intervals, when the SLO is within reach of its p95 interval (``meets_slo_surely``: the whole
+interval is below it);
 it is *within budget* when no request was cut short by the verify budget and the mean / max
 verify passes per request respect ``[budget]``. ``feasible`` is both and not ``overloaded`` (a
 queue that grows without bound has no steady p95: such a point is never feasible, never best).
@@ -140,6 +142,13 @@ def sweep(
     baseline, how, values = None, None, None
     if intervals:
         baseline, how, values = add_intervals(base, points, trace, intervals, progress=progress)
+        if slo_p95_ms is not None:
+            for p in points:  # within the noise of the SLO counts as meeting it
+                ci = (p.get("ci95") or {}).get("p95_s")
+                p["meets_slo_surely"] = bool(ci is not None and ci[1] * 1e3 <= slo_p95_ms)
+                if ci is not None and ci[0] * 1e3 <= slo_p95_ms and not p["meets_slo"]:
+                    p["meets_slo"] = True
+                    p["feasible"] = bool(p["within_budget"] and not p["overloaded"])
     best, tied, reason = pick_best(points, values)
     return WhatIfResult(points, best, points_table(points), tied, reason, baseline, how)
 
@@ -225,8 +234,9 @@ def pick_best(
             "ci95" in points[i] for i in feasible) else "the lowest p95"
     else:
         names = "; ".join(", ".join(f"{k}={v}" for k, v in t.items()) for t in tied)
-        reason = (f"{len(close)} points are indistinguishable on p95 within the 95% intervals "
-                  f"({names} tie with it); of those, the best p50, then throughput")
+        reason = (f"no clear best: {len(close)} points are indistinguishable on p95 within the "
+                  f"95% intervals ({names} tie with it); of those it has the best p50, then "
+                  "throughput")
     return best, tied, reason
 
 
