@@ -65,7 +65,7 @@ def timeline(trace: Trace, max_requests: int = 20, max_cycles: int = 3000) -> go
     r, c = trace.requests, trace.cycles
     rows = request_order(trace)[:max_requests]
     ids = r["request_id"].to_numpy()[rows]
-    label = {int(i): f"req {int(i)}" for i in ids}
+    label = {i: f"req {i}" for i in ids.tolist()}  # ids: ints or strings (schema v2)
     cyc = c[c["request_id"].isin(ids)]
     if len(cyc) > max_cycles:
         # Keep the earliest cycles of every shown request, about evenly.
@@ -79,13 +79,13 @@ def timeline(trace: Trace, max_requests: int = 20, max_cycles: int = 3000) -> go
         xaxis_title="time since run start (s)",
     )
     req = r.iloc[rows]
-    y_req = [label[int(i)] for i in ids]
+    y_req = [label[i] for i in ids.tolist()]
     arrival = req["arrival_s"].to_numpy(float)
     start = req["start_s"].to_numpy(float)
     prefill = req["prefill_s"].to_numpy(float)
     _phase_bar(fig, "queue", y_req, arrival, start - arrival, None)
     _phase_bar(fig, "prefill", y_req, start, prefill, None)
-    y_cyc = [label[int(i)] for i in cyc["request_id"].to_numpy()]
+    y_cyc = [label[i] for i in cyc["request_id"].tolist()]
     t0 = cyc["start_s"].to_numpy(float)
     draft = cyc["draft_s"].to_numpy(float)
     verify = cyc["verify_s"].to_numpy(float)

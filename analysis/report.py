@@ -299,7 +299,7 @@ def _samples(trace: Trace, config: ReportConfig) -> list[dict[str, Any]]:
     for i in rows:
         row = r.iloc[int(i)]
         item: dict[str, Any] = {
-            "request_id": int(row["request_id"]),
+            "request_id": r["request_id"].tolist()[int(i)],  # an int or a string (schema v2)
             "latency_s": float(row["end_s"] - row["arrival_s"]),
             "output_tokens": int(row["output_tokens"]),
         }

@@ -181,12 +181,12 @@ class LiveRun:
     Opening it warms up (an untimed decode: first calls pay kernel selection and allocator
     growth that would skew request 0) and profiles the verify pass (``profile_tokens``; see
     :mod:`live.profile`) unless ``verify_profile`` is given; the profile goes into the run
-    metadata, which is the trace's first line.
+    metadata, which is the trace's first line; ``extra`` is added to the metadata's extra.
     """
 
     def __init__(self, config: CaptureConfig, *, target: Any = None, draft: Any = None,
                  verify_profile: dict[str, Any] | None = None,
-                 pause_between: bool = False) -> None:
+                 pause_between: bool = False, extra: dict[str, Any] | None = None) -> None:
         from live.decode import SamplingConfig
         from live.drafts import make_draft
         from live.models import load_model, status
@@ -208,7 +208,9 @@ class LiveRun:
         if verify_profile is None and config.profile_tokens and self.prompts:
             with status(f"profiling verify passes of 1..{config.profile_tokens} tokens"):
                 verify_profile = self.profile()
-        extra: dict[str, Any] = {
+        self.verify_profile = verify_profile  # what the run metadata records (None: none)
+        more_extra = extra
+        extra = {
             "workload": workload_name(config.prompts), "prompts": config.prompts,
             "max_new_tokens": config.max_new_tokens, "target_n_params": self.target.n_params,
             "draft_n_params": _draft_params(self.draft), "config": asdict(config)}
@@ -218,6 +220,7 @@ class LiveRun:
             extra[PROFILE_KEY] = verify_profile
         if pause_between:
             extra["clock"] = "paused between requests (interleaved with other runs)"
+        extra.update(more_extra or {})
         meta = RunMeta(
             source="live", target_model=self.target.name, draft_model=config.draft,
             device=self.target.device_name, dtype=self.target.dtype,

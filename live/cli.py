@@ -1,12 +1,20 @@
-"""``specsim capture`` and ``specsim profile``: flags -> live.capture / live.profile (torch is
-imported only on run)."""
+"""``specsim capture`` and ``specsim profile``: flags -> live.capture / live.interleave /
+live.profile (torch is imported only on run).
+
+Capture: one configuration (one ``--draft``, one ``--policy``) writes ``--out``; several
+(``--draft`` and ``--policy`` repeated: every draft with every policy) are recorded interleaved
+on one loaded target into ``--out-dir``, one trace per configuration named
+``{draft}_{policy}.jsonl``. An existing trace is never overwritten without ``--force``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
+from tracing.errors import SpecsimError
 from tracing.outputs import add_force, add_out, claim, publish
 
 
@@ -16,14 +24,18 @@ def register(sub: Any) -> None:
         "capture",
         help="decode prompts with real models and record a trace",
         description="Run the live speculative decoder over a prompt set and stream a trace "
-                    "(JSONL, or Parquet by the --out extension).",
+                    "(JSONL, or Parquet by the --out extension). Several --draft / --policy "
+                    "values record every draft x policy configuration interleaved, prompt by "
+                    "prompt, on one loaded target (--out-dir, one trace each).",
     )
     p.add_argument("--target", required=True,
                    help="target model: a local path, a cached hub id, or 'smollm2' (bundled)")
-    p.add_argument("--draft", default="ngram",
-                   help="none | ngram[:n=3] | layerskip[:layers=8] | a model (default: ngram)")
-    p.add_argument("--policy", default="fixed:tau=4",
-                   help="draft-length policy NAME[:key=value,...] (default: fixed:tau=4)")
+    p.add_argument("--draft", action="append", default=None,
+                   help="none | ngram[:n=3] | layerskip[:layers=8] | a model (default: ngram); "
+                        "repeat for an interleaved capture")
+    p.add_argument("--policy", action="append", default=None,
+                   help="draft-length policy NAME[:key=value,...] (default: fixed:tau=4); "
+                        "repeat for an interleaved capture")
     p.add_argument("--prompts", default="builtin:chat",
                    help="a JSONL file ('prompt' or 'messages' per line) or builtin:edit / "
                         "builtin:chat (default: builtin:chat)")
@@ -40,8 +52,14 @@ def register(sub: Any) -> None:
     p.add_argument("--profile-tokens", type=int, default=17,
                    help="profile verify passes of 1..N tokens into the run metadata (0: off)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_out(p, metavar="TRACE", required=True, help="trace to write (.jsonl or .parquet)")
-    add_force(p)
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("-o", "--out", metavar="TRACE",
+                       help="the trace of one configuration (.jsonl or .parquet)")
+    where.add_argument("--out-dir",
+                       help="folder for an interleaved capture: one trace per configuration")
+    p.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl",
+                   help="trace format under --out-dir (default: jsonl)")
+    p.add_argument("--force", action="store_true", help="overwrite existing traces")
     p.set_defaults(func=_cmd_capture)
     register_profile(sub)
     register_cache(sub)
@@ -74,25 +92,50 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
 
 def _cmd_capture(args: argparse.Namespace) -> int:
-    claim(args.out, args.force)
-    from live.capture import CaptureConfig, capture
+    if args.out is not None:
+        claim(args.out, args.force)  # before any model is loaded
+    from live.capture import CaptureConfig, CaptureResult, capture
+    from live.interleave import capture_interleaved, check_overwrite, plan_configs
     from live.models import quiet_transformers
 
     quiet_transformers()  # our own bar is the one to watch; no deprecation noise
-    config = CaptureConfig(
-        target=args.target, out=args.out, draft=args.draft, policy=args.policy,
-        prompts=args.prompts, max_new_tokens=args.max_new_tokens,
+    drafts = args.draft or ["ngram"]
+    policies = args.policy or ["fixed:tau=4"]
+    progress = not args.no_progress and sys.stderr.isatty()
+    if args.out_dir is not None:
+        folder = Path(args.out_dir)
+        if folder.exists() and not folder.is_dir():
+            raise SpecsimError(f"--out-dir {args.out_dir}: exists and is not a directory")
+        folder.mkdir(parents=True, exist_ok=True)
+    # the shared settings; under --out-dir each configuration gets its own draft, policy, out
+    out = args.out or str(Path(args.out_dir) / "capture.jsonl")
+    base = CaptureConfig(
+        target=args.target, out=out, draft=drafts[0],
+        policy=policies[0], prompts=args.prompts, max_new_tokens=args.max_new_tokens,
         temperature=args.temperature, top_p=args.top_p, seed=args.seed, device=args.device,
         dtype=args.dtype, limit=args.limit, warmup_tokens=args.warmup_tokens,
         profile_tokens=args.profile_tokens,
     )
-    result = capture(config, progress=not args.no_progress and sys.stderr.isatty())
-    line = (f"{result.path}: {result.requests} requests, {result.cycles} cycles, "
-            f"{result.tokens} tokens in {result.wall_s:.1f} s")
-    if result.interrupted:
-        print(f"specsim: interrupted; {line} (the last request cut off)", file=sys.stderr)
+    results: list[CaptureResult]
+    if args.out is not None:
+        if len(drafts) > 1 or len(policies) > 1:
+            raise SpecsimError("capture: several --draft / --policy values need --out-dir "
+                               "(one trace per configuration), not --out")
+        check_overwrite([args.out], args.force)
+        results = [capture(base, progress=progress)]
+    else:
+        configs = plan_configs(base, drafts, policies, args.out_dir, f".{args.format}",
+                               force=args.force)
+        results = capture_interleaved(configs, progress=progress)
+    interrupted = any(r.interrupted for r in results)
+    for result in results:
+        line = (f"{result.path}: {result.requests} requests, {result.cycles} cycles, "
+                f"{result.tokens} tokens in {result.wall_s:.1f} s")
+        print(line, file=sys.stderr if interrupted else sys.stdout)
+    if interrupted:
+        print("specsim: interrupted; every trace is valid (the last request cut off)",
+              file=sys.stderr)
         return 130
-    print(line)
     return 0
 
 

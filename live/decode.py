@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import torch
 
+from live.device import synchronizer
 from live.drafts import Draft, uses_confidence
 from live.kvcache import CachedLM
 from live.sampling import (
@@ -26,6 +27,7 @@ from live.sampling import (
     make_generator,
     match_vocab,
     probs_from_logits,
+    request_seed,
 )
 from sim.policies import Policy, PolicyState, useful_tau
 from tracing.schema import CycleRecord
@@ -87,10 +89,11 @@ def speculative_generate(
     as soon as it is complete (streaming capture).
     """
     device = target.device
-    on_cuda = str(device).startswith("cuda")
-    sync: Callable[[], None] = torch.cuda.synchronize if on_cuda else (lambda: None)
+    sync = synchronizer(device)  # waits for *this* device (cuda:N, xpu:N, mps)
     eos = eos_token_ids or set()
-    gen = make_generator(sampling.seed, device)
+    # this request's own random stream: derived from the run's seed and the request id
+    seed = None if sampling.seed is None else request_seed(sampling.seed, request_id)
+    gen = make_generator(seed, device)
     record_probs = not sampling.greedy or uses_confidence(policy)
     vocab = int(target.model.config.vocab_size)
     prompt = [int(t) for t in input_ids[0].tolist()]
@@ -101,6 +104,9 @@ def speculative_generate(
     cycles: list[CycleRecord] = []
     stopped = "length"
     policy.reset(request_id)
+    limit_vocab = getattr(draft, "limit_vocab", None)
+    if callable(limit_vocab):
+        limit_vocab(vocab)  # a larger-vocabulary draft proposes only the target's tokens
 
     with torch.inference_mode():
         # Prefill: target (and draft) over the prompt minus its last token; no logits needed.
@@ -113,6 +119,10 @@ def speculative_generate(
         sync()
         first_token_s = prefill_end = clock()
         last = prompt[-1]  # the one context token not yet in the target's cache
+        # Cycles lie end to end: each starts when the previous one's record was complete, so
+        # the bookkeeping between two verify passes (the policy's observe and next_tau, the
+        # trace write in on_cycle) lands in the next cycle's overhead_s, not in no field.
+        t_start = prefill_end
 
         while True:
             state = PolicyState(request_id, len(cycles), len(prompt) + len(out), len(out),
@@ -122,11 +132,14 @@ def speculative_generate(
             if policy.budget_exhausted(state):
                 stopped = "budget"
                 break
-            t_start = clock()
             context = len(prompt) + len(out)
 
-            # 1. The policy picks tau (0 = a target-only step; nothing to draft with no draft).
-            tau = useful_tau(state, policy.next_tau(state)) if draft is not None else 0
+            # 1. The policy picks tau (0 = a target-only step). It is asked even with no draft:
+            # asking commits a verify pass to its budget, as in the simulator.
+            tau = useful_tau(state, policy.next_tau(state))
+            if draft is None:
+                tau = 0
+            t_policy = clock()
 
             # 2. The draft proposes x_1..x_tau' (tau' <= tau) with distributions q (tau', V).
             x = _NO_TOKENS
@@ -185,9 +198,11 @@ def speculative_generate(
                 tau=tau,
                 accepted=n,
                 emitted=emitted,
-                draft_s=t_drafted - t_start,
+                draft_s=t_drafted - t_policy,
                 verify_s=t_verified - t_drafted,
-                overhead_s=t_end - t_verified,
+                # the policy's decision, the acceptance, the crops, and the previous cycle's
+                # observe / trace write (all since this cycle's start)
+                overhead_s=(t_policy - t_start) + (t_end - t_verified),
                 context_tokens=context,
                 draft_prob=draft_prob,
                 target_prob=target_prob,
@@ -198,6 +213,7 @@ def speculative_generate(
                 first_token_s = t_end
             if on_cycle is not None:
                 on_cycle(record)
+            t_start = t_end
             if stopped == "eos":
                 break
 

@@ -10,6 +10,9 @@ kept -- so a new kind never touches the acceptance code in :mod:`live.decode`. P
 3. ``update(n_accepted, new_tokens)``: of the tokens just proposed, the first ``n_accepted``
    were kept, and ``new_tokens`` (those plus the target's token) were appended to the context.
 
+Optional: ``limit_vocab(vocab_size)``, called by the decoder with the target's vocabulary size
+before a request, for drafts that could otherwise propose tokens the target does not have.
+
 Kinds: :class:`ModelDraft` (another causal LM), :class:`NgramDraft` (prompt lookup),
 :class:`LayerSkipDraft` (the target's first layers); ``none`` is no draft at all.
 """
@@ -67,11 +70,20 @@ class ModelDraft:
     run through the draft yet; the next ``propose`` feeds them in its first forward.
     """
 
-    def __init__(self, model: Any, name: str, device: str = "cpu") -> None:
+    def __init__(self, model: Any, name: str, device: str = "cpu",
+                 vocab_size: int | None = None) -> None:
         self.lm = CachedLM(model)
         self.name = name
         self.device = device
         self.ids: list[int] = []
+        self.vocab_size = vocab_size  # the target's: draft only tokens the target has
+
+    def limit_vocab(self, vocab_size: int) -> None:
+        """Draft only tokens ``< vocab_size`` (the target's vocabulary): a draft whose embedding
+        table is larger (padded over the same tokenizer) must never propose a token the target
+        cannot embed. Its distribution is renormalised over those tokens (the logits are cut
+        before the softmax), which is still a valid proposal for exact speculative sampling."""
+        self.vocab_size = int(vocab_size)
 
     @torch.inference_mode()
     def start(self, input_ids: torch.Tensor) -> None:
@@ -85,21 +97,33 @@ class ModelDraft:
     def propose(
         self, tau: int, sampling: SamplingConfig, generator: torch.Generator, policy: Policy
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Draft up to ``tau`` tokens one forward at a time; tokens stay on the device."""
+        """Draft up to ``tau`` tokens one forward at a time; tokens stay on the device.
+
+        Greedy drafting with a policy that does not read the draft's probabilities computes no
+        softmax: the token is the logits' argmax and ``q`` is ``None`` (one-hot on it, which is
+        what a greedy draft's distribution is)."""
         inp = torch.tensor([self.ids[self.lm.length:]], device=self.device)  # (1, pending)
         tokens: list[torch.Tensor] = []
         qs: list[torch.Tensor] = []
         ask = uses_confidence(policy)  # only then read q(x) back (a device sync per token)
+        want_q = ask or not sampling.greedy
+        vocab = self.vocab_size
         for i in range(tau):
-            q = probs_from_logits(self.lm.feed(inp)[-1], sampling)  # (V,)
-            x = pick_token(q, sampling.greedy, generator)  # ()
+            logits = self.lm.feed(inp)[-1]  # (V_draft,)
+            if vocab is not None and logits.shape[-1] > vocab:
+                logits = logits[:vocab]  # (V,): never a token the target lacks
+            if want_q:
+                q = probs_from_logits(logits, sampling)  # (V,)
+                x = pick_token(q, sampling.greedy, generator)  # ()
+                qs.append(q)
+            else:
+                x = logits.argmax(dim=-1)  # () greedy: no softmax needed
             tokens.append(x)
-            qs.append(q)
             if i == tau - 1 or (ask and not policy.keep_drafting(i, float(q[x]))):
                 break
             inp = x.view(1, 1)
         # The cache now holds the context plus every drafted token but the last.
-        return torch.stack(tokens), torch.stack(qs)
+        return torch.stack(tokens), (torch.stack(qs) if want_q else None)
 
     def update(self, n_accepted: int, new_tokens: list[int]) -> None:
         """Drop the rejected drafted tokens from the cache; remember the new context."""
@@ -228,4 +252,5 @@ def make_draft(spec: str, target: LoadedModel) -> Draft | None:
 
     draft = load_model(spec, device=target.device, dtype=target.dtype)
     check_tokenizers(target, draft)
-    return ModelDraft(draft.model, draft.name, device=target.device)
+    return ModelDraft(draft.model, draft.name, device=target.device,
+                      vocab_size=int(target.model.config.vocab_size))

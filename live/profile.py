@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from live.device import synchronizer
 from live.kvcache import CachedLM
 from sim.calibrate.costs import PROFILE_KEY  # where the simulator reads it
 
@@ -41,7 +42,7 @@ def profile_verify(target: Any, input_ids: torch.Tensor, *, max_tokens: int = 17
         raise ValueError(f"profile_verify: max_tokens and rounds must be >= 1, "
                          f"got {max_tokens}, {rounds}")
     device = target.device
-    on_cuda = str(device).startswith("cuda")
+    sync = synchronizer(device)
     lm = CachedLM(target.model)
     ids = input_ids.to(device)
     context = int(ids.shape[1])
@@ -54,12 +55,10 @@ def profile_verify(target: Any, input_ids: torch.Tensor, *, max_tokens: int = 17
         for _ in range(rounds):
             rng.shuffle(order)
             for n in order:
-                if on_cuda:
-                    torch.cuda.synchronize()
+                sync()
                 t0 = time.perf_counter()
                 lm.feed(filler[:, :n], logits_to_keep=n)
-                if on_cuda:
-                    torch.cuda.synchronize()
+                sync()
                 samples[n].append(time.perf_counter() - t0)
                 lm.crop_to(context)
     return {"seconds": [round(statistics.median(samples[n]), 9) for n in sorted(samples)],
@@ -102,8 +101,7 @@ def profile_device(target: Any, *, draft: Any = None, draft_name: str = "",
     if rounds < 1 or not batches or not tokens or not contexts:
         raise ValueError("profile_device: rounds >= 1 and non-empty batches/tokens/contexts")
     device = str(target.device)
-    on_cuda = device.startswith("cuda")
-    sync = torch.cuda.synchronize if on_cuda else (lambda: None)
+    sync = synchronizer(device)  # this device, not the current one
     vocab = int(target.model.config.vocab_size)
     gen = torch.Generator().manual_seed(seed)
     base = torch.randint(0, vocab, (1, max(contexts)), generator=gen).to(device)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from tracing.errors import SpecsimError
@@ -44,6 +45,19 @@ def make_generator(seed: int | None, device: str | torch.device = "cpu") -> torc
     else:
         gen.manual_seed(int(seed))
     return gen
+
+
+def request_seed(seed: int, request_id: int) -> int:
+    """The seed of request ``request_id``'s random stream in a run seeded with ``seed``.
+
+    Every request gets its own stream (two requests of one run never replay the same uniforms,
+    so their acceptance outcomes are independent), yet a request's draws depend only on the run's
+    seed and its own id -- not on which requests ran before it, so a run is reproducible from its
+    seed even when its requests are interleaved with another run's. ``numpy.random.SeedSequence``
+    mixes the pair (a 63-bit result: ``torch.Generator.manual_seed`` takes any such int).
+    """
+    words = np.random.SeedSequence([int(seed) & (2**64 - 1), int(request_id)]).generate_state(2)
+    return int((int(words[0]) << 32 | int(words[1])) & (2**63 - 1))
 
 
 def probs_from_logits(logits: torch.Tensor, config: SamplingConfig) -> torch.Tensor:

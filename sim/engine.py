@@ -62,7 +62,7 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
     """Run one replication of a calibrated scenario."""
     scenario = cal.scenario
     rng = np.random.default_rng(scenario.workload.seed if seed is None else seed)
-    workload = build_workload(scenario, rng, cal.requests)
+    workload = build_workload(scenario, rng, cal.requests, cal.arrivals)
     model, costs = cal.acceptance, cal.costs
     lat = scenario.latency
     own_device = not (lat.hardware and lat.hardware != lat.source_hardware)
@@ -185,7 +185,7 @@ def _frames(log: Log, workload: Workload, grouped: bool) -> tuple[pd.DataFrame, 
     for key in CYCLE_KEYS:
         parts = log.cycles[key]
         kind = CYCLE_COLUMNS[key][0]
-        dtype = np.int64 if kind == "int" else np.float64
+        dtype = np.int64 if kind in ("int", "id") else np.float64  # ids: ints in a simulation
         if parts and isinstance(parts[0], np.ndarray):
             cols[key] = np.concatenate(parts).astype(dtype, copy=False)
         else:

@@ -233,7 +233,10 @@ class CostEstimate:
         return max(0.0, mean_y + slope * (tokens_scored - mean_x))
 
     def update(self, cycle: CycleRecord) -> None:
-        """Learn from one observed cycle."""
+        """Learn from one observed cycle (an imported step without its draft/verify split, schema
+        v2, teaches no costs)."""
+        if cycle.draft_s is None or cycle.verify_s is None or cycle.overhead_s is None:
+            return
         if cycle.tau > 0:
             per_token = cycle.draft_s / cycle.tau
             d = self.draft_per_token

@@ -47,8 +47,16 @@ class WorkloadConfig:
     requests: int = field(default=200, metadata=_rng(1))
     prompt_tokens: TokenSpec = field(default=128, metadata={"tokens": True})
     output_tokens: TokenSpec = field(default=256, metadata={"tokens": True})
-    arrival: str = field(default="closed", metadata={"choices": ("closed", "poisson", "trace")})
+    arrival: str = field(default="closed",
+                         metadata={"choices": ("closed", "poisson", "trace", "file")})
     rate_per_s: float = field(default=0.0, metadata=_rng(0.0))
+    # arrival = "file": a real workload (sim.calibrate.arrivals) -- an Azure LLM trace CSV, a
+    # Mooncake JSONL or a specsim trace; relative paths from the scenario file's folder
+    arrivals_file: str = ""
+    rate_scale: float = field(default=1.0, metadata=_rng(0.0))  # the file's gaps divided by this
+    start_s: float = field(default=0.0, metadata=_rng(0.0))  # where in the file to start
+    max_prompt_tokens: int = field(default=0, metadata=_rng(0))  # length caps (0 = none)
+    max_output_tokens: int = field(default=0, metadata=_rng(0))
     concurrency: int = field(default=1, metadata=_rng(1))  # users of a closed workload
     seed: int = field(default=0, metadata=_rng(0))
 
@@ -211,6 +219,10 @@ class Scenario:
                 raise SpecsimError(f"{where}: [{section}] must be a table")
             if section == "policy":
                 parts[section] = _build_policy(table, where)
+            elif section == "workload" and table.get("arrival") == "file":
+                # lengths come from the arrivals file unless given
+                table = {"prompt_tokens": "file", "output_tokens": "file", **table}
+                parts[section] = _build_section(SECTIONS[section], section, table, where)
             else:
                 parts[section] = _build_section(SECTIONS[section], section, table, where)
         scenario = cls(**parts, where=where)
@@ -306,6 +318,7 @@ class Scenario:
             raise SpecsimError(
                 f'{where}: [workload] rate_per_s = {w.rate_per_s}: only with arrival = "poisson"'
             )
+        self._check_file(where)
         if a.model == "iid" and isinstance(a.alpha, list):
             raise SpecsimError(
                 f'{where}: [acceptance] alpha = {a.alpha}: model "iid" takes one number'
@@ -334,6 +347,23 @@ class Scenario:
                 raise SpecsimError(
                     f'{where}: [latency] {key} = "{name}": unknown (known: {", ".join(CATALOG)})'
                 )
+
+
+    def _check_file(self, where: str) -> None:
+        w = self.workload
+        if w.arrival == "file" and not w.arrivals_file:
+            raise SpecsimError(f'{where}: [workload] arrival = "file" needs arrivals_file = "PATH" '
+                               "(an Azure LLM trace CSV, a Mooncake JSONL or a specsim trace)")
+        if w.arrival != "file":
+            if w.arrivals_file:
+                raise SpecsimError(f'{where}: [workload] arrivals_file = "{w.arrivals_file}": '
+                                   'only with arrival = "file"')
+            for key in ("prompt_tokens", "output_tokens"):
+                if getattr(w, key) == "file":
+                    raise SpecsimError(f'{where}: [workload] {key} = "file": only with '
+                                       'arrival = "file"')
+        if w.rate_scale <= 0:
+            raise SpecsimError(f"{where}: [workload] rate_scale = {w.rate_scale:g}: must be > 0")
 
 
 def _toml_value(value: Any) -> str:
@@ -454,8 +484,8 @@ def _check_tokens(value: Any, what: str) -> TokenSpec:
             raise SpecsimError(f"{what}: must be >= 1")
         return value
     if isinstance(value, str):
-        if value != "trace":
-            raise SpecsimError(f'{what}: the only string allowed is "trace"')
+        if value not in ("trace", "file"):
+            raise SpecsimError(f'{what}: the only strings allowed are "trace" and "file"')
         return value
     if not isinstance(value, dict):
         raise SpecsimError(f'{what}: must be a token count, "trace" or a distribution')
@@ -494,7 +524,7 @@ def _coerce(cls: type, name: str, value: Any) -> Any:
         return value
     f = {f.name: f for f in fields(cls)}.get(name)
     kind = str(f.type) if f is not None else "policy"
-    if kind == "str" or value == "trace":
+    if kind == "str" or value in ("trace", "file"):
         return value
     if value.lower() in ("true", "false") and kind in ("bool", "policy"):
         return value.lower() == "true"

@@ -5,7 +5,8 @@ uniform integers, or a weighted choice), or ``"trace"``: the trace's requests in
 cycling when more requests are asked for than the trace holds (so replaying a trace serves its
 requests exactly). Arrivals: ``closed`` (``concurrency`` users, each sending its next request when the
 previous one completes -- times are decided by the simulation, so they are NaN here), ``poisson``
-at ``rate_per_s``, or ``trace`` (the trace's arrival times, shifted so the first is 0). What a trace says comes
+at ``rate_per_s``, ``trace`` (the trace's arrival times, shifted so the first is 0), or ``file``
+(a real workload's arrivals and lengths: :mod:`sim.calibrate.arrivals`). What a trace says comes
 from calibration (:class:`sim.calibrate.requests.RequestTables`); this module never reads one.
 The SimPy side: :func:`arrivals` (open workloads) and :class:`Closer` (closed-loop users) put
 request ids into the server's queue.
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import simpy
 
+from sim.calibrate.arrivals import ArrivalTable
 from sim.calibrate.requests import RequestTables
 from sim.figures import Log
 from sim.scenario import Scenario, TokenSpec
@@ -52,9 +54,14 @@ def _lengths(
     tables: RequestTables | None,
     column: str,
     where: str,
+    file: ArrivalTable | None = None,
 ) -> np.ndarray:
     if isinstance(spec, int):
         return np.full(n, spec, dtype=np.int64)
+    if spec == "file":
+        if file is None:
+            raise SpecsimError(f'{where}: [workload] {column} = "file" needs arrival = "file"')
+        return np.asarray(getattr(file, column)[:n], dtype=np.int64)
     if spec == "trace":
         if tables is None or len(tables) == 0:
             raise SpecsimError(
@@ -82,13 +89,20 @@ def _lengths(
 
 
 def build_workload(
-    scenario: Scenario, rng: np.random.Generator, tables: RequestTables | None = None
+    scenario: Scenario,
+    rng: np.random.Generator,
+    tables: RequestTables | None = None,
+    file: ArrivalTable | None = None,
 ) -> Workload:
     """Draw the scenario's requests from the one seeded generator of the run (``tables``: the
-    trace's requests, from calibration)."""
+    trace's requests, ``file``: the arrivals file's, both from calibration)."""
     w, where = scenario.workload, scenario.where
     n = w.requests
-    if w.arrival == "trace":
+    if w.arrival == "file":
+        if file is None:
+            raise SpecsimError(f'{where}: [workload] arrival = "file": the file was not loaded')
+        arrival = file.arrival_s[:n]
+    elif w.arrival == "trace":
         if tables is None or len(tables) == 0:
             raise SpecsimError(f'{where}: [workload] arrival = "trace" needs a trace with requests')
         src = tables.arrival_s
@@ -102,8 +116,8 @@ def build_workload(
         arrival = np.cumsum(rng.exponential(1.0 / w.rate_per_s, n))
     else:
         arrival = np.full(n, np.nan)
-    prompt = _lengths(w.prompt_tokens, n, rng, tables, "prompt_tokens", where)
-    output = _lengths(w.output_tokens, n, rng, tables, "output_tokens", where)
+    prompt = _lengths(w.prompt_tokens, n, rng, tables, "prompt_tokens", where, file)
+    output = _lengths(w.output_tokens, n, rng, tables, "output_tokens", where, file)
     rows = None
     if tables is not None and len(tables):
         rows = np.arange(n) % len(tables)

@@ -355,3 +355,40 @@ def test_cuda_greedy_and_sampling(target_model: Any, prompts: list[torch.Tensor]
                        for _ in range(2)]
             assert sampled[0].tokens == sampled[1].tokens
             check_invariants(sampled[0], 20)
+
+
+def test_requests_of_one_seed_draw_their_own_uniforms(target_model: Any) -> None:
+    """Two requests of one run, same seed and same prompt, draw different random streams (their
+    acceptance outcomes are independent), and each is reproducible from the seed alone."""
+    draft = ModelDraft(perturbed(target_model, 1, 0.3), "noisy")
+    ids = torch.tensor([[3, 1, 4, 1, 5]])
+    sampling = SamplingConfig(1.0, seed=11)
+
+    def run(rid: int) -> DecodeResult:
+        return speculative_generate(Target(target_model), draft, make_policy("fixed:tau=3"), ids,
+                                    max_new_tokens=24, sampling=sampling, request_id=rid)
+
+    first, second, second_again = run(0), run(1), run(1)
+    assert first.tokens != second.tokens
+    assert second.tokens == second_again.tokens
+    assert [c.accepted for c in second.cycles] == [c.accepted for c in second_again.cycles]
+
+
+def test_a_larger_vocabulary_draft_proposes_only_target_tokens() -> None:
+    """A draft whose embedding table is larger (padded over the same tokenizer) never proposes
+    a token the target lacks, even when it would prefer one; greedy stays exact."""
+    target = tiny_llama(0, vocab=64)
+    big = tiny_llama(1, vocab=96)
+    with torch.no_grad():
+        big.lm_head.weight[64:].mul_(50.0)  # left alone it would mostly pick ids >= 64
+    ids = torch.tensor([[3, 9, 27]])
+    ref = target_only_generate(Target(target), ids, max_new_tokens=16, sampling=SamplingConfig())
+    for sampling in (SamplingConfig(), SamplingConfig(1.0, seed=2)):
+        r = speculative_generate(Target(target), ModelDraft(big, "big"),
+                                 make_policy("fixed:tau=3"), ids, max_new_tokens=16,
+                                 sampling=sampling)
+        check_invariants(r, 16)
+        assert all(0 <= t < 64 for t in r.tokens)
+        assert sum(c.tau for c in r.cycles) > 0
+        if sampling.greedy:
+            assert r.tokens == ref

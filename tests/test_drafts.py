@@ -102,6 +102,7 @@ def test_model_draft_rollback_equals_reencoding(llama: Any) -> None:
     prompt = [5, 9, 11, 2, 7]
     draft.start(torch.tensor([prompt]))
     gen, cfg, policy = make_generator(0), SamplingConfig(), make_policy("fixed:tau=4")
+    reads_q = make_policy("confidence:threshold=0.0,max_tau=1")
     context = list(prompt)
     for n_kept, extra in ((1, 13), (4, 21), (0, 30), (None, 17)):
         if n_kept is None:  # a target-only cycle: nothing proposed
@@ -114,7 +115,8 @@ def test_model_draft_rollback_equals_reencoding(llama: Any) -> None:
             draft.update(n_kept, new)
         context += new
         assert draft.ids == context
-        tokens, q = draft.propose(1, cfg, gen, policy)
+        # a policy that reads the draft's probabilities gets q even when greedy
+        tokens, q = draft.propose(1, cfg, gen, reads_q)
         assert q is not None
         with torch.no_grad():
             want = torch.softmax(llama(torch.tensor([context])).logits[0, -1], dim=-1)
@@ -133,6 +135,36 @@ def test_model_draft_stops_early_with_confidence(llama: Any) -> None:
     draft.update(0, [4])
     tokens, _ = draft.propose(8, SamplingConfig(), make_generator(0), always)
     assert tokens.shape == (8,)
+
+
+def test_greedy_drafting_computes_no_softmax(llama: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Greedy drafting for a policy that never reads q: argmax of the logits, no softmax, q is
+    None (one-hot); the tokens are those the softmax path picks. A policy that reads q (the
+    confidence one) or sampling still gets the probabilities."""
+    import live.drafts
+
+    calls: list[int] = []
+    real = live.drafts.probs_from_logits
+
+    def counting(logits: torch.Tensor, config: SamplingConfig) -> torch.Tensor:
+        calls.append(1)
+        return real(logits, config)
+
+    monkeypatch.setattr(live.drafts, "probs_from_logits", counting)
+    prompt = torch.tensor([[1, 2, 3, 4]])
+    greedy, gen = SamplingConfig(), make_generator(0)
+    fast = ModelDraft(llama, "self")
+    fast.start(prompt)
+    tokens, q = fast.propose(5, greedy, gen, make_policy("fixed:tau=5"))
+    assert q is None and calls == []
+    reads = ModelDraft(llama, "self")
+    reads.start(prompt)
+    same, q = reads.propose(5, greedy, gen, make_policy("confidence:threshold=0.0,max_tau=5"))
+    assert q is not None and q.shape == (5, 48) and len(calls) == 5
+    assert tokens.tolist() == same.tolist() == q.argmax(dim=-1).tolist()
+    reads.update(0, [])  # nothing kept: back to the prompt
+    _, q = reads.propose(2, SamplingConfig(1.0), gen, make_policy("fixed:tau=2"))
+    assert q is not None and len(calls) == 7
 
 
 def test_make_draft_specs(llama: Any) -> None:

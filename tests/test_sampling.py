@@ -177,3 +177,13 @@ def test_match_vocab() -> None:
     assert match_vocab(probs, 6).shape == (2, 6)
     assert float(match_vocab(probs, 6)[:, 4:].sum()) == 0.0
     assert match_vocab(probs, 3).shape == (2, 3)
+
+
+def test_request_seeds_differ_by_request_and_repeat_by_seed() -> None:
+    from live.sampling import request_seed
+
+    seeds = [request_seed(7, rid) for rid in range(100)]
+    assert len(set(seeds)) == 100  # every request its own stream
+    assert seeds == [request_seed(7, rid) for rid in range(100)]  # reproducible from the seed
+    assert request_seed(8, 0) != request_seed(7, 0)
+    assert all(0 <= s < 2**63 for s in [*seeds, request_seed(-1, 3)])

@@ -137,6 +137,10 @@ def test_in_memory_trace_is_validated_too() -> None:
     trace.cycles.loc[2, "overhead_s"] = -0.5
     with pytest.raises(TraceError, match=r"<trace> row 2 field 'overhead_s'"):
         validate_trace(trace)
+    # NaN is a null: the split is then incomplete (v2: all three or none).
     trace.cycles.loc[2, "overhead_s"] = float("nan")
-    with pytest.raises(TraceError, match=r"<trace> row 2 field 'overhead_s': must be a number"):
+    with pytest.raises(TraceError, match=r"<trace> row 2 field 'overhead_s': overhead_s is null"):
+        validate_trace(trace)
+    trace.cycles.loc[2, "cycle_s"] = float("nan")
+    with pytest.raises(TraceError, match=r"<trace> row 2 field 'overhead_s'"):
         validate_trace(trace)

@@ -58,7 +58,7 @@ def _fmt_ms(d: dict[str, float]) -> str:
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
-    s = summarize(read_trace(args.trace))
+    s = summarize(read_trace(args.trace), include_interrupted=args.include_interrupted)
     if args.json:
         print_json(s)
         return 0
@@ -74,8 +74,12 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     print(f"  acceptance by position: {by_pos or '-'}")
     print(f"  latency  {_fmt_ms(s['latency_s'])}")
     print(f"  ttft     {_fmt_ms(s['ttft_s'])}")
-    shares = "  ".join(f"{k} {v:.0%}" for k, v in s["time_share"].items())
+    if s["interrupted_requests"]:
+        print(f"  interrupted requests {s['interrupted_requests']} (left out of latency figures)")
+    shares = "  ".join(f"{k} {v:.0%}" for k, v in s["time_share"].items() if v is not None)
     print(f"  time     {shares}   throughput {s['throughput_tok_s']:.1f} tok/s")
+    for figure, why in s["unavailable"].items():
+        print(f"  not available: {figure} -- {why}")
     return 0
 
 
@@ -110,7 +114,10 @@ def _cmd_perfetto(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    """Add the ``trace`` subcommands to the ``specsim`` parser."""
+    """Add the ``trace`` subcommands (and ``import``) to the ``specsim`` parser."""
+    from tracing.importers.cli import register as register_import
+
+    register_import(sub)
     trace = sub.add_parser("trace", help="validate, summarise, convert and export traces")
     tsub = trace.add_subparsers(dest="trace_command", required=True, metavar="ACTION")
 
@@ -121,6 +128,8 @@ def register(sub: Any) -> None:
 
     p = tsub.add_parser("summary", help="counts, acceptance, latency percentiles")
     p.add_argument("trace")
+    p.add_argument("--include-interrupted", action="store_true",
+                   help="count interrupted requests in the latency figures too")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_summary)
 

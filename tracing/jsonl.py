@@ -16,9 +16,11 @@ from typing import IO, Any
 import numpy as np
 
 from tracing.errors import TraceError, TruncatedTraceError
+from tracing.runmeta import parse_run_meta
 from tracing.schema import (
     CYCLE_COLUMNS,
     REQUEST_COLUMNS,
+    SCHEMA_VERSION,
     TYPE_CYCLE,
     TYPE_REQUEST,
     TYPE_RUN,
@@ -26,7 +28,7 @@ from tracing.schema import (
     RequestRecord,
     RunMeta,
 )
-from tracing.trace import Trace, columns_to_frame
+from tracing.trace import Trace, columns_to_frame, frame_to_table
 
 # json.dumps with a reusable encoder: ~3x cheaper per record than json.dumps(obj) with defaults.
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
@@ -60,7 +62,7 @@ class TraceWriter:
     def open(self) -> None:
         """Create the file and write the run line."""
         self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
-        self._write({"type": TYPE_RUN, **self.meta.to_dict()})
+        self._write(run_line(self.meta))
 
     def close(self) -> None:
         if self._file is not None:
@@ -83,6 +85,12 @@ class TraceWriter:
             "overhead_s": c.overhead_s,
             "context_tokens": c.context_tokens,
         }
+        if c.draft_s is None:  # the split is unknown: only the step's wall time
+            del rec["draft_s"], rec["verify_s"], rec["overhead_s"]
+        if c.batch_size is not None:
+            rec["batch_size"] = c.batch_size
+        if c.cycle_s is not None:
+            rec["cycle_s"] = c.cycle_s
         if c.draft_prob is not None:
             rec["draft_prob"] = c.draft_prob
         if c.target_prob is not None:
@@ -101,16 +109,21 @@ class TraceWriter:
         self._file.flush()
 
 
+def run_line(meta: RunMeta) -> dict[str, Any]:
+    """The run line a writer writes: the metadata, stamped with this schema version."""
+    return {"type": TYPE_RUN, **meta.to_dict(), "schema_version": SCHEMA_VERSION}
+
+
 def write_jsonl(trace: Trace, path: str | Path) -> None:
     """Write a whole trace as JSONL: run line, then each request's cycles followed by its request
     line (the order a capture writes them in)."""
-    cycles = _frame_rows(trace.cycles)
-    requests = _frame_rows(trace.requests)
-    by_request: dict[int, list[dict[str, Any]]] = {}
+    cycles = _frame_rows(trace.cycles, CYCLE_COLUMNS)
+    requests = _frame_rows(trace.requests, REQUEST_COLUMNS)
+    by_request: dict[Any, list[dict[str, Any]]] = {}
     for rec in cycles:
         by_request.setdefault(rec["request_id"], []).append(rec)
     with open(path, "w", encoding="utf-8") as f:
-        f.write(_encode({"type": TYPE_RUN, **trace.meta.to_dict()}) + "\n")
+        f.write(_encode(run_line(trace.meta)) + "\n")
         for req in requests:
             for rec in by_request.pop(req["request_id"], []):
                 f.write(_encode({"type": TYPE_CYCLE, **rec}) + "\n")
@@ -120,27 +133,41 @@ def write_jsonl(trace: Trace, path: str | Path) -> None:
                 f.write(_encode({"type": TYPE_CYCLE, **rec}) + "\n")
 
 
-def _frame_rows(frame: Any) -> list[dict[str, Any]]:
-    import pyarrow as pa
+def _frame_rows(frame: Any, columns: dict[str, tuple[str, bool]]) -> list[dict[str, Any]]:
+    rows = frame_to_table(frame, columns).to_pylist()
+    out = [{k: v for k, v in row.items() if v is not None} for row in rows]
+    if columns is CYCLE_COLUMNS and len(frame):
+        # cycle_s equal to its split is what a reader fills in: leave it out, as a capture does.
+        split = (frame["draft_s"].to_numpy() + frame["verify_s"].to_numpy()
+                 + frame["overhead_s"].to_numpy())
+        for i in np.flatnonzero(split == frame["cycle_s"].to_numpy()):
+            del out[i]["cycle_s"]
+    return out
 
-    rows = pa.Table.from_pandas(frame, preserve_index=False).to_pylist()
-    return [{k: v for k, v in row.items() if v is not None} for row in rows]
+
+_PY_TYPES = {"int": "integer", "float": "number", "str": "string", "floatlist": "list of numbers",
+             "id": "integer or string"}
+_INT64 = 2**63
+# Integers stored as float64 must still fit Arrow's integer conversion.
+_FLOAT_INT = 2**53
 
 
-_PY_TYPES = {"int": "integer", "float": "number", "str": "string", "floatlist": "list of numbers"}
+def _is_number(x: Any) -> bool:
+    t = type(x)
+    return (t is float and math.isfinite(x)) or (t is int and -_FLOAT_INT <= x <= _FLOAT_INT)
 
 
 def _check_value(kind: str, value: Any) -> bool:
     t = type(value)
     if kind == "int":
-        return t is int
+        return t is int and -_INT64 <= value < _INT64
     if kind == "float":
-        return (t is float and math.isfinite(value)) or t is int
+        return _is_number(value)
     if kind == "str":
         return t is str
-    return t is list and all(
-        (type(x) is float and math.isfinite(x)) or type(x) is int for x in value
-    )
+    if kind == "id":
+        return t is str or (t is int and -_INT64 <= value < _INT64)
+    return t is list and all(_is_number(x) for x in value)
 
 
 def parse_record(
@@ -154,12 +181,12 @@ def parse_record(
             if required:
                 raise TraceError(path, "missing required field", field=name, **where)
         elif not _check_value(kind, value):
-            raise TraceError(
-                path,
-                f"expected {_PY_TYPES[kind]}, got {type(value).__name__} {value!r:.40}",
-                field=name,
-                **where,
-            )
+            got = f"{type(value).__name__} {value!r:.40}"
+            if type(value) is int and kind in ("int", "id", "float"):
+                got = f"an integer out of range ({value!r:.40})"
+            elif type(value) is float:
+                got = f"{value!r}"
+            raise TraceError(path, f"expected {_PY_TYPES[kind]}, got {got}", field=name, **where)
         values.append(value)
     return values
 
@@ -188,6 +215,7 @@ def read_jsonl(path: str | Path, *, allow_truncated: bool = False) -> Trace:
     cyc_lines: list[int] = []
     req_lines: list[int] = []
     truncated_at: int | None = None
+    id_kind: type | None = None  # one kind of request_id per trace: int or str
     for i, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -204,6 +232,14 @@ def read_jsonl(path: str | Path, *, allow_truncated: bool = False) -> Trace:
         if not isinstance(rec, dict):
             raise TraceError(path, "a line must be a JSON object", line=i)
         kind = rec.get("type")
+        if kind in (TYPE_CYCLE, TYPE_REQUEST):
+            rid_kind = type(rec.get("request_id"))
+            if id_kind is None and rid_kind in (int, str):
+                id_kind = rid_kind
+            elif id_kind is not None and rid_kind in (int, str) and rid_kind is not id_kind:
+                raise TraceError(path, f"request_id is {rid_kind.__name__} but earlier ids are "
+                                 f"{id_kind.__name__} (one kind per trace)", line=i,
+                                 field="request_id")
         if kind == TYPE_CYCLE:
             if meta is None:
                 raise TraceError(path, "cycle before the run line", line=i, field="type")
@@ -219,7 +255,7 @@ def read_jsonl(path: str | Path, *, allow_truncated: bool = False) -> Trace:
         elif kind == TYPE_RUN:
             if meta is not None:
                 raise TraceError(path, "a second run line", line=i, field="type")
-            meta = _parse_meta(path, i, rec)
+            meta = parse_run_meta(path, rec, line=i)
         else:
             raise TraceError(
                 path, f"unknown record type {kind!r} (run|request|cycle)", line=i, field="type"
@@ -236,23 +272,3 @@ def read_jsonl(path: str | Path, *, allow_truncated: bool = False) -> Trace:
         cycle_lines=np.asarray(cyc_lines, dtype=np.int64),
         request_lines=np.asarray(req_lines, dtype=np.int64),
     )
-
-
-_META_TYPES: dict[str, tuple[type, ...]] = {
-    "source": (str,),
-    "target_model": (str,),
-    "draft_model": (str,),
-    "schema_version": (int,),
-}
-
-
-def _parse_meta(path: str, line: int, rec: dict[str, Any]) -> RunMeta:
-    for name, types in _META_TYPES.items():
-        if name not in rec:
-            raise TraceError(path, "missing required field of the run line", line=line, field=name)
-        if not isinstance(rec[name], types):
-            raise TraceError(path, f"wrong type {type(rec[name]).__name__}", line=line, field=name)
-    try:
-        return RunMeta.from_dict(rec)
-    except TypeError as exc:
-        raise TraceError(path, f"bad run line ({exc})", line=line) from None

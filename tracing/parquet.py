@@ -15,8 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tracing.errors import TraceError
-from tracing.schema import CYCLE_COLUMNS, REQUEST_COLUMNS, RunMeta
-from tracing.trace import Trace, arrow_schema, frame_to_table, table_to_frame
+from tracing.runmeta import parse_run_meta
+from tracing.schema import CYCLE_COLUMNS, REQUEST_COLUMNS, SCHEMA_VERSION
+from tracing.trace import ID_TYPES, Trace, arrow_schema, frame_to_table, table_to_frame
 
 KEY_RUN = b"specsim.run"
 KEY_REQUESTS = b"specsim.requests"
@@ -31,7 +32,8 @@ def write_parquet(trace: Trace, path: str | Path) -> None:
         stream.write_table(requests)
     table = table.replace_schema_metadata(
         {
-            KEY_RUN: json.dumps(trace.meta.to_dict()).encode(),
+            KEY_RUN: json.dumps({**trace.meta.to_dict(), "schema_version": SCHEMA_VERSION},
+                                allow_nan=False).encode(),
             KEY_REQUESTS: base64.b64encode(sink.getvalue().to_pybytes()),
         }
     )
@@ -62,22 +64,35 @@ def read_parquet(path: str | Path) -> Trace:
         raise TraceError(path, "no requests table in the metadata", field="specsim.requests") from None
     except (ValueError, pa.ArrowInvalid) as exc:
         raise TraceError(path, f"unreadable requests table ({exc})", field="specsim.requests") from None
-    _check_table(path, table, CYCLE_COLUMNS)
-    _check_table(f"{path} requests", requests, REQUEST_COLUMNS)
+    if not isinstance(meta_dict, dict):
+        raise TraceError(path, "run metadata must be a JSON object", field="specsim.run")
+    meta = parse_run_meta(f"{path} specsim.run", meta_dict)
+    id_type = _check_table(path, table, CYCLE_COLUMNS)
+    req_id_type = _check_table(f"{path} requests", requests, REQUEST_COLUMNS)
+    if table.num_rows and requests.num_rows and not id_type.equals(req_id_type):
+        raise TraceError(path, f"request_id is {id_type} in the cycles but {req_id_type} in the "
+                         "requests (one kind per trace)", field="request_id")
     return Trace(
-        meta=RunMeta.from_dict(meta_dict),
+        meta=meta,
         requests=table_to_frame(requests),
         cycles=table_to_frame(table.replace_schema_metadata(None)),
         path=path,
     )
 
 
-def _check_table(path: str, table: pa.Table, columns: dict[str, tuple[str, bool]]) -> None:
-    """Column names, types and required values; the invariants are validate's."""
+def _check_table(
+    path: str, table: pa.Table, columns: dict[str, tuple[str, bool]]
+) -> pa.DataType:
+    """Column names, types and required values; the invariants are validate's. Returns the
+    request_id type (int64 or string)."""
     unknown = set(table.column_names) - set(columns)
     if unknown:
         raise TraceError(path, "unknown column", field=sorted(unknown)[0])
-    for f in arrow_schema(columns, table.column_names):
+    id_type = table.schema.field("request_id").type if "request_id" in table.column_names \
+        else ID_TYPES[0]
+    if not any(id_type.equals(t) for t in ID_TYPES):
+        raise TraceError(path, f"expected type int64 or string, got {id_type}", field="request_id")
+    for f in arrow_schema(columns, table.column_names, id_type):
         if f.name not in table.column_names:
             raise TraceError(path, "missing required column", field=f.name)
         column = table.column(f.name)
@@ -86,3 +101,4 @@ def _check_table(path: str, table: pa.Table, columns: dict[str, tuple[str, bool]
         if not f.nullable and column.null_count:
             row = column.is_null().to_numpy(zero_copy_only=False).argmax()
             raise TraceError(path, "missing required value", row=int(row), field=f.name)
+    return id_type

@@ -11,7 +11,14 @@ Definitions (vLLM's names where they exist; "spec cycles" are cycles with tau > 
   chance position i+1 is accepted given that it was drafted and everything before it was
 - ``tokens_per_cycle`` = mean emitted per spec cycle (all cycles when none speculates)
 - ``latency_s`` = end_s - arrival_s; ``ttft_s`` = first_token_s - arrival_s;
-  ``tpot_s`` = (end_s - first_token_s) / (output_tokens - 1)
+  ``tpot_s`` = (end_s - first_token_s) / (output_tokens - 1), over the requests that were not
+  ``interrupted`` (those are counted in ``interrupted_requests``; ``include_interrupted=True``
+  takes them in)
+- ``time_s`` = seconds in prefill, draft, verify and overhead; without the draft/verify split
+  (an imported trace with ``cycle_s`` only) draft/verify/overhead are None and ``cycle`` holds the
+  steps' total
+- ``unavailable`` = {figure: why} for each figure the trace cannot give; those figures are None
+  (or an empty list), never invented
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tracing.schema import STOP_INTERRUPTED
 from tracing.trace import Trace
 
 
@@ -49,9 +57,23 @@ def acceptance_by_position(tau: np.ndarray, accepted: np.ndarray) -> tuple[list[
     return by_pos, hazard
 
 
-def summarize(trace: Trace) -> dict[str, Any]:
+def interrupted_mask(requests: pd.DataFrame) -> np.ndarray:
+    """True for the requests whose ``stop_reason`` is ``interrupted``."""
+    if "stop_reason" not in requests.columns:
+        return np.zeros(len(requests), dtype=bool)
+    return (requests["stop_reason"] == STOP_INTERRUPTED).to_numpy(dtype=bool)
+
+
+def split_known(cycles: pd.DataFrame) -> bool:
+    """Whether every cycle has its draft/verify/overhead split (not only ``cycle_s``)."""
+    return not cycles["draft_s"].hasnans if len(cycles) else True
+
+
+def summarize(trace: Trace, *, include_interrupted: bool = False) -> dict[str, Any]:
     """The ``specsim trace summary --json`` object."""
-    c, r = trace.cycles, trace.requests
+    c, r_all = trace.cycles, trace.requests
+    interrupted = interrupted_mask(r_all)
+    r = r_all if include_interrupted else r_all[~interrupted]
     tau = c["tau"].to_numpy()
     accepted = c["accepted"].to_numpy()
     emitted = c["emitted"].to_numpy()
@@ -60,6 +82,7 @@ def summarize(trace: Trace) -> dict[str, Any]:
     drafted = int(tau.sum())
     acc_total = int(accepted.sum())
     by_pos, hazard = acceptance_by_position(tau[spec], accepted[spec])
+    unavailable: dict[str, str] = {}
 
     latency = (r["end_s"] - r["arrival_s"]).to_numpy()
     ttft = (r["first_token_s"] - r["arrival_s"]).to_numpy()
@@ -67,24 +90,34 @@ def summarize(trace: Trace) -> dict[str, Any]:
     multi = out > 1
     tpot = ((r["end_s"] - r["first_token_s"]).to_numpy()[multi] / (out[multi] - 1))
     span = float(r["end_s"].max() - r["arrival_s"].min()) if len(r) else 0.0
-    phase = {
-        "prefill": float(r["prefill_s"].sum()),
-        "draft": float(c["draft_s"].sum()),
-        "verify": float(c["verify_s"].sum()),
-        "overhead": float(c["overhead_s"].sum()),
+    has_split = split_known(c)
+    phase: dict[str, float | None] = {
+        "prefill": float(r_all["prefill_s"].sum()),
+        "draft": float(c["draft_s"].sum()) if has_split else None,
+        "verify": float(c["verify_s"].sum()) if has_split else None,
+        "overhead": float(c["overhead_s"].sum()) if has_split else None,
+        "cycle": float(c["cycle_s"].sum()),
     }
-    busy = sum(phase.values())
+    if not has_split:
+        unavailable["time_s.draft/verify/overhead"] = (
+            "the trace has each step's wall time (cycle_s) but not its draft/verify split")
+    busy = phase["prefill"] + phase["cycle"]  # type: ignore[operator]
+    shares = {k: (v / busy if busy and v is not None else (None if v is None else 0.0))
+              for k, v in phase.items() if k != "cycle"}
+    if not len(c):
+        unavailable["acceptance"] = "the trace has no cycles (an acceptance profile or requests only)"
     meta = trace.meta
-    return {
+    result: dict[str, Any] = {
         "source": meta.source,
         "target_model": meta.target_model,
         "draft_model": meta.draft_model,
         "policy": meta.policy,
-        "requests": len(r),
+        "requests": len(r_all),
+        "interrupted_requests": int(interrupted.sum()),
         "cycles": len(c),
         "spec_cycles": n_spec,
         "target_only_cycles": len(c) - n_spec,
-        "output_tokens": int(out.sum()),
+        "output_tokens": int(r_all["output_tokens"].sum()),
         "drafted_tokens": drafted,
         "accepted_tokens": acc_total,
         "mean_tau": float(tau[spec].mean()) if n_spec else 0.0,
@@ -95,11 +128,15 @@ def summarize(trace: Trace) -> dict[str, Any]:
         "system_efficiency": float(emitted[spec].sum() / (tau[spec] + 1).sum()) if n_spec else 0.0,
         "acceptance_by_position": by_pos,
         "acceptance_hazard_by_position": hazard,
-        "verify_passes_per_request": float(r["verify_passes"].mean()) if len(r) else 0.0,
+        "verify_passes_per_request": float(r_all["verify_passes"].mean()) if len(r_all) else 0.0,
         "latency_s": percentiles(latency),
         "ttft_s": percentiles(ttft),
         "tpot_s": percentiles(tpot),
         "throughput_tok_s": float(out.sum() / span) if span > 0 else 0.0,
         "time_s": phase,
-        "time_share": {k: (v / busy if busy else 0.0) for k, v in phase.items()},
+        "time_share": shares,
     }
+    if "batch_size" in c.columns and len(c):
+        result["mean_batch_size"] = float(c["batch_size"].mean())
+    result["unavailable"] = unavailable
+    return result

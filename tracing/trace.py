@@ -7,15 +7,17 @@ Arrow table with the schema's types -- so a trace looks identical whatever it wa
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from tracing.errors import SpecsimError
 from tracing.schema import (
     CYCLE_COLUMNS,
+    CYCLE_SPLIT,
     REQUEST_COLUMNS,
     CycleRecord,
     RequestRecord,
@@ -28,18 +30,54 @@ _ARROW_TYPES = {
     "str": pa.string(),
     "floatlist": pa.list_(pa.float64()),
 }
+# request_id: integers or strings, one kind per trace.
+ID_TYPES = (pa.int64(), pa.string())
 
 
-def arrow_schema(columns: dict[str, tuple[str, bool]], present: Iterable[str]) -> pa.Schema:
+def arrow_schema(
+    columns: dict[str, tuple[str, bool]], present: Iterable[str], id_type: pa.DataType = ID_TYPES[0]
+) -> pa.Schema:
     """The Arrow schema of a frame: required columns always, optional ones when present."""
     present = set(present)
     return pa.schema(
         [
-            pa.field(name, _ARROW_TYPES[kind], nullable=not required)
+            pa.field(name, id_type if kind == "id" else _ARROW_TYPES[kind], nullable=not required)
             for name, (kind, required) in columns.items()
             if required or name in present
         ]
     )
+
+
+def id_arrow_type(values: Sequence[Any] | pd.Series | np.ndarray) -> pa.DataType:
+    """int64 for integer ids, string for string ids; a mix is a SpecsimError."""
+    if isinstance(values, pd.Series | np.ndarray):
+        if values.dtype.kind in "iu" or len(values) == 0:
+            return ID_TYPES[0]
+        values = list(values)
+    kinds = {type(v) for v in values}
+    if not kinds or kinds <= {int, np.int64}:
+        return ID_TYPES[0]
+    if kinds == {str}:
+        return ID_TYPES[1]
+    raise SpecsimError("request_id: a trace's ids must be all integers or all strings, got "
+                       + " and ".join(sorted(k.__name__ for k in kinds)))
+
+
+def complete_cycles(frame: pd.DataFrame) -> pd.DataFrame:
+    """The split columns always present (NaN where unknown) and ``cycle_s`` filled from the
+    split where absent -- what every reader hands on, whatever the file had (in place)."""
+    n = len(frame)
+    for name in CYCLE_SPLIT:
+        if name not in frame.columns:
+            frame[name] = np.full(n, np.nan)
+    if "cycle_s" not in frame.columns:
+        frame["cycle_s"] = (frame["draft_s"].to_numpy() + frame["verify_s"].to_numpy()
+                            + frame["overhead_s"].to_numpy())
+    elif frame["cycle_s"].hasnans:
+        split = (frame["draft_s"].to_numpy() + frame["verify_s"].to_numpy()
+                 + frame["overhead_s"].to_numpy())
+        frame["cycle_s"] = frame["cycle_s"].fillna(pd.Series(split, index=frame.index))
+    return frame
 
 
 def _list_mapper(dtype: pa.DataType) -> pd.ArrowDtype | None:
@@ -54,8 +92,11 @@ def table_to_frame(table: pa.Table) -> pd.DataFrame:
 
 
 def frame_to_table(frame: pd.DataFrame, columns: dict[str, tuple[str, bool]]) -> pa.Table:
-    """The library's frame -> an Arrow table with the schema's types."""
-    schema = arrow_schema(columns, frame.columns)
+    """The library's frame -> an Arrow table with the schema's types (an all-null optional
+    column is left out)."""
+    present = [name for name in frame.columns
+               if columns.get(name, ("", True))[1] or not frame[name].isna().all()]
+    schema = arrow_schema(columns, present, id_arrow_type(frame["request_id"]))
     return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
 
 
@@ -64,7 +105,7 @@ def columns_to_frame(
 ) -> pd.DataFrame:
     """Column lists (as parsed from JSONL or records) -> the library's frame."""
     present = [name for name, values in data.items() if any(v is not None for v in values)]
-    schema = arrow_schema(columns, present)
+    schema = arrow_schema(columns, present, id_arrow_type(data.get("request_id", [])))
     n = len(next(iter(data.values()))) if data else 0
     arrays = [pa.array(data.get(f.name, [None] * n), type=f.type) for f in schema]
     return table_to_frame(pa.Table.from_arrays(arrays, schema=schema))
@@ -92,6 +133,13 @@ class Trace:
     cycle_lines: np.ndarray | None = field(default=None, repr=False)
     request_lines: np.ndarray | None = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        # Frames built by hand (a simulation, a test) get the same cycle columns as read ones.
+        cols = self.cycles.columns
+        if ("cycle_s" not in cols or any(name not in cols for name in CYCLE_SPLIT)
+                or self.cycles["cycle_s"].hasnans):
+            self.cycles = complete_cycles(self.cycles)
+
     @classmethod
     def from_records(
         cls,
@@ -115,15 +163,14 @@ class Trace:
 
     def request_records(self) -> list[RequestRecord]:
         """The requests as record objects (optional fields None where absent)."""
-        return [RequestRecord(**row) for row in _rows(self.requests, RequestRecord)]
+        return [RequestRecord(**row) for row in _rows(self.requests, REQUEST_COLUMNS)]
 
     def cycle_records(self) -> list[CycleRecord]:
         """The cycles as record objects (optional fields None where absent)."""
-        return [CycleRecord(**row) for row in _rows(self.cycles, CycleRecord)]
+        return [CycleRecord(**row) for row in _rows(self.cycles, CYCLE_COLUMNS)]
 
 
-def _rows(frame: pd.DataFrame, record_type: type) -> Iterable[dict[str, Any]]:
-    names = [f.name for f in fields(record_type) if f.name in frame.columns]
-    table = pa.Table.from_pandas(frame[names], preserve_index=False)
-    for row in table.to_pylist():
-        yield {k: v for k, v in row.items()}
+def _rows(frame: pd.DataFrame, columns: dict[str, tuple[str, bool]]) -> Iterable[dict[str, Any]]:
+    blank = dict.fromkeys(columns)  # all-null optional columns are left out of the table
+    for row in frame_to_table(frame, columns).to_pylist():
+        yield {**blank, **row}

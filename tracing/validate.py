@@ -12,15 +12,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tracing.errors import TraceError
+from tracing.errors import SpecsimError, TraceError
+from tracing.runmeta import check_run_fields
 from tracing.schema import (
     CYCLE_COUNTS,
-    CYCLE_DURATIONS,
+    CYCLE_SPLIT,
     REQUEST_COUNTS,
     REQUEST_DURATIONS,
-    SCHEMA_VERSION,
+    REQUEST_TIMES,
+    STOP_REASONS,
+    SUPPORTED_VERSIONS,
+    V1_SOURCES,
 )
-from tracing.trace import Trace
+from tracing.trace import Trace, id_arrow_type
 
 _TIME_TOLERANCE_S = 1e-9
 
@@ -52,17 +56,31 @@ def _first(mask: np.ndarray) -> int | None:
 
 
 def validate_trace(trace: Trace) -> None:
-    """Check every invariant of schema version 1; raise TraceError on the first violation."""
+    """Check every invariant of the trace's schema version (1 or 2); raise TraceError on the
+    first violation."""
     meta = trace.meta
-    if meta.schema_version != SCHEMA_VERSION:
+    check_run_fields(trace.name, meta.to_dict())
+    if meta.schema_version not in SUPPORTED_VERSIONS:
         raise TraceError(
             trace.name,
-            f"schema_version {meta.schema_version} is not supported (this is {SCHEMA_VERSION})",
+            f"schema_version {meta.schema_version} is not supported (this reads "
+            f"{' and '.join(map(str, SUPPORTED_VERSIONS))})",
             field="schema_version",
         )
-    if meta.source not in ("live", "sim"):
+    if meta.schema_version == 1 and meta.source not in V1_SOURCES:
         raise TraceError(trace.name, f"source must be 'live' or 'sim', got {meta.source!r}",
                          field="source")
+    if not meta.source.strip():
+        raise TraceError(trace.name, "source must name what made the run (live, sim, vllm, "
+                         "sglang, llamacpp, client, ...)", field="source")
+    try:
+        kinds = {id_arrow_type(f["request_id"]) for f in (trace.cycles, trace.requests)
+                 if len(f)}
+    except SpecsimError as exc:
+        raise TraceError(trace.name, str(exc), field="request_id") from None
+    if len(kinds) > 1:
+        raise TraceError(trace.name, "request_id: the cycles' and the requests' ids are of "
+                         "different kinds (one kind per trace)", field="request_id")
     loc = _Locator(trace)
     _check_cycles(trace.cycles, loc)
     _check_requests(trace.requests, loc)
@@ -74,11 +92,10 @@ def _check_cycles(c: pd.DataFrame, loc: _Locator) -> None:
         return
     col: dict[str, Any] = {name: c[name].to_numpy() for name in c.columns
                            if not isinstance(c[name].dtype, pd.ArrowDtype)}
-    for name in (*CYCLE_COUNTS, "start_s", *CYCLE_DURATIONS):
-        # min() first: one cheap pass instead of a temporary mask per column; "not >= 0"
-        # also catches NaN, which min() propagates.
+    for name in CYCLE_COUNTS:
         if not col[name].min() >= 0 and (row := _first(~(col[name] >= 0))) is not None:
             raise loc.cycle(row, name, f"must be a number >= 0, got {col[name][row]}")
+    _check_durations(col, loc)
     # Two scratch buffers reused for every check: fresh million-element temporaries cost more
     # in page faults than the arithmetic itself.
     tau, accepted, emitted = col["tau"], col["accepted"], col["emitted"]
@@ -121,6 +138,49 @@ def _check_cycles(c: pd.DataFrame, loc: _Locator) -> None:
             _check_prob_lists(c[name], tau, name, loc)
 
 
+def _check_durations(col: dict[str, Any], loc: _Locator) -> None:
+    """start_s and cycle_s finite and >= 0; the split all three or none, each finite and >= 0,
+    within cycle_s; batch_size on every cycle or none, an integer >= 1."""
+    # min()/max() first: one cheap pass instead of a temporary mask per column; "not >= 0"
+    # also catches NaN, which min() propagates.
+    split_known: np.ndarray | None = None  # None: every cycle has its split
+    if any(np.isnan(col[name].max()) for name in CYCLE_SPLIT):
+        unknown = [np.isnan(col[name]) for name in CYCLE_SPLIT]
+        for name, mask in zip(CYCLE_SPLIT[1:], unknown[1:], strict=True):
+            if (row := _first(mask != unknown[0])) is not None:
+                state = "null or NaN" if mask[row] else "given"
+                other = "given" if mask[row] else "null or NaN"
+                raise loc.cycle(row, name, f"{name} is {state} but draft_s is {other} (draft_s, "
+                                "verify_s and overhead_s are given together or not at all)")
+        split_known = ~unknown[0]
+    for name in CYCLE_SPLIT:
+        v = col[name] if split_known is None else col[name][split_known]
+        if v.size and not (v.min() >= 0 and v.max() < np.inf):
+            bad = ~((col[name] >= 0) & (col[name] < np.inf))
+            if split_known is not None:
+                bad &= split_known
+            row = int(bad.argmax())
+            raise loc.cycle(row, name, f"must be a number >= 0 and finite, got {col[name][row]}")
+    for name in ("start_s", "cycle_s"):
+        v = col[name]
+        if not (v.min() >= 0 and v.max() < np.inf):
+            row = int((~((v >= 0) & (v < np.inf))).argmax())
+            what = (" (a cycle needs cycle_s or its draft_s/verify_s/overhead_s split)"
+                    if name == "cycle_s" and np.isnan(v[row]) else "")
+            raise loc.cycle(row, name, f"must be a number >= 0 and finite, got {v[row]}{what}")
+    split = col["draft_s"] + col["verify_s"] + col["overhead_s"]
+    over = split > col["cycle_s"] * (1 + 1e-9) + _TIME_TOLERANCE_S  # NaN (no split) is False
+    if (row := _first(over)) is not None:
+        raise loc.cycle(row, "cycle_s", f"cycle_s {col['cycle_s'][row]} is shorter than its "
+                        f"draft_s + verify_s + overhead_s {split[row]}")
+    if "batch_size" in col:
+        b = col["batch_size"]
+        if not (b.min() >= 1 and b.max() < np.inf) or (b != np.floor(b)).any():
+            row = int((~((b >= 1) & (b < np.inf) & (b == np.floor(b)))).argmax())
+            raise loc.cycle(row, "batch_size", f"must be an integer >= 1 on every cycle (or on "
+                            f"none), got {b[row]}")
+
+
 def _check_prob_lists(series: pd.Series, tau: np.ndarray, name: str, loc: _Locator) -> None:
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -143,9 +203,15 @@ def _check_requests(r: pd.DataFrame, loc: _Locator) -> None:
     if r.empty:
         return
     col = {name: r[name].to_numpy() for name in r.columns if r[name].dtype.kind in "iuf"}
-    for name in (*REQUEST_COUNTS, *REQUEST_DURATIONS, "arrival_s"):
-        if (row := _first(~(col[name] >= 0))) is not None:
-            raise loc.request(row, name, f"must be a number >= 0, got {col[name][row]}")
+    for name in (*REQUEST_COUNTS, *REQUEST_DURATIONS, *REQUEST_TIMES):
+        if (row := _first(~((col[name] >= 0) & (col[name] < np.inf)))) is not None:
+            raise loc.request(row, name, f"must be a number >= 0 and finite, got {col[name][row]}")
+    if "stop_reason" in r.columns:
+        reasons = r["stop_reason"]
+        bad = reasons.notna() & ~reasons.isin(STOP_REASONS)
+        if (row := _first(bad.to_numpy())) is not None:
+            raise loc.request(row, "stop_reason", f"must be one of {', '.join(STOP_REASONS)}, "
+                              f"got {reasons.iat[row]!r:.40}")
     order = ("arrival_s", "start_s", "first_token_s", "end_s")
     for before, after in itertools.pairwise(order):
         if (row := _first(col[after] < col[before] - _TIME_TOLERANCE_S)) is not None:

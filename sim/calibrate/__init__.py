@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from sim.acceptance import MIN_REACHED, AcceptanceModel
 from sim.calibrate.acceptance import build_acceptance, fit_proposals
+from sim.calibrate.arrivals import ArrivalTable, load_arrivals
 from sim.calibrate.batching import max_batch_of
 from sim.calibrate.costs import fit_latency, request_speeds
 from sim.calibrate.requests import RequestTables
@@ -63,6 +65,7 @@ class Calibration:
     hardware_note: str | None = None
     target_model: str = ""  # the trace's model names, for the simulated trace's metadata
     draft_model: str = ""
+    arrivals: ArrivalTable | None = None  # [workload] arrival = "file"
 
     def with_scenario(self, scenario: Scenario) -> Calibration:
         """The same tables under another scenario that changes only what the run does with them
@@ -89,7 +92,22 @@ def calibrate(scenario: Scenario, trace: Trace | None = None) -> Calibration:
         hardware_note=hardware_note(scenario, fitted),
         target_model=str(trace.meta.target_model or "") if trace is not None else "",
         draft_model=str(trace.meta.draft_model or "") if trace is not None else "",
+        arrivals=_arrivals(scenario),
     )
+
+
+def _arrivals(scenario: Scenario) -> ArrivalTable | None:
+    """The arrivals file's requests (relative paths from the scenario file's folder)."""
+    w = scenario.workload
+    if w.arrival != "file":
+        return None
+    path = Path(w.arrivals_file)
+    if not path.is_absolute() and not scenario.where.startswith("<"):
+        beside = Path(scenario.where).parent / path
+        path = beside if beside.exists() else path
+    return load_arrivals(str(path), w.requests, start_s=w.start_s, rate_scale=w.rate_scale,
+                         max_prompt_tokens=w.max_prompt_tokens,
+                         max_output_tokens=w.max_output_tokens, where=scenario.where)
 
 
 def scenario_from_trace(trace: Trace) -> Scenario:

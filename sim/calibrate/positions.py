@@ -124,10 +124,10 @@ def position_records(trace: Trace, order: np.ndarray) -> list[PositionRecord]:
     offset = np.cumsum(size) - size
     lo, exact, cap = fill_positions(int(size.sum()), np.repeat(offset, n_cycles) + done, tau, acc, asked)
     by_id = {
-        int(rid[f]): PositionRecord(lo[o : o + n], exact[o : o + n], cap[o : o + n])
+        rid[f]: PositionRecord(lo[o : o + n], exact[o : o + n], cap[o : o + n])
         for f, o, n in zip(first.tolist(), offset.tolist(), size.tolist(), strict=True)
     }
-    return [by_id.get(int(i), empty) for i in ids]
+    return [by_id.get(i, empty) for i in ids]  # ids: ints or strings (schema v2)
 
 
 def coverage(source: Trace, predicted: Trace) -> float:

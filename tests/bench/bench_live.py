@@ -31,6 +31,7 @@ import torch  # noqa: E402
 
 from live.capture import eos_ids  # noqa: E402
 from live.decode import SamplingConfig, speculative_generate  # noqa: E402
+from live.device import synchronizer  # noqa: E402
 from live.drafts import ModelDraft, make_draft  # noqa: E402
 from live.models import LoadedModel, load_model  # noqa: E402
 from live.prompts import encode_prompt, load_prompts  # noqa: E402
@@ -106,8 +107,7 @@ def main() -> int:
     args = ap.parse_args()
 
     target = load_model(args.target, args.device, args.dtype)
-    on_cuda = target.device.startswith("cuda")
-    sync: Callable[[], None] = torch.cuda.synchronize if on_cuda else (lambda: None)
+    sync = synchronizer(target.device)
     stops = eos_ids(target.tokenizer, target.model)
     prompts = [encode_prompt(target.tokenizer, p).to(target.device)
                for p in load_prompts(args.prompts, args.limit)]

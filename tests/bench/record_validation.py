@@ -7,8 +7,9 @@ plus a target-only run per workload (the measured speedup's baseline) and second
 ``--repeat`` configurations into OUT_DIR/repeat/ (their "same config" pairs measure how far two
 runs of one configuration differ on this machine: the noise floor).
 
-The runs of one workload are recorded *interleaved*: one target is loaded, every run is opened
-(each warms up and gets the same verify-cost profile, taken once on the workload's first
+The runs of one workload are recorded *interleaved* (``live.interleave``: what ``specsim
+capture --draft A --draft B --policy X --policy Y --out-dir DIR`` runs): one target is loaded,
+every run is opened (each warms up and gets the same verify-cost profile, taken once on the workload's first
 prompt), then prompt 0 is decoded by every run, then prompt 1, and so on, in a rotating order.
 Each run's clock pauses while the others decode, so each trace is its own requests laid end to
 end. A slow spell of this shared machine (another tenant, a frequency change) then lands on
@@ -95,11 +96,10 @@ def _slug(policy: str) -> str:
 
 def record_workload(workload: str, items: list[tuple[Path, str, str]], limit: int, new: int,
                     target: object) -> None:
-    """Record every run of one workload, interleaved prompt by prompt."""
-    from rich.progress import Progress
-
-    from live.capture import CaptureConfig, LiveRun
-    from live.drafts import make_draft
+    """Record every run of one workload, interleaved prompt by prompt (live.interleave, the
+    same recorder as ``specsim capture --out-dir``)."""
+    from live.capture import CaptureConfig
+    from live.interleave import capture_interleaved
     from live.profile import profile_verify
     from live.prompts import encode_prompt, load_prompts
 
@@ -108,29 +108,18 @@ def record_workload(workload: str, items: list[tuple[Path, str, str]], limit: in
                              max_tokens=17, rounds=7)
     print(f"{workload}: verify profile (ms, 1..17 tokens) "
           + " ".join(f"{x * 1e3:.0f}" for x in profile["seconds"]), flush=True)
-    runs = []
+    configs = []
     for path, draft, policy in items:
         path.parent.mkdir(parents=True, exist_ok=True)
-        config = CaptureConfig(target="smollm2", out=str(path), draft=draft, policy=policy,
-                               prompts=f"builtin:{workload}", max_new_tokens=new, seed=0,
-                               device="cpu", limit=limit)
-        runs.append(LiveRun(config, target=target, draft=make_draft(draft, target),
-                            verify_profile=profile, pause_between=True))
-    try:
-        with Progress() as bar:
-            task = bar.add_task(f"{workload} x {len(runs)} runs", total=limit * len(runs))
-            for rid in range(limit):
-                shift = rid % len(runs)
-                for run in runs[shift:] + runs[:shift]:
-                    if not run.run_request(rid):
-                        raise KeyboardInterrupt  # every trace stays valid (closed below)
-                    bar.advance(task)
-    finally:
-        for run in runs:
-            result = run.close()
-            print(f"{Path(result.path).name}: {result.requests} requests, {result.cycles} "
-                  f"cycles, {result.wall_s:.1f} s, verify spread "
-                  f"{verify_spread(result.path):.2f}", flush=True)
+        configs.append(CaptureConfig(target="smollm2", out=str(path), draft=draft, policy=policy,
+                                     prompts=f"builtin:{workload}", max_new_tokens=new, seed=0,
+                                     device="cpu", limit=limit))
+    for result in capture_interleaved(configs, target=target, verify_profile=profile):
+        print(f"{Path(result.path).name}: {result.requests} requests, {result.cycles} "
+              f"cycles, {result.wall_s:.1f} s, verify spread "
+              f"{verify_spread(result.path):.2f}", flush=True)
+        if result.interrupted:
+            raise KeyboardInterrupt  # every trace stays valid (closed by the recorder)
 
 
 def main() -> int:

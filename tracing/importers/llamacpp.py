@@ -1,0 +1,96 @@
+"""llama.cpp server responses (``specsim import llamacpp``): a JSONL of ``/completion`` or
+``/v1/chat/completions`` responses with ``timings``::
+
+    {"id": "chatcmpl-x", "content": "...", "stop_type": "eos", "tokens_predicted": 64,
+     "timings": {"prompt_n": 20, "prompt_ms": 300.1, "predicted_n": 64, "predicted_ms": 2296.7,
+                 "draft_n": 90, "draft_n_accepted": 40}}
+
+llama.cpp gives totals only. Its first output token comes from prefill; every later step emits
+its accepted drafts plus one, so the request ran ``predicted_n - 1 - draft_n_accepted`` decode
+steps. The number of steps that drafted is not reported: assumed all of them (so the mean
+acceptance length is ``1 + draft_n_accepted / steps``, an assumption ``missing`` states), and the
+drafted and accepted tokens are spread evenly over the steps. ``prompt_ms`` is the prefill,
+``predicted_ms`` the decode time (``cycle_s`` spread evenly over it, estimated). Unknown fields
+are ignored.
+"""
+
+from __future__ import annotations
+
+from tracing.errors import TraceError
+from tracing.importers.build import RequestFacts, build_request
+from tracing.importers.common import Fields, json_objects
+from tracing.importers.profile import AcceptanceProfile, ImportResult
+from tracing.importers.spread import even_steps
+from tracing.schema import CycleRecord, RequestRecord, RunMeta
+from tracing.trace import Trace
+
+_STOP = {"eos": "eos", "limit": "length", "word": "eos"}
+
+
+def import_llamacpp(paths: list[str]) -> ImportResult:
+    """Read llama.cpp responses into a trace (module docstring)."""
+    requests: list[RequestRecord] = []
+    cycles: list[CycleRecord] = []
+    total = AcceptanceProfile()
+    seen: dict[str, str] = {}
+    no_draft = 0
+    t = 0.0
+    model = ""
+    for path in paths:
+        for line, obj in json_objects(path):
+            f = Fields(path, line, obj)
+            timings = f.sub("timings")
+            if timings is None:
+                continue  # a stream chunk without timings
+            rid = f.text("id") if isinstance(obj.get("id"), str) else None
+            rid = rid or f"{path}:{line}"
+            if rid in seen:
+                raise f.error("id", f"request {rid!r} appears twice (first at {seen[rid]})")
+            seen[rid] = f"{path}:{line}"
+            n_out = timings.count("predicted_n")
+            if n_out is None:
+                raise timings.error("predicted_n", "missing")
+            drafted = timings.count("draft_n")
+            accepted = timings.count("draft_n_accepted")
+            if drafted is None or accepted is None:
+                no_draft += 1
+                drafted = accepted = 0
+            if accepted > drafted:
+                raise timings.error("draft_n_accepted", f"accepted {accepted} > drafted "
+                                    f"{drafted}")
+            n_steps = n_out - 1 - accepted
+            if n_out and n_steps < 0:
+                raise timings.error("draft_n_accepted", f"{accepted} accepted drafts cannot fit "
+                                    f"in {n_out} predicted tokens")
+            steps = even_steps(n_steps, drafted, accepted)
+            spec_steps = [s for s in steps if s[0] > 0]
+            per_pos: list[float] = []
+            total.add(AcceptanceProfile(float(len(spec_steps)), float(drafted), float(accepted),
+                                        per_pos))
+            stop = obj.get("stop_type")
+            prefill = (timings.number("prompt_ms") or 0.0) / 1e3
+            decode = (timings.number("predicted_ms") or 0.0) / 1e3
+            facts = RequestFacts(rid, timings.count("prompt_n") or 0, n_out, t, 0.0, prefill,
+                                 decode, steps, _STOP.get(stop) if isinstance(stop, str) else None)
+            requests.append(build_request(facts, cycles))
+            t += prefill + decode
+            if isinstance(obj.get("model"), str):
+                model = obj["model"]
+    if not requests:
+        raise TraceError(paths[0], "no llama.cpp responses with timings found")
+    meta = RunMeta(source="llamacpp", target_model=model, draft_model="", policy="fixed",
+                   extra={"imported": {"format": "llamacpp", "files": list(paths)}})
+    result = ImportResult("llamacpp", total, Trace.from_records(meta, requests, cycles))
+    result.missing.update({
+        "num_drafts": ("not reported: every decode step (predicted_n - 1 - draft_n_accepted) "
+                       "assumed to have drafted"),
+        "per_step": "totals only: drafted and accepted tokens spread evenly over the steps",
+        "acceptance_by_position": "not in llama.cpp's timings",
+        "arrival_s": "not in the response: requests laid end to end in file order",
+        "cycle_s": "estimated: predicted_ms spread evenly over each request's steps",
+        "batch_size": "not in llama.cpp's timings: unknown",
+    })
+    if no_draft:
+        result.missing["draft_n"] = (f"{no_draft} of {len(requests)} responses have no draft "
+                                     "counts: target-only")
+    return result

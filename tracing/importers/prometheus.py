@@ -1,0 +1,122 @@
+"""Prometheus scrapes of a server's ``/metrics`` (``specsim import prometheus BEFORE AFTER``).
+
+The counters are differenced between the two scrapes (one scrape alone: the server's lifetime
+totals, and ``missing`` says so)::
+
+    vllm:spec_decode_num_drafts_total{engine="0",model_name="m"} 120.0
+    vllm:spec_decode_num_draft_tokens_total{...} 480.0
+    vllm:spec_decode_num_accepted_tokens_total{...} 300.0
+    vllm:spec_decode_num_accepted_tokens_per_pos_total{...,position="0"} 100.0
+
+with or without the ``_total`` suffix and with any labels (series are summed over every label but
+``position``). SGLang's ``sglang:spec_accept_length`` gauge (its recent mean acceptance length) is
+read from the last scrape. A counter that goes down between the scrapes (a restart, or the files
+in the wrong order) is an error naming the file, line and metric.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from tracing.errors import TraceError
+from tracing.importers.common import read_text
+from tracing.importers.profile import AcceptanceProfile, ImportResult
+
+DRAFTS = "vllm:spec_decode_num_drafts"
+DRAFT_TOKENS = "vllm:spec_decode_num_draft_tokens"
+ACCEPTED = "vllm:spec_decode_num_accepted_tokens"
+PER_POS = "vllm:spec_decode_num_accepted_tokens_per_pos"
+SGLANG_LEN = "sglang:spec_accept_length"
+_COUNTERS = (DRAFTS, DRAFT_TOKENS, ACCEPTED, PER_POS)
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\S+)?\s*$")
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+Series = dict[tuple[str, str], tuple[float, int]]  # (metric, position) -> (value, line)
+
+
+def parse_scrape(path: str) -> tuple[Series, float | None]:
+    """The spec-decode counters of one scrape, summed over labels, and SGLang's gauge."""
+    series: Series = {}
+    gauge: float | None = None
+    for i, raw in enumerate(read_text(path).splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line)
+        if m is None:
+            continue  # not a sample line we read
+        name = m.group(1)
+        base = name[:-6] if name.endswith("_total") else name
+        if base not in _COUNTERS and base != SGLANG_LEN:
+            continue
+        try:
+            value = float(m.group(4))
+        except ValueError:
+            raise TraceError(path, f"value {m.group(4)!r} is not a number", line=i,
+                             field=name) from None
+        if not math.isfinite(value) or value < 0:
+            raise TraceError(path, f"value {value} must be a finite number >= 0", line=i,
+                             field=name)
+        if base == SGLANG_LEN:
+            gauge = value
+            continue
+        labels = dict(_LABEL.findall(m.group(3) or ""))
+        pos = labels.get("position", "") if base == PER_POS else ""
+        if base == PER_POS and not pos.isdigit():
+            raise TraceError(path, "a per-position counter needs position=\"N\"", line=i,
+                             field=name)
+        old, _ = series.get((base, pos), (0.0, i))
+        series[(base, pos)] = (old + value, i)
+    return series, gauge
+
+
+def import_prometheus(paths: list[str]) -> ImportResult:
+    """Difference two scrapes (or read one) into an acceptance profile."""
+    if len(paths) > 2:
+        raise TraceError(paths[2], "prometheus takes one or two scrapes (before, after)")
+    after_path = paths[-1]
+    after, gauge = parse_scrape(after_path)
+    before: Series = parse_scrape(paths[0])[0] if len(paths) == 2 else {}
+    delta: dict[tuple[str, str], float] = {}
+    for key, (value, line) in after.items():
+        old = before.get(key, (0.0, 0))[0]
+        if value < old:
+            name = key[0] + (f'{{position="{key[1]}"}}' if key[1] else "")
+            raise TraceError(after_path, f"counter went down from {old:g} (in {paths[0]}) to "
+                             f"{value:g}: a server restart between the scrapes, or the files "
+                             "in the wrong order (before, then after)", line=line, field=name)
+        delta[key] = value - old
+    for key, (_, line) in before.items():
+        if key not in after:
+            raise TraceError(paths[0], "counter missing from the later scrape", line=line,
+                             field=key[0])
+    n_pos = 1 + max((int(p) for (n, p) in delta if n == PER_POS), default=-1)
+    per_pos = [delta.get((PER_POS, str(i)), 0.0) for i in range(n_pos)]
+    prof = AcceptanceProfile(delta.get((DRAFTS, ""), 0.0), delta.get((DRAFT_TOKENS, ""), 0.0),
+                             delta.get((ACCEPTED, ""), 0.0), per_pos, n_pos or None)
+    if prof.accepted_tokens > prof.draft_tokens:
+        at: int | None = after[(ACCEPTED, "")][1] if (ACCEPTED, "") in after else None
+        raise TraceError(after_path, f"accepted {prof.accepted_tokens:g} > drafted "
+                         f"{prof.draft_tokens:g}", line=at, field=ACCEPTED)
+    for i, a in enumerate(per_pos):
+        if a > prof.drafts + 1e-9 and prof.drafts:
+            raise TraceError(after_path, f"position {i} accepted {a:g} times in {prof.drafts:g} "
+                             "drafts", line=after[(PER_POS, str(i))][1], field=PER_POS)
+    result = ImportResult("prometheus", prof)
+    result.missing["requests"] = "a scrape has server counters, no requests"
+    if len(paths) == 1:
+        result.missing["before"] = ("one scrape: the server's lifetime totals (give the scrape "
+                                    "before and after a run for that run's counts)")
+    if not any(k[0] == DRAFTS for k in delta) and not any(k[0] == ACCEPTED for k in delta):
+        result.missing["vllm counters"] = "no vllm:spec_decode_* counters in the scrape"
+    if not per_pos and prof.drafts:
+        result.missing["acceptance_by_position"] = "no ..._num_accepted_tokens_per_pos counters"
+    if gauge is not None:
+        result.extra["sglang_spec_accept_length"] = gauge
+        if not prof.drafts:
+            result.extra["mean_acceptance_length"] = gauge
+            result.missing["mean_acceptance_length"] = (
+                "SGLang's sglang:spec_accept_length gauge (the server's recent mean), not counts")
+    return result
