@@ -45,7 +45,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 WRITERS = ("capture", "profile", "simulate", "whatif", "report", "demo", "compare", "validate",
-           "trace convert", "trace perfetto")
+           "trace convert", "trace perfetto", "import")
 
 
 @pytest.mark.parametrize("command", WRITERS)

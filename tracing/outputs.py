@@ -24,7 +24,7 @@ def claim(path: str | Path | None, force: bool, *, flag: str = "--out") -> Path 
     if p.exists() and p.is_dir() and p.suffix:
         raise SpecsimError(f"{p}: a folder is in the way of the output file ({flag})")
     if p.is_file() and not force:
-        raise SpecsimError(f"{p}: exists; pass --force to overwrite it ({flag})")
+        raise SpecsimError(f"{p}: exists (use --force to overwrite; {flag})")
     return p
 
 
