@@ -550,8 +550,10 @@ def predict(trace: Trace, findings: list[Finding], *, seed: int = 0, draws: int 
         if key not in cache:
             try:
                 scenario = base.with_overrides(ov) if ov else base
-                cache[key] = (brief(simulate(scenario, trace, seed=seed).figures),
-                              run_draws(samples, ov))
+                figs = simulate(scenario, trace, seed=seed).figures
+                # how the costs were made (trace / profile / catalog, and a catalog's band)
+                est = {**brief(figs), "basis": figs.get("basis"), "band": figs.get("band")}
+                cache[key] = (est, run_draws(samples, ov))
             except SpecsimError as exc:
                 cache[key] = str(exc)
         return cache[key]

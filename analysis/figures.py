@@ -379,8 +379,18 @@ def comparison_bars(
     if not points:
         return _empty(fig, "no points")
     xs = [_label(p["vary"].get(key)) for p in points]
+    if any("basis" in p for p in points):  # how each point was made, and a catalog's band
+        xs = [f"{x}<br>{p.get('basis')}" + (f" x{p['band']:g}" if p.get("band") else "")
+              for x, p in zip(xs, points, strict=True)]
     for q in ("p50", "p95", "p99"):
-        fig.add_trace(go.Bar(name=q, x=xs, y=[_ms(p, q) for p in points]))
+        bar = go.Bar(name=q, x=xs, y=[_ms(p, q) for p in points])
+        if q == "p50" and any(p.get("band") for p in points):
+            band = [float(p.get("band") or 1.0) for p in points]
+            y = [_ms(p, q) for p in points]
+            bar.error_y = {"type": "data", "symmetric": False,
+                           "array": [v * (b - 1) for v, b in zip(y, band, strict=True)],
+                           "arrayminus": [v * (1 - 1 / b) for v, b in zip(y, band, strict=True)]}
+        fig.add_trace(bar)
     speedups = [speedup_text(p.get("speedup_vs_target_only")) for p in points]
     fig.add_trace(
         go.Scatter(

@@ -35,13 +35,16 @@ if TYPE_CHECKING:
 Step = Callable[[str], None]
 
 
+HARDWARE = ("CPU", "L4", "L40S", "A100", "H100", "H200", "B200", "MI300X")
+
+
 @dataclass
 class WhatIfConfig:
     """The sweeps a report runs through the simulator, and on how many requests."""
 
     taus: tuple[int, ...] = (1, 2, 3, 4, 6, 8)  # fixed-policy draft lengths
     budget_fractions: tuple[float, ...] = (0.5, 0.75, 1.0)  # of the measured verify passes/request
-    hardware: tuple[str, ...] = ()  # catalog names; () = the whole catalog
+    hardware: tuple[str, ...] = HARDWARE  # catalog names (sim.catalog); () = the whole catalog
     draft_scales: tuple[float, ...] = (0.8, 0.9, 1.0, 1.1, 1.2)  # a worse or better draft
     slo_p95_ms: float | None = None  # None: the measured p95 of the simulated requests
     requests: int = 300  # requests simulated per point: the trace's first, by arrival
@@ -63,6 +66,7 @@ class WhatIfs:
     budget: WhatIfResult | None = None
     hardware: WhatIfResult | None = None
     draft: WhatIfResult | None = None
+    depth: WhatIfResult | None = None  # draft depth at a fixed size (analysis.draftdepth)
     replay: dict[str, Any] | None = None  # simulate --json figures of the trace's own config
     replay_latency_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
     warnings: list[str] = field(default_factory=list)
@@ -123,7 +127,7 @@ def run_whatifs(trace: Trace, config: WhatIfConfig | None = None) -> WhatIfs:
         out.warnings.append(f"replay: {exc}")
     passes = float(trace.requests["verify_passes"].mean())
     budgets = sorted({max(1, round(f * passes)) for f in config.budget_fractions})
-    hardware = list(config.hardware or CATALOG)
+    hardware = list(config.hardware or CATALOG)  # () = every device of the catalog
     sweeps: list[tuple[str, Any, dict[str, list[Any]]]] = [
         ("tau", _as_fixed(base), {"policy.tau": list(config.taus)}),
         ("budget", base, {"budget.max_verify_per_request": [0, *budgets]}),
@@ -140,6 +144,12 @@ def run_whatifs(trace: Trace, config: WhatIfConfig | None = None) -> WhatIfs:
         setattr(out, name, result)
         seen = {w for p in result.points for w in p.get("warnings", [])}
         out.warnings += [f"what-if {name}: {w}" for w in sorted(seen)]
+    from analysis.draftdepth import depth_sweep
+
+    try:
+        out.depth = depth_sweep(base, trace, slo_p95_ms=slo, jobs=config.jobs)
+    except SpecsimError as exc:
+        out.warnings.append(f"what-if draft depth: {exc}")
     return out
 
 
@@ -280,7 +290,14 @@ def _figures(
     if w.hardware is not None:
         figs.append(("What-if: hardware", F.comparison_bars(
             w.hardware.points, "latency.hardware", slo_p95_ms=slo,
-            title="Simulated latency of this configuration on other hardware")))
+            title="Simulated latency of this configuration on other hardware (basis; "
+                  "catalog points with their band)")))
+    if w.depth is not None:
+        from analysis.draftdepth import depth_figure
+
+        figs.append(("What-if: draft depth", depth_figure(
+            w.depth.points, title="Predicted p50 against draft depth at the same parameter "
+                                  "count (wide and shallow vs deep and narrow)")))
     if w.draft is not None:
         figs.append(("What-if: draft quality", F.whatif_curve(
             w.draft.points, "draft.acceptance_scale", slo_p95_ms=slo, measured_p95_ms=measured,
@@ -423,7 +440,8 @@ def _whatif_html(w: WhatIfs | None) -> str:
     parts = [f"<p>Simulated {_e(w.requests)} requests per point (first by arrival); SLO "
              f"p95 {_e(f'{w.slo_p95_ms:.1f}')} ms ({_e(w.slo_source)}).{_replay_text(w)}</p>"]
     for name, result in (("draft length", w.tau), ("verify budget", w.budget),
-                         ("hardware", w.hardware), ("draft quality", w.draft)):
+                         ("hardware", w.hardware), ("draft quality", w.draft),
+                         ("draft depth", w.depth)):
         if result is None:
             continue
         best = result.best

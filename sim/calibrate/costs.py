@@ -15,7 +15,7 @@ import pandas as pd
 
 from sim.calibrate.batching import batch_table
 from sim.calibrate.requests import request_order
-from sim.hardware import hardware_of_device
+from sim.catalog import device_of
 from sim.latency import CostModel
 from sim.scenario import LatencyConfig
 from tracing.errors import SpecsimError
@@ -77,7 +77,7 @@ def fit_latency(trace: Trace) -> LatencyConfig:
     prompt = r["prompt_tokens"].to_numpy(dtype=float)
     prefill = r["prefill_s"].to_numpy(dtype=float)
     prefill_per_token = float((prompt * prefill).sum() / (prompt**2).sum()) if len(r) else 0.0
-    device_hw = hardware_of_device(trace.meta.device)
+    device_hw = device_of(str(trace.meta.device or ""))
     extra = trace.meta.extra or {}
     overhead = float(c["overhead_s"].to_numpy(dtype=float).mean())
     fitted = CostModel(a, b, draft_step, prefill_per_token, overhead, k, math.inf, tuple(table))
@@ -92,7 +92,8 @@ def fit_latency(trace: Trace) -> LatencyConfig:
         verify_table_s=table,
         batch_verify_table_s=batch_table(trace),
         speed_cv=speed_spread(request_speeds(trace, fitted)),
-        source_hardware=device_hw.name if device_hw else "",
+        source_hardware=device_hw.key if device_hw else "",
+        fitted_on=str(trace.meta.device or ""),
         target_params=float(extra.get("target_params") or extra.get("target_n_params")
                             or extra.get("n_params") or 0.0),
         draft_params=float(extra.get("draft_params") or extra.get("draft_n_params") or 0.0),
