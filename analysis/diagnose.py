@@ -51,7 +51,7 @@ from tracing.errors import SpecsimError
 HIGH, MEDIUM = 0.6, 0.3
 MIN_FIT_CYCLES = 30  # spec cycles before acceptance/cost fits are trusted
 MIN_CYCLES = 10  # cycles before measured shares are trusted
-WHATIF_MAX_REQUESTS = 300  # simulated requests per what-if (keeps diagnose to seconds)
+WHATIF_MAX_REQUESTS = 300  # the first requests a what-if fits, replays and resamples
 WHATIF_DRAWS = 10  # replications + bootstrap resamples behind each interval
 
 
@@ -533,14 +533,14 @@ def predict(trace: Trace, findings: list[Finding], *, seed: int = 0, draws: int 
     trace the simulator cannot replay leaves ``predicted = {"error": ...}``."""
     if not any(f.overrides for f in findings):
         return
+    from analysis.report import first_requests
     from sim import scenario_from_trace, simulate
     from sim.intervals import basis, brief, intervals, make_draws, run_draws
 
     n_draws = WHATIF_DRAWS if draws is None else draws
+    trace = first_requests(trace, WHATIF_MAX_REQUESTS)  # fits, replays and resamples stay small
     try:
         base = scenario_from_trace(trace)
-        if len(trace.requests) > WHATIF_MAX_REQUESTS:
-            base = base.with_overrides({"workload.requests": WHATIF_MAX_REQUESTS})
         simulate(base, trace, seed=seed)
         samples = make_draws(base, trace, n_draws, seed=seed)
     except SpecsimError as exc:

@@ -190,7 +190,7 @@ class LiveRun:
                  pause_between: bool = False, extra: dict[str, Any] | None = None) -> None:
         from live.decode import SamplingConfig
         from live.drafts import make_draft
-        from live.models import load_model
+        from live.models import load_model, status
         from live.prompts import load_prompts, workload_name
         from sim.policies import make_policy
 
@@ -204,9 +204,11 @@ class LiveRun:
                                        seed=config.seed)
         self.stops = eos_ids(self.target.tokenizer, self.target.model)
         self.pause_between = pause_between
-        self._warm_up()
+        with status(f"warming up ({config.warmup_tokens} tokens)"):
+            self._warm_up()
         if verify_profile is None and config.profile_tokens and self.prompts:
-            verify_profile = self.profile()
+            with status(f"profiling verify passes of 1..{config.profile_tokens} tokens"):
+                verify_profile = self.profile()
         self.verify_profile = verify_profile  # what the run metadata records (None: none)
         more_extra = extra
         extra = {
