@@ -53,11 +53,15 @@ def _paths(obj: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 @st.composite
 def damaged(draw: st.DrawFn, fixture: dict[str, Any]) -> str:
     lines = [copy.deepcopy(fixture) for _ in range(2)]
-    lines[1]["id" if "id" in fixture else "meta_info"] = (
-        "other" if "id" in fixture else {**fixture["meta_info"], "id": "r2"})
+    if "id" in fixture:  # a second request of its own
+        lines[1]["id"] = "other"
+    else:
+        lines[1]["meta_info"]["id"] = "r2"
     for _ in range(draw(st.integers(1, 3))):
         rec = lines[draw(st.integers(0, len(lines) - 1))]
         paths = _paths(rec)
+        if not paths:  # everything already deleted
+            continue
         path = draw(st.sampled_from(paths))
         parent: Any = rec
         for key in path[:-1]:
