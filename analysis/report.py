@@ -35,13 +35,16 @@ if TYPE_CHECKING:
 Step = Callable[[str], None]
 
 
+HARDWARE = ("CPU", "L4", "L40S", "A100", "H100", "H200", "B200", "MI300X")
+
+
 @dataclass
 class WhatIfConfig:
     """The sweeps a report runs through the simulator, and on how many requests."""
 
     taus: tuple[int, ...] = (1, 2, 3, 4, 6, 8)  # fixed-policy draft lengths
     budget_fractions: tuple[float, ...] = (0.5, 0.75, 1.0)  # of the measured verify passes/request
-    hardware: tuple[str, ...] = ()  # catalog names; () = the whole catalog
+    hardware: tuple[str, ...] = HARDWARE  # catalog names (sim.catalog); () = the whole catalog
     draft_scales: tuple[float, ...] = (0.8, 0.9, 1.0, 1.1, 1.2)  # a worse or better draft
     slo_p95_ms: float | None = None  # None: the measured p95 of the simulated requests
     requests: int = 300  # requests simulated per point: the trace's first, by arrival
@@ -63,6 +66,7 @@ class WhatIfs:
     budget: WhatIfResult | None = None
     hardware: WhatIfResult | None = None
     draft: WhatIfResult | None = None
+    depth: WhatIfResult | None = None  # draft depth at a fixed size (analysis.draftdepth)
     replay: dict[str, Any] | None = None  # simulate --json figures of the trace's own config
     replay_latency_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
     warnings: list[str] = field(default_factory=list)
@@ -73,6 +77,14 @@ class WhatIfs:
             if result is not None and result.best is not None:
                 return dict(result.best)
         return None
+
+    @property
+    def best_reason(self) -> str:
+        """Why :meth:`best` won (which points the noise could not separate from it)."""
+        for result in (self.tau, self.budget):
+            if result is not None and result.best is not None:
+                return result.best_reason
+        return ""
 
 
 def run_whatifs(trace: Trace, config: WhatIfConfig | None = None) -> WhatIfs:
@@ -115,7 +127,7 @@ def run_whatifs(trace: Trace, config: WhatIfConfig | None = None) -> WhatIfs:
         out.warnings.append(f"replay: {exc}")
     passes = float(trace.requests["verify_passes"].mean())
     budgets = sorted({max(1, round(f * passes)) for f in config.budget_fractions})
-    hardware = list(config.hardware or CATALOG)
+    hardware = list(config.hardware or CATALOG)  # () = every device of the catalog
     sweeps: list[tuple[str, Any, dict[str, list[Any]]]] = [
         ("tau", _as_fixed(base), {"policy.tau": list(config.taus)}),
         ("budget", base, {"budget.max_verify_per_request": [0, *budgets]}),
@@ -132,6 +144,12 @@ def run_whatifs(trace: Trace, config: WhatIfConfig | None = None) -> WhatIfs:
         setattr(out, name, result)
         seen = {w for p in result.points for w in p.get("warnings", [])}
         out.warnings += [f"what-if {name}: {w}" for w in sorted(seen)]
+    from analysis.draftdepth import depth_sweep
+
+    try:
+        out.depth = depth_sweep(base, trace, slo_p95_ms=slo, jobs=config.jobs)
+    except SpecsimError as exc:
+        out.warnings.append(f"what-if draft depth: {exc}")
     return out
 
 
@@ -232,6 +250,9 @@ def build_report(
     say("figures")
     figs = _figures(trace, summary, whatifs, config)
     warnings = list(whatifs.warnings) if whatifs else []
+    # an imported trace's gaps: the figures it cannot give, said, not drawn from nothing
+    warnings += [f"not available: {k} -- {why}"
+                 for k, why in ((metrics or {}).get("unavailable") or {}).items()]
     return ReportData(
         title=f"specsim report: {trace.name}",
         meta=trace.meta.to_dict(),
@@ -275,7 +296,14 @@ def _figures(
     if w.hardware is not None:
         figs.append(("What-if: hardware", F.comparison_bars(
             w.hardware.points, "latency.hardware", slo_p95_ms=slo,
-            title="Simulated latency of this configuration on other hardware")))
+            title="Simulated latency of this configuration on other hardware (basis; "
+                  "catalog points with their band)")))
+    if w.depth is not None:
+        from analysis.draftdepth import depth_figure
+
+        figs.append(("What-if: draft depth", depth_figure(
+            w.depth.points, title="Predicted p50 against draft depth at the same parameter "
+                                  "count (wide and shallow vs deep and narrow)")))
     if w.draft is not None:
         figs.append(("What-if: draft quality", F.whatif_curve(
             w.draft.points, "draft.acceptance_scale", slo_p95_ms=slo, measured_p95_ms=measured,
@@ -348,7 +376,9 @@ def _fmt(value: Any) -> str:
 def _kv_table(items: dict[str, Any], limit: int = 600) -> str:
     rows = []
     for key, value in items.items():
-        text = _fmt(value)
+        speedup = "speedup" in str(key) and isinstance(value, int | float) and not isinstance(
+            value, bool)
+        text = F.speedup_text(value) if speedup else _fmt(value)
         text = text if len(text) <= limit else text[:limit] + " ..."
         rows.append(f"<tr><th>{_e(key)}</th><td>{_e(text)}</td></tr>")
     return f"<table class='kv'>{''.join(rows)}</table>"
@@ -368,12 +398,31 @@ def _findings_html(findings: list[dict[str, Any]]) -> str:
             f"<div class='finding {_e(cls)}'><h3>{_e(head)} "
             f"<span class='tag'>{_e(f.get('kind'))}</span>"
             f"<span class='tag'>{_e(level)} (severity {_e(sev_text)})</span>"
-            f"</h3><p>{_e(f.get('recommendation'))}</p>"
+            f"</h3><p>{_e(f.get('recommendation'))}</p>{_prediction_line(f)}"
             f"<details><summary>evidence and prediction</summary>"
             f"{_kv_table(f.get('evidence') or {})}{_kv_table(f.get('predicted') or {})}"
             f"</details></div>"
         )
     return "".join(cards)
+
+
+def _prediction_line(f: dict[str, Any]) -> str:
+    """The prediction behind a finding with its intervals, one line (empty without one)."""
+    p = f.get("predicted") or {}
+    base, ci = p.get("baseline"), p.get("change_ci95") or {}
+    if not base or "p95_s" not in p:
+        return ""
+    parts = []
+    for key in ("p50_s", "p95_s"):
+        c = ci.get(key)
+        band = f" (change {c[0] * 1e3:+.0f} to {c[1] * 1e3:+.0f} ms)" if c else ""
+        parts.append(f"{key[:3]} {base[key] * 1e3:,.0f} -> {p[key] * 1e3:,.0f} ms{band}")
+    verdict = "improves" if p.get("improves") else "no change supported by the noise"
+    how = (p.get("interval") or {}).get("text", "")
+    return (f"<p class='pred'><b>predicted</b> with {_e(_fmt(p.get('overrides') or {}))}: "
+            f"{_e('; '.join(parts))}, speedup {_e(F.speedup_text(base.get('speedup_vs_target_only')))}"
+            f" -> {_e(F.speedup_text(p.get('speedup_vs_target_only')))}: <b>{_e(verdict)}</b>. "
+            f"<small>{_e(how)}</small></p>")
 
 
 def _tiles(s: dict[str, Any]) -> str:
@@ -397,13 +446,17 @@ def _whatif_html(w: WhatIfs | None) -> str:
     parts = [f"<p>Simulated {_e(w.requests)} requests per point (first by arrival); SLO "
              f"p95 {_e(f'{w.slo_p95_ms:.1f}')} ms ({_e(w.slo_source)}).{_replay_text(w)}</p>"]
     for name, result in (("draft length", w.tau), ("verify budget", w.budget),
-                         ("hardware", w.hardware), ("draft quality", w.draft)):
+                         ("hardware", w.hardware), ("draft quality", w.draft),
+                         ("draft depth", w.depth)):
         if result is None:
             continue
         best = result.best
-        text = "no point meets the SLO" if best is None else (
-            f"best {_fmt(best['vary'])}: p95 {best['latency_s']['p95'] * 1e3:.1f} ms, "
-            f"speedup {_fmt(best.get('speedup_vs_target_only'))}")
+        ci = (best or {}).get("ci95", {}).get("p95_s")
+        band = f" [{ci[0] * 1e3:.1f}-{ci[1] * 1e3:.1f}]" if ci else ""
+        text = "no point meets the SLO without overload" if best is None else (
+            f"best {_fmt(best['vary'])}: p95 {best['latency_s']['p95'] * 1e3:.1f}{band} ms, "
+            f"speedup {F.speedup_text(best.get('speedup_vs_target_only'))}; "
+            f"{result.best_reason}")
         parts.append(f"<li><b>{_e(name)}</b>: {_e(text)}</li>")
     return parts[0] + "<ul>" + "".join(parts[1:]) + "</ul>"
 
@@ -456,14 +509,32 @@ document.querySelectorAll('script[type="application/json"][data-plot]').forEach(
 """
 
 
-def render_html(data: ReportData) -> str:
-    """The report page: one file, plotly.js embedded once, no network, all text escaped."""
+def page_shell(title: str, body: str) -> str:
+    """One offline HTML page around ``body`` (already escaped HTML): plotly.js embedded once,
+    a Content-Security-Policy that lets only this page's two scripts run, and the script that
+    draws every ``<script type="application/json" data-plot=ID>`` figure into ``#ID``."""
     from plotly.offline import get_plotlyjs
 
     nonce = secrets.token_urlsafe(16)
     csp = (f"default-src 'none'; script-src 'nonce-{nonce}' 'unsafe-eval'; "
            "style-src 'unsafe-inline'; img-src data: blob:; font-src data:")
     plotly_js = get_plotlyjs().replace("</script", "<\\/script")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(title)}</title><style>{_CSS}</style>
+<script nonce="{nonce}">{plotly_js}</script>
+</head><body>
+<h1>{_e(title)}</h1>
+{body}
+<script nonce="{nonce}">{_RENDER}</script>
+</body></html>
+"""
+
+
+def render_html(data: ReportData) -> str:
+    """The report page: one file, plotly.js embedded once, no network, all text escaped."""
     meta = dict(data.meta)
     plots = []
     for i, (heading, fig) in enumerate(data.figures):
@@ -473,28 +544,18 @@ def render_html(data: ReportData) -> str:
             f"{escape_json(fig.to_json())}</script>"
         )
     warnings = "".join(f"<li class='warn'>{_e(w)}</li>" for w in data.warnings)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(data.title)}</title><style>{_CSS}</style>
-<script nonce="{nonce}">{plotly_js}</script>
-</head><body>
-<h1>{_e(data.title)}</h1>
-<p>{_e(meta.get('source'))} trace: target <b>{_e(meta.get('target_model'))}</b>, draft
+    body = f"""<p>{_e(meta.get('source'))} trace: target <b>{_e(meta.get('target_model'))}</b>, draft
 <b>{_e(meta.get('draft_model'))}</b> on {_e(meta.get('device'))}, policy
 <b>{_e(meta.get('policy'))}</b> {_e(_fmt(meta.get('policy_params') or {}))}</p>
-<div class="tiles">{_tiles(data.summary)}</div>
 <h2>Findings</h2>{_findings_html(data.findings)}
+<div class="tiles">{_tiles(data.summary)}</div>
 <h2>What-if summary</h2>{_whatif_html(data.whatifs)}
 {f"<ul>{warnings}</ul>" if warnings else ""}
 {"".join(plots)}
 <h2>Metrics</h2>{_kv_table(data.metrics)}
 <h2>Sample requests</h2>{_samples_html(data.samples, data.text_chars)}
-<h2>Run metadata</h2>{_kv_table(meta)}
-<script nonce="{nonce}">{_RENDER}</script>
-</body></html>
-"""
+<h2>Run metadata</h2>{_kv_table(meta)}"""
+    return page_shell(data.title, body)
 
 
 def write_report(

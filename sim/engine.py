@@ -20,18 +20,14 @@ import pandas as pd
 import simpy
 
 from sim.acceptance import Depths
+from sim.baseline import baseline_mean_latency
 from sim.calibrate import Calibration, calibrate
-from sim.figures import CYCLE_KEYS, Log, compute_figures, is_overloaded, target_only_latencies
-from sim.latency import draw_speeds, target_prefill_share
-from sim.scenario import PolicyConfig, Scenario
-from sim.server import (
-    Drafting,
-    StaticPlan,
-    batch_server,
-    dynamic_stream_server,
-    finish_stream_log,
-    stream_server,
-)
+from sim.drafting import Drafting
+from sim.figures import CYCLE_KEYS, Log, compute_figures, is_overloaded
+from sim.latency import draw_empirical, draw_speeds
+from sim.scenario import Scenario
+from sim.server import batch_server
+from sim.stream import StaticPlan, dynamic_stream_server, finish_stream_log, stream_server
 from sim.workload import Closer, Workload, arrivals, build_workload
 from tracing.schema import CYCLE_COLUMNS, REQUEST_COLUMNS, RunMeta
 from tracing.trace import Trace
@@ -64,11 +60,16 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
     rng = np.random.default_rng(scenario.workload.seed if seed is None else seed)
     workload = build_workload(scenario, rng, cal.requests, cal.arrivals)
     model, costs = cal.acceptance, cal.costs
+    if scenario.policy.name == "target_only":  # no draft cache to fill: the baseline's prefill
+        costs = dataclasses.replace(costs, prefill_s_per_token=costs.target_only_prefill)
     lat = scenario.latency
-    own_device = not (lat.hardware and lat.hardware != lat.source_hardware)
+    own_device = costs.basis in ("trace", "scenario")
     # a trace's slow spells, and its machine's noise, belong to its own device
     if cal.speeds is not None and workload.trace_row is not None:
         workload.speed = cal.speeds[workload.trace_row]
+    elif cal.speed_pool is not None and cal.speed_pool.size and own_device:
+        run_seed = scenario.workload.seed if seed is None else seed
+        workload.speed = draw_empirical(cal.speed_pool, len(workload), run_seed)
     elif lat.speed_cv > 0 and own_device:
         run_seed = scenario.workload.seed if seed is None else seed
         workload.speed = draw_speeds(lat.speed_cv, len(workload), run_seed)
@@ -101,10 +102,9 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
             dynamic_stream_server(env, queue, workload, costs, policy, drafting, log, on_done)
         )
     else:
+        drafting = Drafting(policy, model, depths, rng, workload)
         env.process(
-            batch_server(
-                env, queue, workload, costs, policy, model, depths, rng, max_batch, log, on_done
-            )
+            batch_server(env, queue, workload, costs, policy, drafting, max_batch, log, on_done)
         )
     try:
         env.run()
@@ -113,10 +113,13 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
             bar.close()
     if plan is not None:
         finish_stream_log(log, workload, costs, plan)
+    elif max_batch == 1:
+        log.fill_stream_ids(costs.overhead_s)
     else:
-        log.batch_columns()
+        log.fill_batch_steps(costs.overhead_s)
 
-    requests, cycles = _frames(log, workload, grouped=plan is not None)
+    # single stream: one request at a time, served in id order -> rows already grouped
+    requests, cycles = _frames(log, workload, grouped=max_batch == 1 and log.served_in_order())
     warnings: list[str] = []
     overloaded = is_overloaded(
         not workload.closed, log.backlog_at_last_arrival, len(workload), max_batch
@@ -137,9 +140,12 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
             f"acceptance beyond position {extrapolated - 1} is extrapolated (carried from "
             "the last well-estimated position)"
         )
-    baseline = (
-        _baseline_latency(cal, workload, seed) if scenario.sim.baseline else None
+    baseline, baseline_warning = (
+        baseline_mean_latency(scenario, workload, costs.for_target_only())
+        if scenario.sim.baseline else (None, None)
     )
+    if baseline_warning:
+        warnings.append(baseline_warning)
     figures = compute_figures(
         {k: requests[k].to_numpy() for k in requests.columns},
         {k: cycles[k].to_numpy() for k in ("tau", "accepted", "emitted")},
@@ -148,6 +154,9 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
         overloaded=overloaded,
         baseline_mean_latency_s=baseline,
     )
+    figures["basis"] = costs.basis
+    figures["band"] = costs.band
+    figures["baseline_basis"] = costs.baseline_basis if scenario.sim.baseline else None
     figures["acceptance"] = model.info()
     figures["policy"] = policy.spec()
     figures["seed"] = int(scenario.workload.seed if seed is None else seed)
@@ -205,31 +214,6 @@ def _list_dtype() -> Any:
     import pyarrow as pa
 
     return pd.ArrowDtype(pa.list_(pa.float64()))
-
-
-def _baseline_latency(cal: Calibration, workload: Workload, seed: int | None) -> float | None:
-    """Mean latency of target-only decoding of the same workload on the same server."""
-    scenario, costs = cal.scenario, cal.costs
-    if scenario.server.max_batch == 1:
-        n = workload.output_tokens.astype(float)
-        p = workload.prompt_tokens.astype(float)
-        speed = 1.0 if workload.speed is None else workload.speed
-        service = speed * (
-            costs.prefill_s_per_token * target_prefill_share(scenario.latency) * p
-            + n * costs.verify_s(1)
-            + costs.context_s_per_token * (n * p + n * (n - 1) / 2.0)
-        ) + n * costs.overhead_s
-        lat = target_only_latencies(
-            workload.arrival_s, workload.closed, workload.concurrency, service
-        )
-        return float(lat.mean())
-    base = dataclasses.replace(
-        scenario,
-        policy=PolicyConfig("target_only", {}),
-        budget=type(scenario.budget)(),
-        sim=dataclasses.replace(scenario.sim, baseline=False),
-    )
-    return float(run(cal.with_scenario(base), seed=seed).figures["latency_s"]["mean"])
 
 
 class _Progress:

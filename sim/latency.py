@@ -15,6 +15,12 @@ multi-token costs follow the kernels' tile sizes (4 tokens may beat 3), which no
 live capture also profiles the pass for every token count (``live.profile``), so the table
 covers draft lengths the trace's own policy never used. A
 draft step over ``B`` sequences costs ``max(draft_step_s, B * draft_step_s / ridge)``.
+
+On another device (``hardware``, or a ``profile`` of another device) the per-pass cost model
+(:mod:`sim.costmodel`) prices every pass instead, through :func:`sim.hardware.move`, and the
+resolved costs say how they were made: ``basis`` ``"trace"``, ``"profile"``, ``"catalog"`` (with
+its ``band``) or ``"scenario"``. The target-only baseline's 1-token pass comes from the run
+device's profile when there is one (``baseline_basis``), so two traces of one device share it.
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.batching import draft_growth, pass_s
-from sim.hardware import Rescale, get_hardware
+from sim.catalog import device_of, get_device, same_device
+from sim.costmodel import PassModel
+from sim.hardware import DeviceSetup, anchored_draft_step, move, profile_for
 from sim.scenario import LatencyConfig, Scenario
 from tracing.errors import SpecsimError
 
@@ -44,6 +52,13 @@ class CostModel:
     context_s_per_token: float
     ridge_tokens: float
     verify_table: tuple[float, ...] = ()  # single stream, by tau; 0: the line
+    basis: str = "scenario"  # "trace" | "profile" | "catalog" | "scenario" (sim.hardware)
+    band: float | None = None  # catalog only: the factor a figure can be off by
+    pass_model: PassModel | None = None  # prices batched passes on a modelled device
+    draft_on_device: bool = False  # the draft step comes from pass_model (a model draft)
+    target_only_prefill_s_per_token: float | None = None  # None: prefill_s_per_token
+    baseline_step_s: float | None = None  # target-only 1-token pass from a profile
+    baseline_basis: str = ""  # where the target-only baseline's pass cost comes from
     # batched passes, [b - 1][n - 1]: b rows scoring n tokens each (sim.batching); (): the line
     batch_table: tuple[tuple[float, ...], ...] = ()
 
@@ -52,6 +67,8 @@ class CostModel:
         ctx = self.context_s_per_token * context
         if batch == 1 and tokens - 1 < len(self.verify_table) and self.verify_table[tokens - 1]:
             return self.verify_table[tokens - 1] + ctx
+        if self.pass_model is not None:
+            return self.pass_model.verify_s(tokens, batch) + ctx
         base = self.target_step_s
         if tokens > self.ridge_tokens:
             base = tokens * self.target_step_s / self.ridge_tokens
@@ -89,6 +106,8 @@ class CostModel:
 
     def draft_step(self, batch: int = 1) -> float:
         """One draft forward pass over ``batch`` sequences (one token each)."""
+        if self.draft_on_device and self.pass_model is not None and batch > 1:
+            return self.pass_model.draft_step_s(batch)
         if batch > self.ridge_tokens:
             return batch * self.draft_step_s / self.ridge_tokens
         return self.draft_step_s
@@ -97,33 +116,53 @@ class CostModel:
         """Prefill of one prompt."""
         return self.prefill_s_per_token * prompt_tokens
 
+    @property
+    def target_only_prefill(self) -> float:
+        """Prefill seconds per prompt token of a run that never drafts (no draft cache to
+        fill): charged alike by a ``target_only`` run and by every target-only baseline."""
+        if self.target_only_prefill_s_per_token is None:
+            return self.prefill_s_per_token
+        return self.target_only_prefill_s_per_token
+
+    def for_target_only(self) -> CostModel:
+        """These costs as a run that never drafts pays them (prefill without the draft's
+        share; the 1-token pass from the device's profile when the baseline has one)."""
+        out = dataclasses.replace(self, prefill_s_per_token=self.target_only_prefill,
+                                  target_only_prefill_s_per_token=None)
+        if self.baseline_step_s is not None:
+            table = list(self.verify_table) or [0.0]
+            table[0] = self.baseline_step_s
+            out = dataclasses.replace(out, verify_table=tuple(table),
+                                      target_step_s=self.baseline_step_s)
+        return out
+
     def cycle_s(self, tau: int, context: int = 0) -> float:
         """A single-stream cycle: tau draft steps, one verify pass, overhead."""
         return tau * self.draft_step_s + self.verify_s(tau + 1, 1, context) + self.overhead_s
 
 
 def hardware_note(scenario: Scenario, fitted: LatencyConfig | None = None) -> str | None:
-    """A warning when ``hardware`` is set but there is nothing to move from (``fitted``: the
-    numbers calibration fitted on the trace, for ``model = "trace"``)."""
+    """A warning when ``hardware`` names the run's own device (nothing moves), else None
+    (``fitted``: the numbers calibration fitted on the trace, for ``model = "trace"``)."""
     lat = scenario.latency
-    source = lat.source_hardware
-    if lat.model == "trace" and fitted is not None and not source:
-        source = fitted.source_hardware
-    if lat.hardware and not source and lat.target_params <= 0:
-        return (
-            f'[latency] hardware = "{lat.hardware}" only sets the ridge: costs are not rescaled '
-            "without source_hardware (or target_params for a roofline from first principles)"
-        )
+    source = lat.source_hardware or (fitted.source_hardware if fitted is not None else "")
+    if lat.hardware and source and same_device(lat.hardware, source):
+        return (f'[latency] hardware = "{lat.hardware}" is the trace\'s own device: its '
+                "measured costs are used (basis trace)")
     return None
 
 
-def resolve_costs(scenario: Scenario, fitted: LatencyConfig | None = None) -> CostModel:
+def resolve_costs(scenario: Scenario, fitted: LatencyConfig | None = None,
+                  setup: DeviceSetup | None = None) -> CostModel:
     """The costs a simulation charges, from the scenario (and, for ``model="trace"``, the
-    numbers calibration fitted on the trace: ``fitted``).
+    numbers calibration fitted on the trace: ``fitted``; ``setup``: what calibration learned of
+    the trace's device, models and ``[latency] profile``).
 
-    Order: numbers (given or fitted) -> roofline rescaling to ``hardware`` (from
-    ``source_hardware``; or from first principles with ``target_params`` / ``draft_params`` when
-    no source is known) -> ``[draft] step_s`` / ``params`` override the draft cost.
+    Order: numbers (given or fitted) -> on another device (``hardware``, or a profile of
+    another device than the trace's), every pass priced by the cost model, anchored to that
+    device's profile when there is one (:func:`sim.hardware.move`) -> ``[draft] layers / hidden
+    / params`` price the draft's step by the cost model on the chosen device -> ``[draft]
+    step_s`` overrides the draft cost.
     """
     lat = scenario.latency
     if lat.model == "trace":
@@ -136,36 +175,66 @@ def resolve_costs(scenario: Scenario, fitted: LatencyConfig | None = None) -> Co
             ridge_tokens=lat.ridge_tokens,
             target_params=lat.target_params or fitted.target_params,
             draft_params=lat.draft_params or fitted.draft_params,
+            dtype=lat.dtype,
         )
+    setup = setup or DeviceSetup()
     target_step, slope, draft_step = lat.target_step_s, lat.verify_slope_s, lat.draft_step_s
     table = list(lat.verify_table_s)
     batch_table = [list(row) for row in lat.batch_verify_table_s]
     prefill, context = lat.prefill_s_per_token, lat.context_s_per_token
     ridge = lat.ridge_tokens or math.inf
     draft_params = scenario.draft.params or lat.draft_params
-    if lat.hardware:
-        dst = get_hardware(lat.hardware)
-        ridge = lat.ridge_tokens or dst.ridge_tokens
-        if lat.source_hardware:
-            scale = Rescale(get_hardware(lat.source_hardware), dst)
-            target_step *= scale.memory
-            if get_hardware(lat.source_hardware) is not dst:
-                table = []  # the source device's kernel quirks do not move: the roofline line
-                batch_table = []
-            draft_step *= scale.memory
-            context *= scale.memory
-            slope *= scale.compute
-            prefill *= scale.compute
-        elif lat.target_params > 0:
-            target_step = dst.step_s(lat.target_params)
-            table, batch_table = [], []  # from first principles: the roofline line alone
-            prefill = 2.0 * lat.target_params / (dst.bf16_tflops * 1e12)
-            if draft_params:
-                draft_step = dst.step_s(draft_params)
-        if scenario.draft.params and scenario.draft.step_s is None:
-            draft_step = dst.step_s(scenario.draft.params)
+    if not setup.device and lat.draft_params > 0 and setup.draft_kind == "none":
+        setup = dataclasses.replace(setup, draft_kind="model")  # a scenario's draft model
+    target_only_prefill = prefill * target_prefill_share(lat)
+    from_trace = scenario.latency.model == "trace" or bool(  # scenario_from_trace's numbers
+        setup.device and lat.fitted_on == setup.device)
+    basis = "trace" if from_trace else "scenario"
+    band: float | None = None
+    pass_model: PassModel | None = None
+    on_device = False
+    source = setup.device or lat.source_hardware
+    hardware = lat.hardware
+    if not hardware and setup.profile is not None and source \
+            and not same_device(setup.profile.device, source):
+        found = device_of(setup.profile.device)
+        if found is None:
+            raise SpecsimError(f'{scenario.where}: [latency] profile measured "'
+                               f'{setup.profile.device}", which the catalog does not know')
+        hardware = found.key
+    by_architecture = any(getattr(scenario.draft, k) for k in ("layers", "hidden", "params"))
+    if hardware and not (source and same_device(hardware, source)):
+        moved = move(hardware=hardware, dtype=lat.dtype, setup=setup,
+                     target_params=lat.target_params, scenario_draft=scenario.draft,
+                     draft_params=draft_params, host_draft_step_s=draft_step,
+                     where=scenario.where)
+        if moved.draft_step_s == 0.0 and draft_step > 0 and setup.draft_kind == "none":
+            moved = dataclasses.replace(  # a draft of unknown kind: moves with the target
+                moved, draft_step_s=draft_step * moved.target_step_s / max(target_step, 1e-12))
+        target_step, table, draft_step = moved.target_step_s, list(moved.verify_table), \
+            moved.draft_step_s
+        prefill, context, slope = moved.prefill_s_per_token, moved.context_s_per_token, 0.0
+        target_only_prefill = moved.target_prefill_s_per_token
+        basis, band, pass_model = moved.basis, moved.band, moved.pass_model
+        on_device = setup.draft_kind == "model" or by_architecture
+        ridge = math.inf
+        batch_table = []  # the source device's batched passes do not move
+    elif by_architecture and scenario.draft.step_s is None:
+        draft_step = anchored_draft_step(
+            setup=setup, device_name=source, target_params=lat.target_params,
+            scenario_draft=scenario.draft, draft_params=draft_params,
+            target_step_s=table[0] if table and table[0] else target_step,
+            where=scenario.where)
     if scenario.draft.step_s is not None:
         draft_step = scenario.draft.step_s
+        on_device = False
+    run_device = get_device(hardware) if hardware else device_of(source) if source else None
+    prof = profile_for(setup, run_device) if run_device is not None else None
+    baseline_step = prof.one_token_s() if prof is not None else None
+    if baseline_step is not None:
+        at = min(p["context"] for p in prof.role_points("target")  # type: ignore[union-attr]
+                 if p["batch"] == 1 and p["tokens"] == 1)
+        baseline_step = max(baseline_step - context * at, 1e-12)
     return CostModel(
         target_step_s=target_step,
         verify_slope_s=slope,
@@ -175,6 +244,13 @@ def resolve_costs(scenario: Scenario, fitted: LatencyConfig | None = None) -> Co
         context_s_per_token=context,
         ridge_tokens=ridge,
         verify_table=tuple(table),
+        basis=basis,
+        band=band,
+        pass_model=pass_model,
+        draft_on_device=on_device,
+        target_only_prefill_s_per_token=target_only_prefill,
+        baseline_step_s=baseline_step,
+        baseline_basis="profile" if baseline_step is not None else basis,
         batch_table=tuple(tuple(row) for row in batch_table),
     )
 
@@ -185,6 +261,13 @@ def draw_speeds(cv: float, n: int, seed: int) -> np.ndarray:
     sigma = math.sqrt(math.log1p(cv * cv))
     rng = np.random.default_rng([seed, 0x5BEED])
     return np.exp(rng.normal(-0.5 * sigma * sigma, sigma, n))
+
+
+def draw_empirical(pool: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` request speeds drawn with replacement from ``pool`` (a trace's measured request
+    speeds), from the same stream of their own as :func:`draw_speeds`."""
+    rng = np.random.default_rng([seed, 0x5BEED])
+    return rng.choice(np.asarray(pool, dtype=float), n)
 
 
 def target_prefill_share(lat: LatencyConfig) -> float:

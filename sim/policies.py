@@ -93,12 +93,15 @@ class Heuristic(Policy):
         return Heuristic(self.initial_tau, self.max_tau)
 
     def observe(self, cycle: CycleRecord) -> None:
-        if cycle.tau <= 0:
+        tau = cycle.tau
+        if tau <= 0:
             return
-        if cycle.accepted == cycle.tau:
-            self.tau = min(self.max_tau, self.tau + 2)
+        if cycle.accepted == tau:  # min(max_tau, tau + 2) / max(1, tau - 1), on the hot path
+            up = self.tau + 2
+            self.tau = up if up < self.max_tau else self.max_tau
         else:
-            self.tau = max(1, self.tau - 1)
+            down = self.tau - 1
+            self.tau = down if down > 1 else 1
 
 
 class Confidence(Policy):
@@ -205,13 +208,13 @@ class Adaptive(Policy):
             survival = self.survival()
             d = costs.draft_per_token
             assert d is not None
-            line = costs.line()
+            verify = costs.verify_costs(cap + 1)  # verify[t] = verify_cost(t + 1)
             best, best_rate, tokens = 0, -1.0, 1.0
             for t in range(cap + 1):  # tokens = E[tokens per cycle] at draft length t
                 if t:
                     tokens += survival[t - 1]
-                cost = t * d + self.verify_cost(t + 1, line)
-                rate = tokens / max(cost, 1e-12)
+                cost = t * d + verify[t]
+                rate = tokens / (cost if cost > 1e-12 else 1e-12)
                 if rate > best_rate:
                     best, best_rate = t, rate
             self._since_probe += 1
@@ -381,6 +384,11 @@ def build_policy(
     cls = POLICIES.get(name)
     if cls is None:
         raise SpecsimError(f"unknown policy '{name}' (known: {', '.join(sorted(POLICIES))})")
+    known = policy_keys(cls)
+    for key in params:
+        if known is not None and key not in known:
+            shown = ", ".join(sorted(known | {"max_verify", "mean_verify"}))
+            raise SpecsimError(f"policy '{name}': unknown key '{key}' (known: {shown})")
     try:
         policy = cls(**params)
     except TypeError as exc:
@@ -388,6 +396,17 @@ def build_policy(
     if max_verify or mean_verify:
         policy = BudgetedPolicy(policy, max_verify=max_verify, mean_verify=mean_verify)
     return policy
+
+
+def policy_keys(cls: type) -> set[str] | None:
+    """The keyword parameters a policy class takes (None when it takes ``**kwargs``)."""
+    import inspect
+
+    sig = inspect.signature(cls)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
+        return None
+    return {n for n, p in sig.parameters.items()
+            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
 
 
 def make_policy(spec: str) -> Policy:

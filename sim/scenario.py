@@ -91,8 +91,13 @@ class LatencyConfig:
     # server's start-up profile scaled to its trace; sim.batching); [] = the line and ridge
     batch_verify_table_s: list[list[float]] = field(default_factory=list, metadata=_rng(0.0))
     ridge_tokens: float = field(default=0.0, metadata=_rng(0.0))  # 0: from hardware, else flat
-    hardware: str = ""
+    hardware: str = ""  # a catalog device (sim.catalog): key, alias or exact device name
     source_hardware: str = ""
+    # a profile of the target device: a `specsim profile` file, a trace that carries a verify
+    # profile, or a target-only trace of the device (its 1-token pass)
+    profile: str = ""
+    fitted_on: str = ""  # the device string of the trace these numbers were fitted on
+    dtype: str = ""  # on another device: fp32 | bf16 | fp16 | int8 | int4 ("": its default)
     # model sizes: the roofline from first principles, and the target's share of a prefill
     # that also filled the draft's cache (the target-only baseline pays only that share)
     target_params: float = field(default=0.0, metadata=_rng(0.0))
@@ -106,6 +111,11 @@ class LatencyConfig:
     # request-to-request spread of that speed (coefficient of variation; fitted from a trace):
     # each request draws a lognormal speed with mean 1 -- the tail a noiseless model misses
     speed_cv: float = field(default=0.0, metadata=_rng(0.0, 1.0))
+    # how that speed is drawn: "lognormal" (mean 1, speed_cv) or "empirical" (with a trace, on
+    # its own device: each request's speed drawn from the trace's measured request speeds, with
+    # replacement -- the heavy tail of a run whose first requests were 3x slow, kept)
+    speed_model: str = field(default="lognormal",
+                             metadata={"choices": ("lognormal", "empirical")})
 
 
 @dataclass(frozen=True)
@@ -130,7 +140,7 @@ class PolicyConfig:
 class BudgetConfig:
     """[budget]: verify passes per request (0 = unlimited); enforced through the policies."""
 
-    max_verify_per_request: int = field(default=0, metadata=_rng(0))
+    max_verify_per_request: int = field(default=0, metadata=_rng(0))  # 0 = unlimited (no cap)
     mean_verify_per_request: float = field(default=0.0, metadata=_rng(0.0))
 
 
@@ -148,6 +158,9 @@ class DraftConfig:
     name: str = ""
     step_s: float | None = field(default=None, metadata=_rng(0.0))
     params: float | None = field(default=None, metadata=_rng(0.0))
+    # a draft by architecture: its step cost from the cost model on the chosen device
+    layers: int | None = field(default=None, metadata=_rng(1))
+    hidden: int | None = field(default=None, metadata=_rng(8))
     alpha: float | None = field(default=None, metadata=_rng(0.0, 1.0))
     acceptance_scale: float = field(default=1.0, metadata=_rng(0.0))
     # P(the draft proposes nothing in a cycle that asked for tokens), e.g. no n-gram match
@@ -339,14 +352,22 @@ class Scenario:
             raise SpecsimError(
                 f"{where}: [acceptance] context_buckets = {buckets}: must be increasing"
             )
-        from sim.hardware import CATALOG  # local: hardware imports nothing from here
+        from sim.catalog import UnknownDevice, get_device, known  # local: no import circle
+        from sim.costmodel import normalize_dtype
 
         for key in ("hardware", "source_hardware"):
             name = getattr(self.latency, key)
-            if name and name.upper() not in CATALOG:
-                raise SpecsimError(
-                    f'{where}: [latency] {key} = "{name}": unknown (known: {", ".join(CATALOG)})'
-                )
+            if name:
+                try:
+                    get_device(name)
+                except UnknownDevice:
+                    raise SpecsimError(f'{where}: [latency] {key} = "{name}": unknown device '
+                                       f"(known: {known()})") from None
+        if self.latency.dtype:
+            try:
+                normalize_dtype(self.latency.dtype)
+            except SpecsimError as exc:
+                raise SpecsimError(f"{where}: [latency] {exc}") from None
 
 
     def _check_file(self, where: str) -> None:
@@ -454,7 +475,7 @@ def _check_value(f: dataclasses.Field, value: Any, what: str) -> Any:
         raise SpecsimError(f"{what}: must be a number, not a list")
     if not isinstance(value, list) and kind.startswith("list"):
         raise SpecsimError(f"{what}: must be a list")
-    want_int = kind in ("int", "list[int]")
+    want_int = kind in ("int", "list[int]", "int | None")
     _check_numbers(items, meta, want_int, what)
     if isinstance(value, list):
         return list(value)

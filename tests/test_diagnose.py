@@ -165,6 +165,7 @@ def test_whatif_predicts_an_improvement(kind: str) -> None:
     assert p["overrides"] and p["improves"] is True
     assert p["p95_s"] < p["baseline"]["p95_s"]
     assert any(a["overrides"] == p["overrides"] for a in p["alternatives"])
+    assert (p["basis"], p["band"]) == ("trace", None)  # how its costs were made
     assert "Simulated with" in f.recommendation and "p95" in f.recommendation
     json.dumps([x.to_dict() for x in findings])
 

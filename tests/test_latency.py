@@ -6,10 +6,12 @@ import math
 
 import pytest
 
-from sim import CATALOG, Scenario, simulate
+from sim import Scenario, simulate
 from sim.calibrate.costs import fit_latency
-from sim.hardware import hardware_of_device
+from sim.catalog import CATALOG_BAND, get_device
+from sim.costmodel import SMOLLM2_135M, pass_s
 from sim.latency import CostModel, resolve_costs
+from tracing.errors import SpecsimError
 
 
 def _measured(policy: dict, **latency: float) -> Scenario:
@@ -61,20 +63,17 @@ def test_roofline_verify_cost() -> None:
     assert c.draft_step(200) == pytest.approx(0.004)
 
 
-def test_catalog_and_ridge() -> None:
-    for name in ("A100", "H100", "H200", "L4", "CPU"):
-        assert name in CATALOG
-    h100 = CATALOG["H100"]
-    assert h100.ridge_tokens == pytest.approx(989e12 / 3350e9, rel=1e-9)
-    # a 7B bf16 model reads 14 GB per step
-    assert h100.step_s(7e9) == pytest.approx(14e9 / 3350e9)
-    assert h100.step_s(7e9, tokens=10_000) > h100.step_s(7e9)
-    assert hardware_of_device("cuda:0 NVIDIA H100 80GB HBM3") is h100
-    assert hardware_of_device("cpu") is CATALOG["CPU"]
-    assert hardware_of_device("mps") is None
+def test_scenario_hardware_names_are_exact_catalog_entries() -> None:
+    for name in ("A100", "H100", "H100-PCIE-80GB", "NVIDIA L40S", "L4", "CPU"):
+        Scenario.from_dict({"latency": {"hardware": name, "target_params": 1e8}})
+    for name in ("H100X", "L40SX", "NVIDIA H100"):
+        with pytest.raises(SpecsimError, match=r"\[latency\] hardware = .*: unknown device"):
+            Scenario.from_dict({"latency": {"hardware": name}})
+    with pytest.raises(SpecsimError, match="dtype"):
+        Scenario.from_dict({"latency": {"dtype": "fp8"}})
 
 
-def test_rescaling_a_trace_to_other_hardware() -> None:
+def test_moving_scenario_numbers_to_other_hardware_prices_them_by_the_cost_model() -> None:
     base = Scenario.from_dict(
         {
             "latency": {
@@ -82,29 +81,45 @@ def test_rescaling_a_trace_to_other_hardware() -> None:
                 "draft_step_s": 0.002,
                 "prefill_s_per_token": 1e-4,
                 "source_hardware": "A100",
+                "target_params": 134515008,
             }
         }
     )
     same = resolve_costs(base)
-    assert same.target_step_s == 0.02 and math.isinf(same.ridge_tokens)
+    assert same.target_step_s == 0.02 and same.basis == "scenario" and same.band is None
     moved = resolve_costs(base.with_overrides({"latency.hardware": "H100"}))
-    assert moved.target_step_s == pytest.approx(0.02 * 2039 / 3350)
-    assert moved.draft_step_s == pytest.approx(0.002 * 2039 / 3350)
-    assert moved.prefill_s_per_token == pytest.approx(1e-4 * 312 / 989)
-    assert moved.ridge_tokens == pytest.approx(CATALOG["H100"].ridge_tokens)
+    shape = SMOLLM2_135M.with_geometry(params=134515008)
+    h100 = get_device("H100")
+    assert moved.basis == "catalog" and moved.band == CATALOG_BAND
+    assert moved.target_step_s == pytest.approx(pass_s(h100, shape, "bf16", 1))
+    assert moved.verify_s(5) == pytest.approx(pass_s(h100, shape, "bf16", 5))
+    # a draft of unknown kind moves with the target
+    assert moved.draft_step_s == pytest.approx(0.002 * moved.target_step_s / 0.02)
+    assert resolve_costs(base.with_overrides({"latency.hardware": "A100"})).basis == "scenario"
+    with pytest.raises(SpecsimError, match="needs the target's size"):
+        resolve_costs(base.with_overrides({"latency.hardware": "H100",
+                                           "latency.target_params": 0.0}))
 
 
 def test_first_principles_costs_and_draft_override() -> None:
     s = Scenario.from_dict(
         {"latency": {"hardware": "H100", "target_params": 7e9, "draft_params": 1e8}}
     )
+    h100 = get_device("H100")
+    target = SMOLLM2_135M.with_geometry(params=7e9)
     c = resolve_costs(s)
-    assert c.target_step_s == pytest.approx(CATALOG["H100"].step_s(7e9))
-    assert c.draft_step_s == pytest.approx(CATALOG["H100"].step_s(1e8))
+    assert c.target_step_s == pytest.approx(pass_s(h100, target, "bf16", 1))
+    assert c.draft_step_s == pytest.approx(pass_s(h100, target.with_geometry(params=1e8),
+                                                  "bf16", 1))
     d = resolve_costs(s.with_overrides({"draft.step_s": 0.0042}))
     assert d.draft_step_s == 0.0042
     e = resolve_costs(s.with_overrides({"draft.params": 1e9}))
-    assert e.draft_step_s == pytest.approx(CATALOG["H100"].step_s(1e9))
+    assert e.draft_step_s == pytest.approx(pass_s(h100, target.with_geometry(params=1e9),
+                                                  "bf16", 1))
+    # fp32 reads twice the bytes of bf16 (a 7B model is weight-bound beyond its fixed cost)
+    f = resolve_costs(s.with_overrides({"latency.dtype": "fp32"}))
+    assert f.target_step_s - c.target_step_s == pytest.approx(
+        7e9 * 2 / h100.eff_bw, rel=0.02)
 
 
 def _with_profile(trace, seconds: list[float]):  # type: ignore[no-untyped-def]
@@ -193,7 +208,7 @@ def test_speed_noise_raises_the_tail_and_leaves_acceptance_alone() -> None:
     assert n["p95"] > 1.03 * q["p95"]
     assert n["mean"] == pytest.approx(q["mean"], rel=0.02)  # speeds have mean 1
     # another device: this machine's noise does not carry over
-    moved = {"hardware": "H100", "source_hardware": "CPU"}
+    moved = {"hardware": "H100", "source_hardware": "CPU", "target_params": 134515008.0}
     a = simulate(_equal_requests(speed_cv=0.05, **moved)).figures["latency_s"]
     b = simulate(_equal_requests(**moved)).figures["latency_s"]
     assert a["p95"] == pytest.approx(b["p95"], rel=1e-9)
@@ -213,3 +228,27 @@ def test_target_only_baseline_pays_only_the_targets_share_of_prefill() -> None:
     assert share == pytest.approx(2 / 3)
     assert speedup(target_params=2e8, draft_params=1e8) < speedup()
     assert speedup(target_params=2e8) == pytest.approx(speedup())  # model-free draft: all
+
+
+def test_a_replay_draws_request_noise_from_the_traces_own_speeds() -> None:
+    import numpy as np
+
+    from sim import scenario_from_trace
+    from sim.calibrate import calibrate
+    from sim.calibrate.costs import request_speeds
+    from sim.latency import draw_empirical
+
+    trace = simulate(_equal_requests(speed_cv=0.2)).trace
+    replay = scenario_from_trace(trace)
+    assert replay.latency.speed_model == "empirical"
+    cal = calibrate(replay, trace)
+    assert cal.speed_pool is not None
+    assert np.allclose(cal.speed_pool, request_speeds(trace, cal.costs))
+    drawn = draw_empirical(cal.speed_pool, 500, seed=3)
+    assert set(np.round(drawn, 12)) <= set(np.round(cal.speed_pool, 12))
+    assert np.array_equal(drawn, draw_empirical(cal.speed_pool, 500, seed=3))
+    # lognormal on request, and none on another device
+    lognormal = replay.with_overrides({"latency.speed_model": "lognormal"})
+    assert calibrate(lognormal, trace).speed_pool is None
+    moved = replay.with_overrides({"latency.hardware": "H100", "latency.target_params": 1.3e8})
+    assert calibrate(moved, trace).speed_pool is None

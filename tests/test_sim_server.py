@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from sim import Scenario, SimResult, scenario_from_trace, simulate
+from sim.catalog import CATALOG_BAND
 from tracing import read_trace, summarize, validate_trace, write_trace
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "sample_synthetic.jsonl"
@@ -138,11 +139,14 @@ def test_batching_crossover() -> None:
     assert high["speedup_vs_target_only"] < 0.9
 
 
-def test_roofline_hardware_whatif_speeds_up() -> None:
-    s = _base(latency={"source_hardware": "A100"})
-    a100 = simulate(s, seed=0).figures
+def test_catalog_hardware_whatif_ranks_devices_by_bandwidth() -> None:
+    # a 7B model's weights dominate its pass: the faster memory wins
+    s = _base(latency={"source_hardware": "L4", "target_params": 7e9})
+    a100 = simulate(s.with_overrides({"latency.hardware": "A100"}), seed=0).figures
     h100 = simulate(s.with_overrides({"latency.hardware": "H100"}), seed=0).figures
     assert h100["latency_s"]["p50"] < a100["latency_s"]["p50"]
+    assert (h100["basis"], h100["band"]) == ("catalog", CATALOG_BAND)
+    assert simulate(s, seed=0).figures["basis"] == "scenario"
 
 
 def test_context_buckets_take_the_batch_path() -> None:
@@ -206,7 +210,8 @@ def test_scenario_from_trace_round_trips_through_dict() -> None:
     longer = simulate(s.with_overrides({"policy.tau": 8}), trace=trace)
     assert longer.figures["mean_tau"] > 4
     moved = simulate(s.with_overrides({"latency.hardware": "H100"}), trace=trace)
-    assert moved.figures["latency_s"]["p50"] < 0.1 * summarize(trace)["latency_s"]["p50"]
+    assert moved.figures["basis"] == "catalog"  # the sample records its target's size
+    assert moved.figures["latency_s"]["p50"] < summarize(trace)["latency_s"]["p50"]
     assert np.isfinite(moved.figures["speedup_vs_target_only"])
 
 
@@ -295,5 +300,6 @@ def test_replay_speed_reproduces_a_slow_spell(policy: dict) -> None:
     assert latency_of_5(True) == pytest.approx(measured, rel=0.03)
     assert latency_of_5(False) < 0.8 * measured  # mean costs miss the spell
     # on another device the spell does not carry over
-    other = base.with_overrides({"latency.replay_speed": True, "latency.hardware": "H100"})
+    other = base.with_overrides({"latency.replay_speed": True, "latency.hardware": "H100",
+                                 "latency.target_params": 134515008})
     assert simulate(other, doctored).trace.requests["end_s"].notna().all()

@@ -59,7 +59,7 @@ CASES = [
     ("prob out of range", _set(3, target_prob=[0.9, 1.5, 0.7, 0.6]), 3, "target_prob", "[0, 1]"),
     ("end before start", _set(8, end_s=0.0), 8, "end_s", "before"),
     ("duplicate request", _set(8, request_id=0), 8, "request_id", "request 0 appears twice"),
-    ("cycles interleaved", _set(7, request_id=0, cycle=0), 7, "request_id", "not contiguous"),
+    ("cycle repeated", _set(7, request_id=0, cycle=0), 7, "cycle", "expected cycle 3, got 0"),
     ("unknown type", _set(4, type="cyc"), 4, "type", "unknown record type"),
 ]
 
@@ -80,6 +80,22 @@ def test_jsonl_violation_names_line_and_field(
     assert f"{path}:{line} field '{field}'" in text, text
     assert message in text
     assert "\n" not in text
+
+
+def test_interleaved_requests_are_read_grouped(tmp_path: Path) -> None:
+    """A batched server writes its concurrent requests' cycles step by step, interleaved: the
+    reader gathers each request's cycles (file order kept within one); errors keep their lines."""
+    recs = _lines(tmp_path)
+    recs.insert(2, recs.pop(5))  # r1's cycle 0 between r0's cycles 0 and 1
+    path = tmp_path / "interleaved.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    trace = read_trace(path)
+    assert trace.cycles["request_id"].tolist() == [0, 0, 0, 1, 1]
+    assert trace.cycles["cycle"].tolist() == [0, 1, 2, 0, 1]
+    recs[3]["accepted"] = 9  # r0's cycle 1, now on line 4
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    with pytest.raises(TraceError, match=r"interleaved.jsonl:4 field 'accepted'"):
+        read_trace(path)
 
 
 def test_unparsable_line_is_named(tmp_path: Path) -> None:

@@ -264,6 +264,7 @@ def read_jsonl(path: str | Path, *, allow_truncated: bool = False) -> Trace:
         raise TraceError(path, "empty trace: no run line", line=1, field="type")
     if truncated_at is not None:
         meta.extra["truncated"] = {"line": truncated_at, "records_read": len(cyc_lines) + len(req_lines) + 1}
+    cyc_cols, cyc_lines = _group_by_request(cyc_cols, cyc_lines)
     return Trace(
         meta=meta,
         requests=columns_to_frame(dict(zip(REQUEST_COLUMNS, req_cols, strict=True)), REQUEST_COLUMNS),
@@ -272,3 +273,22 @@ def read_jsonl(path: str | Path, *, allow_truncated: bool = False) -> Trace:
         cycle_lines=np.asarray(cyc_lines, dtype=np.int64),
         request_lines=np.asarray(req_lines, dtype=np.int64),
     )
+
+
+def _group_by_request(cols: list[list[Any]], lines: list[int]) -> tuple[list[list[Any]], list[int]]:
+    """Gather each request's cycles together, requests in order of their first cycle, keeping
+    file order within a request: a batched server writes the cycles of its concurrent requests
+    interleaved, step by step. A trace already grouped is returned as it is."""
+    rids = cols[0]  # request_id is the first cycle column
+    first: dict[Any, int] = {}
+    grouped = True
+    for i, rid in enumerate(rids):
+        if rid not in first:
+            first[rid] = len(first)
+        elif grouped and rids[i - 1] != rid:
+            grouped = False
+    if grouped:
+        return cols, lines
+    order = sorted(range(len(rids)), key=lambda i: first[rids[i]])  # stable
+    return [[col[i] for i in order] for col in cols], [lines[i] for i in order]
+

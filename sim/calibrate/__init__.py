@@ -35,6 +35,7 @@ from sim.calibrate.acceptance import build_acceptance, fit_proposals
 from sim.calibrate.arrivals import ArrivalTable, load_arrivals
 from sim.calibrate.batching import max_batch_of
 from sim.calibrate.costs import fit_latency, request_speeds
+from sim.calibrate.device import load_profile, setup_of
 from sim.calibrate.requests import RequestTables
 from sim.latency import CostModel, hardware_note, resolve_costs
 from sim.policies import POLICIES
@@ -62,6 +63,7 @@ class Calibration:
     requests: RequestTables | None = None  # None: no trace
     fitted_latency: LatencyConfig | None = None
     speeds: np.ndarray | None = None  # per trace request (arrival order), with replay_speed
+    speed_pool: np.ndarray | None = None  # the trace's request speeds, speed_model "empirical"
     hardware_note: str | None = None
     target_model: str = ""  # the trace's model names, for the simulated trace's metadata
     draft_model: str = ""
@@ -77,11 +79,15 @@ def calibrate(scenario: Scenario, trace: Trace | None = None) -> Calibration:
     """Read ``trace`` once for everything ``scenario`` replays from it."""
     lat = scenario.latency
     fitted = fit_latency(trace) if trace is not None and lat.model == "trace" else None
-    costs = resolve_costs(scenario, fitted)
-    own_device = not (lat.hardware and lat.hardware != lat.source_hardware)
-    speeds = None
+    setup = setup_of(trace, load_profile(lat.profile) if lat.profile else None)
+    costs = resolve_costs(scenario, fitted, setup)
+    own_device = costs.basis in ("trace", "scenario")
+    speeds = pool = None
     if lat.replay_speed and trace is not None and len(trace.requests) and own_device:
         speeds = request_speeds(trace, costs)
+    elif lat.speed_model == "empirical" and trace is not None and len(trace.requests) \
+            and own_device:
+        pool = request_speeds(trace, costs)
     return Calibration(
         scenario=scenario,
         acceptance=build_acceptance(scenario, trace),
@@ -89,6 +95,7 @@ def calibrate(scenario: Scenario, trace: Trace | None = None) -> Calibration:
         requests=RequestTables.from_trace(trace) if trace is not None else None,
         fitted_latency=fitted,
         speeds=speeds,
+        speed_pool=pool,
         hardware_note=hardware_note(scenario, fitted),
         target_model=str(trace.meta.target_model or "") if trace is not None else "",
         draft_model=str(trace.meta.draft_model or "") if trace is not None else "",
@@ -113,7 +120,8 @@ def _arrivals(scenario: Scenario) -> ArrivalTable | None:
 def scenario_from_trace(trace: Trace) -> Scenario:
     """A scenario that replays ``trace``'s configuration: its requests (lengths in order and
     arrivals -- closed when each request arrived as the previous one ended), acceptance fitted
-    from its cycles ("trace"), latency fitted by least squares, its policy."""
+    from its cycles ("trace"), latency fitted by least squares with the request noise drawn from
+    the trace's own request speeds (``speed_model = "empirical"``), its policy."""
     r = trace.requests.sort_values("arrival_s")
     arrival, end = r["arrival_s"].to_numpy(float), r["end_s"].to_numpy(float)
     latency = np.maximum(end - arrival, 1e-9)
@@ -138,8 +146,11 @@ def scenario_from_trace(trace: Trace) -> Scenario:
     )
     batch = max_batch_of(trace)
     reached_first = int((trace.cycles["tau"] > 0).sum()) if len(trace.cycles) else 0
+    imported = (trace.meta.extra or {}).get("imported")
+    order_known = not (isinstance(imported, dict) and imported.get("cycle_order") == "unknown")
     if reached_first >= MIN_REACHED:
-        acceptance = AcceptanceConfig(model="trace", per_request=True, replay=True)
+        # replay by output position needs the steps in order (an engine's histogram has none)
+        acceptance = AcceptanceConfig(model="trace", per_request=True, replay=order_known)
     else:  # a target-only capture: nothing to fit, no draft token would be accepted
         acceptance = AcceptanceConfig(model="iid", alpha=0.0)
     # Short proposals (an n-gram draft with no match): told apart from the policy's own
@@ -155,7 +166,8 @@ def scenario_from_trace(trace: Trace) -> Scenario:
         workload=workload,
         acceptance=acceptance,
         draft=draft,
-        latency=fit_latency(trace),
+        # a replay's request-to-request noise: drawn from the trace's own request speeds
+        latency=dataclasses.replace(fit_latency(trace), speed_model="empirical"),
         policy=PolicyConfig(name, params),
         server=ServerConfig(max_batch=batch),
         where=f"scenario from {trace.name}",

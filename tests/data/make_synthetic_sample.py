@@ -21,7 +21,8 @@ def main() -> None:
         device="cpu",
         policy="fixed",
         policy_params={"tau": 4},
-        extra={"synthetic": True, "note": "synthetic sample; replace with a live capture"},
+        extra={"synthetic": True, "note": "synthetic sample; replace with a live capture",
+               "target_n_params": 134515008},
     )
     alpha, tau, t = 0.7, 4, 0.0
     with TraceWriter(Path(__file__).with_name("sample_synthetic.jsonl"), meta) as w:

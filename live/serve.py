@@ -1,0 +1,200 @@
+"""``specsim serve``: load the models, profile batched verify passes, run the engine and uvicorn.
+
+Start-up, in order: load target and draft; an untimed warm-up decode; the batched verify
+profile (:mod:`live.batch_profile`, batch 1..max_batch x tokens 1..tau+1) into the trace's run
+metadata; open the server trace (refusing to overwrite without ``force``); start the engine
+thread; serve HTTP. SIGINT/SIGTERM: the engine ends every request in flight as
+``interrupted`` (their streams get ``finish_reason: "abort"``), uvicorn closes the connections,
+the trace is closed and stays valid; a second SIGINT exits at once.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from tracing.errors import SpecsimError
+
+
+@dataclass
+class ServeConfig:
+    """Everything ``specsim serve`` resolves from its flags; recorded in the run metadata."""
+
+    target: str
+    trace_out: str
+    draft: str = "none"
+    policy: str = "fixed:tau=4"
+    max_batch: int = 8
+    max_step_tokens: int = 512
+    max_queue: int = 64
+    host: str = "127.0.0.1"
+    port: int = 8000
+    served_model_name: str | None = None
+    device: str | None = None
+    dtype: str | None = None
+    threads: int | None = None
+    profile_tokens: int | None = None  # None: tau + 1; 0: no profile
+    profile_rounds: int = 3
+    warmup_tokens: int = 8
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch", "max_step_tokens", "profile_rounds"):
+            if getattr(self, name) < 1:
+                raise SpecsimError(f"--{name.replace('_', '-')} must be >= 1, "
+                                   f"got {getattr(self, name)}")
+        if self.max_queue < 0:
+            raise SpecsimError(f"--max-queue must be >= 0, got {self.max_queue}")
+        if not 0 <= self.port < 65536:
+            raise SpecsimError(f"--port must be in 0..65535, got {self.port}")
+        if self.threads is not None and self.threads < 1:
+            raise SpecsimError(f"--threads must be >= 1, got {self.threads}")
+        if self.profile_tokens is not None and self.profile_tokens < 0:
+            raise SpecsimError(f"--profile-tokens must be >= 0, got {self.profile_tokens}")
+        if not self.trace_out.endswith(".jsonl"):
+            raise SpecsimError(f"--trace-out {self.trace_out}: the server streams JSONL "
+                               "(use a .jsonl name; convert later with specsim trace convert)")
+        check_output(self.trace_out, self.force, "--trace-out")
+
+
+def check_output(path: str, force: bool, flag: str) -> None:
+    """Refuse to overwrite ``path`` without ``force``; its directory must exist."""
+    out = Path(path)
+    if out.exists() and not force:
+        raise SpecsimError(f"{flag} {path} exists (pass --force to overwrite it)")
+    if not out.resolve().parent.is_dir():
+        raise SpecsimError(f"{flag} {path}: directory {out.resolve().parent} does not exist")
+
+
+def max_draft_tokens(policy: Any) -> int:
+    """The most tokens ``policy`` may draft in one step (vLLM's ``num_speculative_tokens``)."""
+    inner = getattr(policy, "inner", policy)
+    return int(max(getattr(inner, "max_tau", 0) or 0, getattr(inner, "tau", 0) or 0,
+                   getattr(policy, "max_tau", 0) if inner is not policy else 0))
+
+
+@dataclass
+class Served:
+    """A started service: what the routes use, and the engine to stop."""
+
+    service: Any  # live.server.Service
+    engine: Any  # live.engine.Engine
+    config: ServeConfig
+
+
+def start_service(config: ServeConfig, target: Any = None) -> Served:
+    """Load, warm up, profile, open the trace and start the engine (no HTTP yet)."""
+    import torch
+
+    from live.batch import BatchRequest
+    from live.batch_drafts import make_batch_draft
+    from live.batch_profile import (
+        BATCH_PROFILE_KEY,
+        ProfiledStepCost,
+        profile_batched_verify,
+        single_stream_profile,
+    )
+    from live.capture import _draft_params, eos_ids, library_versions
+    from live.engine import Engine
+    from live.models import load_model
+    from live.profile import PROFILE_KEY
+    from live.prompts import encode_prompt, load_prompts
+    from live.sampling import SamplingConfig
+    from live.server import Service
+    from live.server_metrics import ServerMetrics
+    from sim.policies import make_policy
+    from tracing.jsonl import TraceWriter
+    from tracing.schema import RunMeta
+
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    policy = make_policy(config.policy)
+    target = target if target is not None else load_model(config.target, config.device,
+                                                          config.dtype)
+    draft = make_batch_draft(config.draft, target)
+    spec_tokens = max_draft_tokens(policy) if draft is not None else None
+    stops = eos_ids(target.tokenizer, target.model)
+    name = config.served_model_name or target.name
+    metrics = ServerMetrics(name)
+    engine = Engine(target, draft, policy=config.policy, eos_token_ids=stops, writer=None,
+                    max_batch=config.max_batch, max_step_tokens=config.max_step_tokens,
+                    max_queue=config.max_queue, metrics=metrics)
+    warm = encode_prompt(target.tokenizer, load_prompts("builtin:chat", 1)[0])
+    if config.warmup_tokens:  # untimed: kernel selection and allocator growth
+        dec = engine.decoder
+        dec.policy = None  # the warm-up teaches the run's policy nothing
+        dec.add(BatchRequest(-1, warm, config.warmup_tokens, SamplingConfig(),
+                             make_policy(config.policy).fork(), stops))
+        while dec.rows:
+            dec.step()
+        dec.policy = engine.policy
+    extra: dict[str, Any] = {
+        "workload": "server", "target_n_params": target.n_params,
+        "draft_n_params": _draft_params(draft), "config": asdict(config),
+        "server": {"max_batch": config.max_batch, "max_step_tokens": config.max_step_tokens,
+                   "max_queue": config.max_queue, "served_model_name": name,
+                   "torch_threads": torch.get_num_threads()}}
+    n_tokens = config.profile_tokens if config.profile_tokens is not None else (
+        (spec_tokens or 0) + 1)
+    if n_tokens:
+        profile = profile_batched_verify(target, warm, max_batch=config.max_batch,
+                                         max_tokens=n_tokens, rounds=config.profile_rounds)
+        extra[BATCH_PROFILE_KEY] = profile
+        extra[PROFILE_KEY] = single_stream_profile(profile)
+        engine.decoder.step_cost = ProfiledStepCost(profile["seconds"])
+    meta = RunMeta(source="live", target_model=target.name, draft_model=config.draft,
+                   device=target.device_name, dtype=target.dtype, policy=policy.name,
+                   policy_params=policy.params(), library_versions=library_versions(),
+                   extra=extra)
+    writer = TraceWriter(config.trace_out, meta)
+    writer.open()
+    engine.writer = writer
+    engine.start()
+    max_len = int(getattr(target.model.config, "max_position_embeddings", 0) or 2048)
+    service = Service(engine=engine, tokenizer=target.tokenizer, model_name=name,
+                      max_model_len=max_len, num_spec_tokens=spec_tokens)
+    return Served(service, engine, config)
+
+
+def make_server(served: Served, *, log_level: str = "warning") -> Any:
+    """A uvicorn server for ``served`` whose signal handler stops the engine the moment SIGINT
+    or SIGTERM arrives (so streams in flight end as interrupted instead of being waited for)
+    and does not re-raise the signal after shutdown (``serve`` closes the trace and returns);
+    a second SIGINT exits at once."""
+    import uvicorn
+
+    from live.server import create_app
+
+    engine = served.engine
+
+    class SpecsimServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            engine.stop()
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            else:
+                self.should_exit = True
+
+    config = served.config
+    return SpecsimServer(uvicorn.Config(
+        create_app(served.service), host=config.host, port=config.port, log_level=log_level,
+        timeout_graceful_shutdown=10, access_log=False))
+
+
+def serve(config: ServeConfig, *, log_level: str = "warning") -> int:
+    """Run the server until SIGINT/SIGTERM; returns the exit code (0 after a signal)."""
+    served = start_service(config)
+    server = make_server(served, log_level=log_level)
+    print(f"specsim serve: http://{config.host}:{config.port}/v1 ({served.service.model_name}, "
+          f"draft {config.draft}, policy {config.policy}, max batch {config.max_batch}); "
+          f"trace {config.trace_out}", file=sys.stderr, flush=True)
+    try:
+        server.run()
+    finally:
+        served.engine.shutdown()
+    print(f"specsim serve: stopped; trace {config.trace_out}", file=sys.stderr, flush=True)
+    return 0
