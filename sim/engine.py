@@ -20,18 +20,14 @@ import pandas as pd
 import simpy
 
 from sim.acceptance import Depths
+from sim.baseline import baseline_mean_latency
 from sim.calibrate import Calibration, calibrate
-from sim.figures import CYCLE_KEYS, Log, compute_figures, is_overloaded, target_only_latencies
+from sim.drafting import Drafting
+from sim.figures import CYCLE_KEYS, Log, compute_figures, is_overloaded
 from sim.latency import draw_empirical, draw_speeds
-from sim.scenario import PolicyConfig, Scenario
-from sim.server import (
-    Drafting,
-    StaticPlan,
-    batch_server,
-    dynamic_stream_server,
-    finish_stream_log,
-    stream_server,
-)
+from sim.scenario import Scenario
+from sim.server import batch_server
+from sim.stream import StaticPlan, dynamic_stream_server, finish_stream_log, stream_server
 from sim.workload import Closer, Workload, arrivals, build_workload
 from tracing.schema import CYCLE_COLUMNS, REQUEST_COLUMNS, RunMeta
 from tracing.trace import Trace
@@ -106,10 +102,9 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
             dynamic_stream_server(env, queue, workload, costs, policy, drafting, log, on_done)
         )
     else:
+        drafting = Drafting(policy, model, depths, rng, workload)
         env.process(
-            batch_server(
-                env, queue, workload, costs, policy, model, depths, rng, max_batch, log, on_done
-            )
+            batch_server(env, queue, workload, costs, policy, drafting, max_batch, log, on_done)
         )
     try:
         env.run()
@@ -118,10 +113,13 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
             bar.close()
     if plan is not None:
         finish_stream_log(log, workload, costs, plan)
+    elif max_batch == 1:
+        log.fill_stream_ids(costs.overhead_s)
     else:
-        log.batch_columns()
+        log.fill_batch_steps(costs.overhead_s)
 
-    requests, cycles = _frames(log, workload, grouped=plan is not None)
+    # single stream: one request at a time, served in id order -> rows already grouped
+    requests, cycles = _frames(log, workload, grouped=max_batch == 1 and log.served_in_order())
     warnings: list[str] = []
     overloaded = is_overloaded(
         not workload.closed, log.backlog_at_last_arrival, len(workload), max_batch
@@ -143,7 +141,8 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
             "the last well-estimated position)"
         )
     baseline, baseline_warning = (
-        _baseline_latency(cal, workload, seed) if scenario.sim.baseline else (None, None)
+        baseline_mean_latency(scenario, workload, costs.for_target_only())
+        if scenario.sim.baseline else (None, None)
     )
     if baseline_warning:
         warnings.append(baseline_warning)
@@ -215,48 +214,6 @@ def _list_dtype() -> Any:
     import pyarrow as pa
 
     return pd.ArrowDtype(pa.list_(pa.float64()))
-
-
-def _baseline_latency(cal: Calibration, workload: Workload, seed: int | None
-                      ) -> tuple[float | None, str | None]:
-    """Mean latency of target-only decoding of the same workload on the same server, charged
-    as a ``target_only`` run is (:meth:`CostModel.for_target_only`: the same prefill, the
-    device profile's 1-token pass when there is one); None, with a warning, when that baseline
-    is itself overloaded (its mean would only say how many requests were simulated)."""
-    scenario = cal.scenario
-    costs = cal.costs.for_target_only()
-    if scenario.server.max_batch == 1:
-        n = workload.output_tokens.astype(float)
-        p = workload.prompt_tokens.astype(float)
-        speed = 1.0 if workload.speed is None else workload.speed
-        service = speed * (
-            costs.prefill_s_per_token * p
-            + n * costs.verify_s(1)
-            + costs.context_s_per_token * (n * p + n * (n - 1) / 2.0)
-        ) + n * costs.overhead_s
-        lat = target_only_latencies(
-            workload.arrival_s, workload.closed, workload.concurrency, service
-        )
-        backlog = 0
-        if not workload.closed and lat.size:
-            start = workload.arrival_s + lat - service
-            backlog = int(np.count_nonzero(start > workload.arrival_s.max()))
-        overloaded = is_overloaded(not workload.closed, backlog, lat.size, 1)
-        mean: float | None = float(lat.mean())
-    else:
-        base = dataclasses.replace(
-            scenario,
-            policy=PolicyConfig("target_only", {}),
-            budget=type(scenario.budget)(),
-            sim=dataclasses.replace(scenario.sim, baseline=False),
-        )
-        figures = run(dataclasses.replace(cal.with_scenario(base), costs=costs),
-                      seed=seed).figures
-        overloaded, mean = bool(figures["overloaded"]), float(figures["latency_s"]["mean"])
-    if overloaded:
-        return None, ("speedup_vs_target_only is null: the target-only baseline is overloaded "
-                      "at this load (its queue grows without bound)")
-    return mean, None
 
 
 class _Progress:

@@ -22,12 +22,12 @@ Definitions (seconds unless named otherwise; percentiles are numpy's linear ones
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from tracing.schema import CycleRecord
 from tracing.summary import acceptance_by_position
 
 
@@ -47,9 +47,12 @@ class Log:
     busy_s: float = 0.0
     backlog_at_last_arrival: int = 0
     stream_t0: np.ndarray | None = None  # stream server: when each request's first cycle began
-    batch_rows: list[CycleRecord] | None = None  # batch server: every cycle, in step order
+    # dynamic stream server: (request, its cycles) in the order served
+    served: list[tuple[int, int]] = field(default_factory=list)
+    # batch server: per step, its cycles and the values they share
+    steps: dict[str, list[Any]] = field(default_factory=dict)
 
-    # Cycle columns: lists of per-request numpy chunks (stream) or per-cycle scalars (batch).
+    # Cycle columns: lists of numpy chunks (static stream) or of per-cycle values (the others).
     cycles: dict[str, list[Any]] = field(default_factory=dict)
     draft_probs: list[list[float] | None] = field(default_factory=list)
 
@@ -59,13 +62,32 @@ class Log:
         self.output_tokens = np.zeros(self.n, dtype=np.int64)
         self.verify_passes = np.zeros(self.n, dtype=np.int64)
         self.cycles = {k: [] for k in CYCLE_KEYS}
+        self.steps = {k: [] for k in ("cycles", "start_s", "draft_s", "verify_s")}
 
-    def batch_columns(self) -> None:
-        """Batch server, after the run: its cycle records -> the cycle columns."""
-        rows = self.batch_rows or []
-        for key in CYCLE_KEYS:
-            self.cycles[key] = [getattr(r, key) for r in rows]
-        self.draft_probs = [r.draft_prob for r in rows]
+    def fill_batch_steps(self, overhead_s: float) -> None:
+        """Batch server, after the run: the per-step columns spread over each step's cycles."""
+        count = np.asarray(self.steps["cycles"], dtype=np.int64)
+        for key in ("start_s", "draft_s", "verify_s"):
+            self.cycles[key] = [np.repeat(np.asarray(self.steps[key], dtype=float), count)]
+        self.cycles["overhead_s"] = [np.full(int(count.sum()), overhead_s)]
+
+    def served_in_order(self) -> bool:
+        """True when the single-stream servers served the requests in id order (FIFO of
+        requests numbered in arrival order, always so far), so their cycle rows are grouped by
+        request already (the static server keeps no ``served`` list: its rows are by id)."""
+        ids = [r for r, _ in self.served]
+        return all(a < b for a, b in itertools.pairwise(ids))
+
+    def fill_stream_ids(self, overhead_s: float) -> None:
+        """Dynamic stream server, after the run: the ``request_id``, ``cycle`` and
+        ``overhead_s`` columns from the requests served (their cycles are contiguous rows)."""
+        rid = np.array([r for r, _ in self.served], dtype=np.int64)
+        count = np.array([c for _, c in self.served], dtype=np.int64)
+        first = np.cumsum(count) - count
+        total = int(count.sum())
+        self.cycles["request_id"] = [np.repeat(rid, count)]
+        self.cycles["cycle"] = [np.arange(total, dtype=np.int64) - np.repeat(first, count)]
+        self.cycles["overhead_s"] = [np.full(total, overhead_s)]
 
 
 CYCLE_KEYS = (
@@ -139,28 +161,3 @@ def compute_figures(
         "overloaded": bool(overloaded),
         "acceptance_by_position": [round(v, 4) for v in by_position[:16]],
     }
-
-
-def target_only_latencies(
-    arrival: np.ndarray,
-    closed: bool,
-    concurrency: int,
-    service_s: np.ndarray,
-) -> np.ndarray:
-    """Latencies of a single FIFO server (Lindley's recursion), per request in order.
-
-    ``arrival`` is ignored for closed workloads: request i arrives when request i - concurrency
-    completes (the first ``concurrency`` at 0).
-    """
-    n = service_s.size
-    end = np.zeros(n)
-    arr = np.zeros(n)
-    free = 0.0
-    services = service_s.tolist()
-    arrivals = arrival.tolist()
-    for i in range(n):
-        a = (end[i - concurrency] if i >= concurrency else 0.0) if closed else arrivals[i]
-        arr[i] = a
-        free = max(free, a) + services[i]
-        end[i] = free
-    return end - arr

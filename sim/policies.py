@@ -93,12 +93,15 @@ class Heuristic(Policy):
         return Heuristic(self.initial_tau, self.max_tau)
 
     def observe(self, cycle: CycleRecord) -> None:
-        if cycle.tau <= 0:
+        tau = cycle.tau
+        if tau <= 0:
             return
-        if cycle.accepted == cycle.tau:
-            self.tau = min(self.max_tau, self.tau + 2)
+        if cycle.accepted == tau:  # min(max_tau, tau + 2) / max(1, tau - 1), on the hot path
+            up = self.tau + 2
+            self.tau = up if up < self.max_tau else self.max_tau
         else:
-            self.tau = max(1, self.tau - 1)
+            down = self.tau - 1
+            self.tau = down if down > 1 else 1
 
 
 class Confidence(Policy):
@@ -205,13 +208,13 @@ class Adaptive(Policy):
             survival = self.survival()
             d = costs.draft_per_token
             assert d is not None
-            line = costs.line()
+            verify = costs.verify_costs(cap + 1)  # verify[t] = verify_cost(t + 1)
             best, best_rate, tokens = 0, -1.0, 1.0
             for t in range(cap + 1):  # tokens = E[tokens per cycle] at draft length t
                 if t:
                     tokens += survival[t - 1]
-                cost = t * d + self.verify_cost(t + 1, line)
-                rate = tokens / max(cost, 1e-12)
+                cost = t * d + verify[t]
+                rate = tokens / (cost if cost > 1e-12 else 1e-12)
                 if rate > best_rate:
                     best, best_rate = t, rate
             self._since_probe += 1

@@ -41,8 +41,12 @@ def remaining_tokens(state: PolicyState) -> int:
 
 
 def useful_tau(state: PolicyState, tau: int) -> int:
-    """Clip a draft length to what can still be used: a cycle emits at most ``tau + 1``."""
-    return max(0, min(tau, remaining_tokens(state) - 1))
+    """Clip a draft length to what can still be used: a cycle emits at most ``tau + 1``
+    (= ``max(0, min(tau, remaining_tokens(state) - 1))``, on the simulator's hot path)."""
+    room = state.max_new_tokens - state.output_tokens - 1
+    if tau > room:
+        tau = room
+    return tau if tau > 0 else 0
 
 
 def expected_tokens(survival: list[float], tau: int) -> float:
@@ -111,7 +115,11 @@ class Policy:
 
     def next_tau(self, state: PolicyState) -> int:
         """Tokens to draft in the coming cycle; 0 = a target-only step."""
-        return useful_tau(state, self.tau_for_batch(state.batch_size))
+        tau = self.tau_for_batch(state.batch_size) if self.tau_by_batch else self.tau
+        room = state.max_new_tokens - state.output_tokens - 1  # useful_tau, inlined
+        if tau > room:
+            tau = room
+        return tau if tau > 0 else 0
 
     def keep_drafting(self, position: int, draft_prob: float) -> bool:
         """Asked inside a cycle after drafting position ``position`` (0-based) with the draft's
@@ -183,10 +191,19 @@ class HazardEstimate:
         ]
 
     def survival(self, prior: Sequence[float] | None = None) -> list[float]:
-        """P(the first k drafted tokens are all accepted), k = 1..positions."""
+        """P(the first k drafted tokens are all accepted), k = 1..positions (the running
+        product of :meth:`hazards`; pooled, in one pass: it runs before every cycle)."""
         out, s = [], 1.0
-        for h in self.hazards(prior):
-            s *= h
+        if prior is not None:
+            for h in self.hazards(prior):
+                s *= h
+                out.append(s)
+            return out
+        w = self.prior_weight * self._unit
+        pooled = (sum(self.accepted) + w * self.prior_alpha) / (sum(self.reached) + w)
+        wp = w * pooled
+        for a, r in zip(self.accepted, self.reached, strict=True):
+            s *= (a + wp) / (r + w)
             out.append(s)
         return out
 
@@ -231,6 +248,17 @@ class CostEstimate:
             return seen[0]
         mean_x, mean_y, slope = line if line is not None else self.line()
         return max(0.0, mean_y + slope * (tokens_scored - mean_x))
+
+    def verify_costs(self, count: int) -> list[float]:
+        """``verify_cost(n)`` for n = 1..count, the line computed once (the adaptive policy
+        asks for every candidate before each cycle)."""
+        cost_at = self._cost_at
+        mean_x, mean_y, slope = self.line()
+        out = []
+        for n in range(1, count + 1):
+            seen = cost_at.get(n)
+            out.append(seen[0] if seen is not None else max(0.0, mean_y + slope * (n - mean_x)))
+        return out
 
     def update(self, cycle: CycleRecord) -> None:
         """Learn from one observed cycle (an imported step without its draft/verify split, schema
