@@ -109,6 +109,14 @@ def _encode(service: Service, params: api.CompletionParams) -> list[int]:
     return [int(t) for t in tok(params.prompt or "", add_special_tokens=True)["input_ids"]]
 
 
+def _prompt_text(params: api.CompletionParams) -> str | None:
+    """The trace's ``prompt_text``: the prompt, or a chat's last user turn."""
+    if params.messages:
+        users = [m["content"] for m in params.messages if m["role"] == "user"]
+        return users[-1] if users else params.messages[-1]["content"]
+    return params.prompt
+
+
 async def _complete(service: Service, request: Request, chat: bool) -> Response:
     try:
         body = await request.json()
@@ -139,7 +147,7 @@ async def _complete(service: Service, request: Request, chat: bool) -> Response:
     ereq = EngineRequest(
         request_id=prefix + uuid.uuid4().hex[:24], prompt_ids=ids, max_tokens=max_tokens,
         sampling=sampling, stop=api.stop_checker(service.tokenizer, params.stop), loop=loop,
-        events=asyncio.Queue(), prompt_text=params.prompt if not chat else None,
+        events=asyncio.Queue(), prompt_text=_prompt_text(params),
         ignore_eos=params.ignore_eos)
     try:
         service.engine.submit(ereq)
