@@ -41,6 +41,7 @@ def hostile_trace() -> Trace:
     trace.meta.target_model = f"model{PWN}"
     trace.meta.draft_model = IMG
     trace.meta.extra["note"] = CLOSE
+    trace.meta.extra["target_n_params"] = 1.3e8  # a size: the hardware and depth what-ifs run
     trace.meta.policy_params = {"tau": 4, "note": PWN}
     return trace
 
@@ -119,9 +120,9 @@ def test_report_has_every_plot(hostile_page: str) -> None:
     for heading in ("Findings", "Timeline", "Accepted length", "Acceptance by position",
                     "Latency breakdown", "Draft length over time", "What-if: draft length",
                     "What-if: verify budget", "What-if: hardware", "What-if: draft quality",
-                    "Measured vs simulated"):
+                    "What-if: draft depth", "Measured vs simulated"):
         assert heading in headings
-    assert len(blocks) == 10
+    assert len(blocks) == 11
     for plot_id, payload in blocks:
         assert f"<div class='plot' id='{plot_id}'></div>" in hostile_page
         spec = json.loads(payload)
@@ -210,8 +211,11 @@ def test_report_without_whatif_or_text(tmp_path: Path) -> None:
 def test_tau_within_a_request() -> None:
     fig = F.tau_over_time(make_small_trace())
     within = [d for d in fig.data if d.xaxis == "x2"]
-    tau = next(d for d in within if d.name == "mean tau")
-    accepted = next(d for d in within if d.name == "mean accepted")
+    tau = next(d for d in within if d.name == "mean tau (raw)")
+    accepted = next(d for d in within if d.name == "mean accepted (raw)")
+    assert tau.marker.opacity < 0.5  # the raw points are faint ...
+    smooth = next(d for d in within if d.name.startswith("mean tau, rolling mean"))
+    assert smooth.mode == "lines" and list(smooth.y) == pytest.approx(list(tau.y))  # window 1
     assert list(tau.x) == [0, 1, 2]
     assert list(tau.y) == pytest.approx([3.0, 2.0, 4.0])  # (4+2)/2, (4+0)/2, 4
     assert list(accepted.y) == pytest.approx([3.0, 0.5, 0.0])
