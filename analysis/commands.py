@@ -136,6 +136,8 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
                        f"cycles; target {meta.target_model}, draft {meta.draft_model}, "
                        f"policy {meta.policy}"), soft_wrap=True)
     console.print(Text(_headline(metrics)), soft_wrap=True)
+    for figure, why in (metrics.get("unavailable") or {}).items():  # an imported trace's gaps
+        console.print(Text(f"not available: {figure} -- {why}"), soft_wrap=True)
     _print_findings(console, findings)
     return 0
 

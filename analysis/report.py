@@ -250,6 +250,9 @@ def build_report(
     say("figures")
     figs = _figures(trace, summary, whatifs, config)
     warnings = list(whatifs.warnings) if whatifs else []
+    # an imported trace's gaps: the figures it cannot give, said, not drawn from nothing
+    warnings += [f"not available: {k} -- {why}"
+                 for k, why in ((metrics or {}).get("unavailable") or {}).items()]
     return ReportData(
         title=f"specsim report: {trace.name}",
         meta=trace.meta.to_dict(),
@@ -267,6 +270,8 @@ def build_report(
 def _figures(
     trace: Trace, summary: dict[str, Any], w: WhatIfs | None, config: ReportConfig
 ) -> list[tuple[str, go.Figure]]:
+    from analysis.load_report import load_figures  # server traces: the serving-under-load section
+
     figs = [
         ("Timeline", F.timeline(trace, config.timeline_requests, config.timeline_cycles)),
         ("Accepted length", F.accepted_histogram(trace)),
@@ -274,6 +279,7 @@ def _figures(
             summary["acceptance_by_position"], summary["acceptance_hazard_by_position"])),
         ("Latency breakdown", F.latency_breakdown(trace)),
         ("Draft length over time", F.tau_over_time(trace, config.time_bins)),
+        *load_figures(trace),
     ]
     if w is None:
         return figs

@@ -122,6 +122,7 @@ def _partial_request(rid: int, start_s: float, end_s: float, prompt_tokens: int,
         prompt_tokens=prompt_tokens, output_tokens=sum(c.emitted for c in cycles),
         prefill_s=max(0.0, first - start_s), verify_passes=len(cycles),
         prompt_text=prompt_text, output_text=None,
+        stop_reason="interrupted",  # schema v2: counted, left out of latency figures
     )
 
 

@@ -41,7 +41,7 @@ def hostile_trace() -> Trace:
     trace.meta.target_model = f"model{PWN}"
     trace.meta.draft_model = IMG
     trace.meta.extra["note"] = CLOSE
-    trace.meta.extra["target_n_params"] = 134_515_008  # a size to move costs to other hardware
+    trace.meta.extra["target_n_params"] = 1.3e8  # a size: the hardware and depth what-ifs run
     trace.meta.policy_params = {"tau": 4, "note": PWN}
     return trace
 

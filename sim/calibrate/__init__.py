@@ -120,7 +120,8 @@ def _arrivals(scenario: Scenario) -> ArrivalTable | None:
 def scenario_from_trace(trace: Trace) -> Scenario:
     """A scenario that replays ``trace``'s configuration: its requests (lengths in order and
     arrivals -- closed when each request arrived as the previous one ended), acceptance fitted
-    from its cycles ("trace"), latency fitted by least squares, its policy."""
+    from its cycles ("trace"), latency fitted by least squares with the request noise drawn from
+    the trace's own request speeds (``speed_model = "empirical"``), its policy."""
     r = trace.requests.sort_values("arrival_s")
     arrival, end = r["arrival_s"].to_numpy(float), r["end_s"].to_numpy(float)
     latency = np.maximum(end - arrival, 1e-9)
@@ -145,8 +146,11 @@ def scenario_from_trace(trace: Trace) -> Scenario:
     )
     batch = max_batch_of(trace)
     reached_first = int((trace.cycles["tau"] > 0).sum()) if len(trace.cycles) else 0
+    imported = (trace.meta.extra or {}).get("imported")
+    order_known = not (isinstance(imported, dict) and imported.get("cycle_order") == "unknown")
     if reached_first >= MIN_REACHED:
-        acceptance = AcceptanceConfig(model="trace", per_request=True, replay=True)
+        # replay by output position needs the steps in order (an engine's histogram has none)
+        acceptance = AcceptanceConfig(model="trace", per_request=True, replay=order_known)
     else:  # a target-only capture: nothing to fit, no draft token would be accepted
         acceptance = AcceptanceConfig(model="iid", alpha=0.0)
     # Short proposals (an n-gram draft with no match): told apart from the policy's own
@@ -162,7 +166,8 @@ def scenario_from_trace(trace: Trace) -> Scenario:
         workload=workload,
         acceptance=acceptance,
         draft=draft,
-        latency=fit_latency(trace),
+        # a replay's request-to-request noise: drawn from the trace's own request speeds
+        latency=dataclasses.replace(fit_latency(trace), speed_model="empirical"),
         policy=PolicyConfig(name, params),
         server=ServerConfig(max_batch=batch),
         where=f"scenario from {trace.name}",
