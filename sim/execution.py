@@ -21,6 +21,7 @@ file readable is not needed: the trace travels from the client), and run
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -132,7 +133,8 @@ def _client(cluster: Any, jobs: int | None, points: int) -> Iterator[Any]:
     if cluster == "local":
         workers = max(1, min(jobs or os.cpu_count() or 1, points))
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                          dashboard_address=":0") as local, Client(local) as client:
+                          dashboard_address=":0", silence_logs=logging.ERROR) as local, \
+                Client(local) as client:
             yield client
         return
     try:
