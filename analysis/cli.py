@@ -13,11 +13,30 @@ from collections.abc import Sequence
 from tracing.errors import SpecsimError
 
 
+def version() -> str:
+    """The installed package's version (pyproject's when run from a checkout)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("specsim")
+    except PackageNotFoundError:
+        import tomllib
+        from pathlib import Path
+
+        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+        try:
+            return str(tomllib.loads(pyproject.read_text())["project"]["version"])
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="specsim",
         description="Trace, simulate and diagnose speculative decoding of LLMs.",
     )
+    parser.add_argument("--version", action="version", version=f"specsim {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # Imported here so that `specsim --help` stays fast and torch is never imported eagerly.
     from analysis import commands as analysis_commands

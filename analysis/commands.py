@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ from analysis.report import (
 )
 from tracing.errors import SpecsimError
 from tracing.io import read_trace
+from tracing.outputs import add_force, add_out, claim, publish
 from tracing.trace import Trace
 
 TRACES_DIR = Path(__file__).resolve().parents[1] / "traces"
@@ -44,14 +46,31 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("report", help="write one self-contained interactive HTML report")
     p.add_argument("trace")
-    p.add_argument("-o", "--out", help="output .html (default: TRACE_NAME.report.html here)")
+    add_out(p, metavar="REPORT.html", help="output .html (default: TRACE_NAME.report.html here)")
+    add_force(p)
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (the page written, findings, what-if best)")
     _report_flags(p)
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("demo", help="bundled trace -> diagnose -> what-if -> report")
-    p.add_argument("--out", default="specsim-demo", help="output folder (default: %(default)s)")
+    add_out(p, metavar="DIR", default="specsim-demo", help="output folder (default: %(default)s)")
+    add_force(p)
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (files written, findings, what-if best)")
     _report_flags(p)
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("compare", help="two traces side by side: every metric, its change and "
+                       "whether it is significant")
+    p.add_argument("a", metavar="A", help="the trace before (baseline)")
+    p.add_argument("b", metavar="B", help="the trace after")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_out(p, metavar="PAGE.html", help="also write an interactive page with both distributions")
+    add_force(p)
+    p.add_argument("--draws", type=int, default=200,
+                   help="bootstrap resamples behind each interval (default: %(default)s)")
+    p.set_defaults(func=_cmd_compare)
 
 
 def _report_flags(p: argparse.ArgumentParser) -> None:
@@ -117,6 +136,8 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
                        f"cycles; target {meta.target_model}, draft {meta.draft_model}, "
                        f"policy {meta.policy}"), soft_wrap=True)
     console.print(Text(_headline(metrics)), soft_wrap=True)
+    for figure, why in (metrics.get("unavailable") or {}).items():  # an imported trace's gaps
+        console.print(Text(f"not available: {figure} -- {why}"), soft_wrap=True)
     _print_findings(console, findings)
     return 0
 
@@ -137,7 +158,8 @@ def _headline(metrics: dict[str, Any]) -> str:
                        ("speedup_vs_target_only", "speedup vs target-only")):
         value = metrics.get(key)
         if isinstance(value, int | float):
-            parts.append(f"{label} {value:.2f}")
+            parts.append(f"{label} x{value:.2f}" if key.startswith("speedup")
+                         else f"{label} {value:.2f}")
     latency = metrics.get("latency_s")
     if isinstance(latency, dict) and "p95" in latency:
         parts.append(f"latency p50 {latency.get('p50', 0) * 1e3:.1f} ms, "
@@ -169,10 +191,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
     config = _config(args)
     out = Path(args.out) if args.out else Path(f"{Path(args.trace).stem}.report.html")
     _check_out_dir(out.parent)
+    claim(out, args.force)
     trace = read_trace(args.trace)
     err = Console(stderr=True)
     with _steps(err, 3) as step:
         data = write_report(trace, out, config, step=step)
+    publish(out)
+    if args.json:
+        from tracing.cli import print_json
+
+        best = data.whatifs.best() if data.whatifs else None
+        print_json({"written": [str(out)], "bytes": out.stat().st_size,
+                    "findings": data.findings, "figures": [h for h, _ in data.figures],
+                    "best": best, "warnings": data.warnings})
+        return 0
     print(f"{out}: {out.stat().st_size / 1e6:.1f} MB, {len(data.findings)} findings, "
           f"{len(data.figures)} figures")
     for warning in data.warnings:
@@ -203,11 +235,23 @@ def demo_trace() -> tuple[Trace, str]:
     return simulate(scenario, seed=0).trace, "a simulated run (no bundled trace found)"
 
 
+NEXT_STEPS = (
+    "what to try next:",
+    "  specsim diagnose {trace}              the findings, with their intervals",
+    "  specsim whatif {trace} --vary policy.tau=2,3,4,6 --slo-p95-ms 5000",
+    "  specsim capture --target smollm2 --draft ngram --out my.jsonl   your own run",
+    "  specsim compare {trace} my.jsonl      before/after, with significance",
+)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     config = _config(args)
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise SpecsimError(f"{out_dir}: exists and is not a folder")
+    report, found = out_dir / "report.html", out_dir / "findings.json"
+    for path in (report, found):
+        claim(path, args.force)
     out_dir.mkdir(parents=True, exist_ok=True)
     console, err = Console(), Console(stderr=True)
     with _steps(err, 4) as step:
@@ -220,19 +264,83 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             step("what-if sweeps")
             whatifs = run_whatifs(trace, config.whatif)
         step("writing report")
-        report = out_dir / "report.html"
         write_report(trace, report, config, findings=findings, metrics=metrics,
                      whatifs=whatifs)
-    (out_dir / "findings.json").write_text(
+    found.write_text(
         json.dumps({"findings": findings, "metrics": metrics}, default=_jsonable, indent=1),
         encoding="utf-8")
+    for path in (report, found):
+        publish(path)
+    where = trace.path or "TRACE"
+    if args.json:
+        from tracing.cli import print_json
+
+        print_json({"trace": source, "written": [str(report), str(found)], "findings": findings,
+                    "best": whatifs.best() if whatifs else None,
+                    "next": [line.format(trace=where).strip() for line in NEXT_STEPS[1:]]})
+        return 0
     console.print(Text(f"trace: {source} ({len(trace.requests)} requests, "
                        f"{len(trace.cycles)} cycles)"), soft_wrap=True)
     _print_findings(console, findings)
     console.print(Text(_best_line(whatifs)), soft_wrap=True)
     console.print(Text(f"report: {report} (open it in a browser; it works offline)"),
                   soft_wrap=True)
+    for line in NEXT_STEPS:
+        console.print(Text(line.format(trace=where)), soft_wrap=True)
     return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from analysis.compare import compare, page
+
+    if args.draws < 2:
+        raise SpecsimError(f"--draws {args.draws}: at least 2")
+    out = claim(args.out, args.force)
+    if out is not None:
+        _check_out_dir(out.parent)
+    a, b = read_trace(args.a), read_trace(args.b)
+    result = compare(a, b, draws=args.draws)
+    if out is not None:
+        out.write_text(page(a, b, result), encoding="utf-8")
+        publish(out)
+        result["written"] = [str(out)]
+    if args.json:
+        from tracing.cli import print_json
+
+        print_json(result)
+        return 0
+    _print_compare(Console() if sys.stdout.isatty() else Console(width=160), args.a, args.b,
+                   result)
+    return 0
+
+
+def _print_compare(console: Console, a: str, b: str, result: dict[str, Any]) -> None:
+    d = result.get("outputs_differ")
+    if d:
+        console.print(Text(
+            f"OUTPUTS DIFFER: greedy runs of the same prompts disagree on "
+            f"{d['prompts_differing']} prompt(s); first at prompt {d['prompt_index']} "
+            f"(A request {d['request_id_a']}, B request {d['request_id_b']}), character "
+            f"{d['char_position']}: A {d['a']!r} vs B {d['b']!r}", style="bold red"),
+            soft_wrap=True)
+    else:
+        console.print(Text(f"outputs: {result['outputs']}"), soft_wrap=True)
+    for note in result["missing"]:
+        console.print(Text(f"missing: {note}"), soft_wrap=True)
+    sig = [(k, v) for k, v in result["metrics"].items() if v["significant"]]
+    table = Table(title=f"B ({b}) against A ({a}): {len(sig)} of {len(result['metrics'])} "
+                  f"metrics differ significantly ({result['method']})")
+    for col in ("metric", "A", "B", "change", "95% interval"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for k, v in sig:
+        rel = f" ({v['relative']:+.1%})" if v["relative"] is not None else ""
+        table.add_row(k, f"{v['a']:.4g}", f"{v['b']:.4g}", f"{v['change']:+.4g}{rel}",
+                      f"[{v['ci95'][0]:+.4g}, {v['ci95'][1]:+.4g}]")
+    console.print(table)
+    if not sig:
+        console.print("no significant difference")
+    for path in result.get("written", []):
+        console.print(Text(f"wrote {path}"))
 
 
 def _best_line(w: WhatIfs | None) -> str:
@@ -246,7 +354,8 @@ def _best_line(w: WhatIfs | None) -> str:
     speedup = best.get("speedup_vs_target_only")
     return (f"best what-if: {vary}: p95 {best['latency_s']['p95'] * 1e3:.1f} ms "
             f"(measured {w.measured_p95_ms:.1f} ms, SLO {w.slo_p95_ms:.1f} ms)"
-            + (f", speedup vs target-only x{speedup:.2f}" if speedup is not None else ""))
+            + (f", speedup vs target-only x{speedup:.2f}" if speedup is not None else "")
+            + (f" [{w.best_reason}]" if w.best_reason else ""))
 
 
 def _jsonable(value: Any) -> Any:

@@ -51,7 +51,7 @@ from tracing.errors import SpecsimError
 HIGH, MEDIUM = 0.6, 0.3
 MIN_FIT_CYCLES = 30  # spec cycles before acceptance/cost fits are trusted
 MIN_CYCLES = 10  # cycles before measured shares are trusted
-WHATIF_MAX_REQUESTS = 300  # simulated requests per what-if (keeps diagnose to seconds)
+WHATIF_MAX_REQUESTS = 300  # the first requests a what-if fits, replays and resamples
 WHATIF_DRAWS = 10  # replications + bootstrap resamples behind each interval
 
 
@@ -141,7 +141,7 @@ def _other_drafts(trace: Trace) -> str:
 
 def _not_paying(trace: Trace, m: dict[str, Any]) -> Finding | None:
     speedup = m["speedup_vs_target_only"]
-    if m["spec_cycles"] < MIN_CYCLES or speedup >= 0.97:
+    if speedup is None or m["spec_cycles"] < MIN_CYCLES or speedup >= 0.97:  # None: no split
         return None
     best, _ = _best_tau(m, below=m["mean_tau"] + 1)
     target_only = 1.0 / m["costs"]["target_only_token_s"] if m["costs"]["target_only_token_s"] else 0.0
@@ -174,6 +174,8 @@ def _over_speculation(trace: Trace, m: dict[str, Any]) -> Finding | None:
     wasted, frac = m["wasted_draft_fraction"], m["mean_accepted_fraction"]
     if m["spec_cycles"] < MIN_FIT_CYCLES or wasted < 0.5 or frac >= 0.4 or m["mean_tau"] < 2:
         return None
+    if m["verify_fit"] is None:  # the best tau needs draft and verify costs: no split here
+        return None
     best, now = _best_tau(m, below=m["mean_tau"])
     gain = best["tokens_per_s"] / now["tokens_per_s"] - 1.0 if now["tokens_per_s"] else 0.0
     if gain < 0.08:
@@ -199,6 +201,8 @@ def _over_speculation(trace: Trace, m: dict[str, Any]) -> Finding | None:
 
 
 def _draft_bound(trace: Trace, m: dict[str, Any]) -> Finding | None:
+    if m["cycle_time_share"] is None:  # no draft/verify split in the trace
+        return None
     share = m["cycle_time_share"]["draft"]
     ratio = m["costs"]["draft_to_target_cost"]
     if m["spec_cycles"] < MIN_CYCLES or share < 0.35 or ratio < 0.15:
@@ -225,6 +229,8 @@ def _draft_bound(trace: Trace, m: dict[str, Any]) -> Finding | None:
 
 def _verify_not_parallel(trace: Trace, m: dict[str, Any]) -> Finding | None:
     fit = m["verify_fit"]
+    if fit is None:  # no draft/verify split in the trace
+        return None
     extra = fit["ratio"] * m["mean_tau"]
     if (m["cycles"] < MIN_FIT_CYCLES or fit["tau_levels"] < 2 or fit["ratio"] < 0.1
             or fit["r2"] < 0.3 or extra < 0.25):
@@ -527,14 +533,14 @@ def predict(trace: Trace, findings: list[Finding], *, seed: int = 0, draws: int 
     trace the simulator cannot replay leaves ``predicted = {"error": ...}``."""
     if not any(f.overrides for f in findings):
         return
+    from analysis.report import first_requests
     from sim import scenario_from_trace, simulate
     from sim.intervals import basis, brief, intervals, make_draws, run_draws
 
     n_draws = WHATIF_DRAWS if draws is None else draws
+    trace = first_requests(trace, WHATIF_MAX_REQUESTS)  # fits, replays and resamples stay small
     try:
         base = scenario_from_trace(trace)
-        if len(trace.requests) > WHATIF_MAX_REQUESTS:
-            base = base.with_overrides({"workload.requests": WHATIF_MAX_REQUESTS})
         simulate(base, trace, seed=seed)
         samples = make_draws(base, trace, n_draws, seed=seed)
     except SpecsimError as exc:

@@ -211,15 +211,20 @@ def latency_breakdown(trace: Trace) -> go.Figure:
     )
     if not len(phases):
         return _empty(fig, "no requests")
-    order = np.argsort(phases["latency"].to_numpy(), kind="stable")
-    picks: dict[str, int | None] = {"mean request": None}
-    for name, q in (("p50 request", 50), ("p90 request", 90), ("p95 request", 95),
-                    ("p99 request", 99), ("slowest", 100)):
-        picks[name] = int(order[min(len(order) - 1, int(np.ceil(q / 100 * len(order))) - 1)])
+    latency = phases["latency"].to_numpy()
+    # Each quantile bar is the request nearest that percentile, its phases scaled so the bar's
+    # total is exactly the percentile the cards show (np.percentile, linear interpolation).
+    picks: dict[str, tuple[int | None, float]] = {
+        f"mean request ({latency.mean() * 1e3:,.0f} ms)": (None, 1.0)}
+    for name, q in (("p50", 50), ("p90", 90), ("p95", 95), ("p99", 99), ("slowest", 100)):
+        value = float(np.percentile(latency, q))
+        i = int(np.argmin(np.abs(latency - value)))
+        scale = value / latency[i] if latency[i] > 0 else 1.0
+        picks[f"{name} ({value * 1e3:,.0f} ms)"] = (i, scale)
     labels = list(picks)
     for phase in ("queue", "prefill", "draft", "verify", "overhead", "other"):
         col = phases[phase].to_numpy()
-        values = [float(col.mean()) if i is None else float(col[i]) for i in picks.values()]
+        values = [float(col.mean()) if i is None else float(col[i]) * k for i, k in picks.values()]
         fig.add_trace(
             go.Bar(
                 name=phase,
@@ -230,6 +235,10 @@ def latency_breakdown(trace: Trace) -> go.Figure:
                 hovertemplate=f"{phase} %{{x:.4f}} s<extra>%{{y}}</extra>",
             )
         )
+    fig.add_annotation(text="each percentile bar: the request nearest it, its phases scaled to "
+                       "the percentile (the cards' figures)", showarrow=False, xref="paper",
+                       yref="paper", x=0, y=1.0, xanchor="left", yanchor="bottom",
+                       font={"size": 11, "color": "#555"})
     fig.update_yaxes(autorange="reversed")
     return fig
 
@@ -259,11 +268,18 @@ def tau_over_time(trace: Trace, bins: int = 300, max_cycle_index: int = 200) -> 
     for col, (groups, x, n_groups, keep) in enumerate(panels, start=1):
         counts = np.bincount(groups, minlength=n_groups)
         has = counts > 0
+        window = max(1, int(has.sum()) // 20)
         for name, values, color in (("mean tau", tau, "#4e79a7"),
                                     ("mean accepted", accepted, "#f28e2b")):
             sums = np.bincount(groups, weights=values[keep], minlength=n_groups)
-            fig.add_trace(go.Scatter(name=name, x=x[has], y=sums[has] / counts[has],
-                                     mode="lines", line={"color": color},
+            raw = sums[has] / counts[has]
+            smooth = pd.Series(raw).rolling(window, center=True, min_periods=1).mean().to_numpy()
+            fig.add_trace(go.Scatter(name=f"{name} (raw)", x=x[has], y=raw, mode="markers",
+                                     marker={"color": color, "size": 4, "opacity": 0.25},
+                                     legendgroup=name, showlegend=False, hoverinfo="skip"),
+                          row=1, col=col)
+            fig.add_trace(go.Scatter(name=f"{name}, rolling mean of {window}", x=x[has],
+                                     y=smooth, mode="lines", line={"color": color},
                                      legendgroup=name, showlegend=col == 1), row=1, col=col)
     fig.update_xaxes(title_text="time since run start (s)", row=1, col=1)
     fig.update_xaxes(title_text="cycle index in the request", row=1, col=2)
@@ -296,7 +312,7 @@ def whatif_curve(
     feasible = [bool(p.get("feasible", True)) for p in points]
     hover = [
         f"tokens/cycle {p.get('tokens_per_cycle', 0):.2f}<br>"
-        f"speedup {_num(p.get('speedup_vs_target_only'))}<br>"
+        f"speedup {speedup_text(p.get('speedup_vs_target_only'))}<br>"
         f"truncated requests {p.get('truncated_requests', 0)}<br>"
         f"feasible {f}"
         for p, f in zip(points, feasible, strict=True)
@@ -324,8 +340,34 @@ def whatif_curve(
         fig.add_hline(y=measured_p95_ms, line_dash="dot", line_color="#7f7f7f",
                       annotation_text=f"measured p95 {measured_p95_ms:.1f} ms",
                       annotation_position="bottom right")
+    cut = [(x, int(p.get("truncated_requests") or 0)) for x, p in zip(xs, points, strict=True)
+           if p.get("truncated_requests")]
+    if cut:
+        where = ", ".join(f"{x}: {n}" for x, n in cut)
+        fig.add_annotation(
+            text=(f"x = infeasible. Requests cut short by the budget ({where}) end early: their "
+                  "latency is that of truncated outputs,<br>so a tight budget looks fast without "
+                  "being faster"),
+            showarrow=False, xref="paper", yref="paper", x=0, y=1.0, xanchor="left",
+            yanchor="bottom", align="left", font={"size": 11, "color": "#d62728"})
+    _add_bands(fig, xs, points)
     fig.update_xaxes(type="category")
     return fig
+
+
+def _add_bands(fig: go.Figure, xs: list[str], points: Sequence[dict[str, Any]]) -> None:
+    """Error bars of each point's 95% p95 interval (``ci95.p95_s``), when the sweep has them."""
+    cis = [(p.get("ci95") or {}).get("p95_s") for p in points]
+    if not any(cis):
+        return
+    p95 = [_ms(p, "p95") for p in points]
+    fig.add_trace(go.Scatter(
+        name="p95 95% interval", x=xs, y=p95, mode="markers", marker={"size": 1, "opacity": 0},
+        error_y={"type": "data", "symmetric": False,
+                 "array": [(c[1] * 1e3 - v) if c else 0 for c, v in zip(cis, p95, strict=True)],
+                 "arrayminus": [(v - c[0] * 1e3) if c else 0 for c, v in zip(cis, p95, strict=True)],
+                 "color": "#7f7f7f"},
+        hoverinfo="skip"))
 
 
 def comparison_bars(
@@ -349,24 +391,43 @@ def comparison_bars(
                            "array": [v * (b - 1) for v, b in zip(y, band, strict=True)],
                            "arrayminus": [v * (1 - 1 / b) for v, b in zip(y, band, strict=True)]}
         fig.add_trace(bar)
-    speedups = [_num(p.get("speedup_vs_target_only")) for p in points]
+    speedups = [speedup_text(p.get("speedup_vs_target_only")) for p in points]
     fig.add_trace(
         go.Scatter(
-            name="speedup vs target-only",
+            name="xN above a bar: speedup vs target-only on that hardware",
             x=xs,
             y=[_ms(p, "p99") for p in points],
             mode="text",
-            text=[f"x{s}" for s in speedups],
+            text=speedups,
             textposition="top center",
-            showlegend=False,
+            showlegend=True,
             hoverinfo="skip",
         )
     )
     if slo_p95_ms is not None:
         fig.add_hline(y=slo_p95_ms, line_dash="dash", line_color="#d62728",
-                      annotation_text=f"SLO p95 {slo_p95_ms:.1f} ms")
-    fig.update_yaxes(type="log")
+                      annotation_text=f"SLO p95 {slo_p95_ms:.1f} ms",
+                      annotation_position="top left")
+    values = [_ms(p, q) for p in points for q in ("p50", "p95", "p99")]
+    values += [slo_p95_ms] if slo_p95_ms else []
+    fig.update_yaxes(type="log", tickvals=log_ticks(values), minor={"showgrid": False,
+                     "ticks": ""}, tickformat=",.3~g", title_text="latency (ms, log scale)")
     return fig
+
+
+def log_ticks(values: Sequence[float]) -> list[float]:
+    """Tick values for a log axis over ``values``: 1, 2, 5 times powers of ten in their range,
+    at most ~8 of them (so no minor labels clutter the axis)."""
+    v = [float(x) for x in values if x is not None and x == x and x > 0]
+    if not v:
+        return []
+    lo, hi = min(v), max(v) * 1.6
+    ticks = [m * 10.0**e for e in range(int(np.floor(np.log10(lo))) - 1,
+                                        int(np.ceil(np.log10(hi))) + 1) for m in (1, 2, 5)]
+    ticks = [t for t in ticks if lo / 2 <= t <= hi]
+    while len(ticks) > 8:
+        ticks = ticks[::2]
+    return ticks
 
 
 def latency_distributions(
@@ -380,19 +441,31 @@ def latency_distributions(
         v = np.asarray(values, dtype=float)
         if not v.size:
             continue
-        x = np.quantile(v, q) * 1e3
+        if v.size <= quantiles:  # the exact empirical CDF: one step per request
+            x = np.sort(v) * 1e3
+            y = np.arange(1, v.size + 1) / v.size
+            x, y = np.concatenate([[x[0]], x]), np.concatenate([[0.0], y])
+        else:
+            x, y = np.quantile(v, q, method="inverted_cdf") * 1e3, q
         p95 = float(np.percentile(v, 95)) * 1e3
         fig.add_trace(
             go.Scatter(
                 name=f"{_text(name)} (n={v.size}, p95 {p95:.1f} ms)",
                 x=np.round(x, 4),
-                y=q,
+                y=y,
                 mode="lines",
                 line={"shape": "hv"},
             )
         )
     fig.add_hline(y=0.95, line_dash="dot", line_color="#7f7f7f", annotation_text="p95")
     return fig
+
+
+def speedup_text(value: Any) -> str:
+    """A speedup as the report writes it everywhere: ``x0.65`` (``-`` when unknown)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    return f"x{float(value):.2f}"
 
 
 def _ms(point: dict[str, Any], q: str) -> float:

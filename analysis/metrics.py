@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tracing import Trace, percentiles, summarize
+from tracing import Trace, percentiles, split_known, summarize
 
 MIN_TARGET_ONLY_CYCLES = 10
 CONTEXT_BUCKETS = 5  # quantile buckets of context_tokens
@@ -308,7 +308,25 @@ def compute_metrics(trace: Trace) -> dict[str, Any]:
     out["verify_passes"] = {**percentiles(passes), "max": float(passes.max()) if passes.size else 0.0}
     out["context_buckets"] = context_buckets(c)
     out["metrics"] = [m.name for m in METRICS]
+    if not split_known(c):
+        _without_split(out)
     return out
+
+
+def _without_split(out: dict[str, Any]) -> None:
+    """An imported trace with each step's wall time but no draft/verify split: the figures that
+    need the split are None and ``unavailable`` says why -- never estimated from nothing."""
+    why = "needs the draft/verify split; the trace has each step's wall time (cycle_s) only"
+    for key in ("wasted_draft_s", "cycle_time_share", "verify_fit", "target_only_token_s",
+                "target_only_service_s", "speedup_vs_target_only"):
+        out[key] = None
+        out["unavailable"][key] = why
+    for key in ("draft", "verify", "overhead"):
+        out["time_s"][key] = out["time_share"][key] = None
+    out["time_share"]["other"] = None
+    for key in ("draft_step_s", "target_only_token_s", "draft_to_target_cost", "overhead_s_mean"):
+        out["costs"][key] = None
+    out["unavailable"]["costs"] = "draft and target-only costs " + why
 
 
 __all__ = ["CONTEXT_BUCKETS", "METRICS", "Metric", "compute_metrics", "context_buckets",

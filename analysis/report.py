@@ -78,6 +78,14 @@ class WhatIfs:
                 return dict(result.best)
         return None
 
+    @property
+    def best_reason(self) -> str:
+        """Why :meth:`best` won (which points the noise could not separate from it)."""
+        for result in (self.tau, self.budget):
+            if result is not None and result.best is not None:
+                return result.best_reason
+        return ""
+
 
 def run_whatifs(trace: Trace, config: WhatIfConfig | None = None) -> WhatIfs:
     """Replay the trace's own configuration and sweep tau, the verify budget, the hardware and
@@ -242,6 +250,9 @@ def build_report(
     say("figures")
     figs = _figures(trace, summary, whatifs, config)
     warnings = list(whatifs.warnings) if whatifs else []
+    # an imported trace's gaps: the figures it cannot give, said, not drawn from nothing
+    warnings += [f"not available: {k} -- {why}"
+                 for k, why in ((metrics or {}).get("unavailable") or {}).items()]
     return ReportData(
         title=f"specsim report: {trace.name}",
         meta=trace.meta.to_dict(),
@@ -362,7 +373,9 @@ def _fmt(value: Any) -> str:
 def _kv_table(items: dict[str, Any], limit: int = 600) -> str:
     rows = []
     for key, value in items.items():
-        text = _fmt(value)
+        speedup = "speedup" in str(key) and isinstance(value, int | float) and not isinstance(
+            value, bool)
+        text = F.speedup_text(value) if speedup else _fmt(value)
         text = text if len(text) <= limit else text[:limit] + " ..."
         rows.append(f"<tr><th>{_e(key)}</th><td>{_e(text)}</td></tr>")
     return f"<table class='kv'>{''.join(rows)}</table>"
@@ -382,12 +395,31 @@ def _findings_html(findings: list[dict[str, Any]]) -> str:
             f"<div class='finding {_e(cls)}'><h3>{_e(head)} "
             f"<span class='tag'>{_e(f.get('kind'))}</span>"
             f"<span class='tag'>{_e(level)} (severity {_e(sev_text)})</span>"
-            f"</h3><p>{_e(f.get('recommendation'))}</p>"
+            f"</h3><p>{_e(f.get('recommendation'))}</p>{_prediction_line(f)}"
             f"<details><summary>evidence and prediction</summary>"
             f"{_kv_table(f.get('evidence') or {})}{_kv_table(f.get('predicted') or {})}"
             f"</details></div>"
         )
     return "".join(cards)
+
+
+def _prediction_line(f: dict[str, Any]) -> str:
+    """The prediction behind a finding with its intervals, one line (empty without one)."""
+    p = f.get("predicted") or {}
+    base, ci = p.get("baseline"), p.get("change_ci95") or {}
+    if not base or "p95_s" not in p:
+        return ""
+    parts = []
+    for key in ("p50_s", "p95_s"):
+        c = ci.get(key)
+        band = f" (change {c[0] * 1e3:+.0f} to {c[1] * 1e3:+.0f} ms)" if c else ""
+        parts.append(f"{key[:3]} {base[key] * 1e3:,.0f} -> {p[key] * 1e3:,.0f} ms{band}")
+    verdict = "improves" if p.get("improves") else "no change supported by the noise"
+    how = (p.get("interval") or {}).get("text", "")
+    return (f"<p class='pred'><b>predicted</b> with {_e(_fmt(p.get('overrides') or {}))}: "
+            f"{_e('; '.join(parts))}, speedup {_e(F.speedup_text(base.get('speedup_vs_target_only')))}"
+            f" -> {_e(F.speedup_text(p.get('speedup_vs_target_only')))}: <b>{_e(verdict)}</b>. "
+            f"<small>{_e(how)}</small></p>")
 
 
 def _tiles(s: dict[str, Any]) -> str:
@@ -416,9 +448,12 @@ def _whatif_html(w: WhatIfs | None) -> str:
         if result is None:
             continue
         best = result.best
-        text = "no point meets the SLO" if best is None else (
-            f"best {_fmt(best['vary'])}: p95 {best['latency_s']['p95'] * 1e3:.1f} ms, "
-            f"speedup {_fmt(best.get('speedup_vs_target_only'))}")
+        ci = (best or {}).get("ci95", {}).get("p95_s")
+        band = f" [{ci[0] * 1e3:.1f}-{ci[1] * 1e3:.1f}]" if ci else ""
+        text = "no point meets the SLO without overload" if best is None else (
+            f"best {_fmt(best['vary'])}: p95 {best['latency_s']['p95'] * 1e3:.1f}{band} ms, "
+            f"speedup {F.speedup_text(best.get('speedup_vs_target_only'))}; "
+            f"{result.best_reason}")
         parts.append(f"<li><b>{_e(name)}</b>: {_e(text)}</li>")
     return parts[0] + "<ul>" + "".join(parts[1:]) + "</ul>"
 
@@ -471,14 +506,32 @@ document.querySelectorAll('script[type="application/json"][data-plot]').forEach(
 """
 
 
-def render_html(data: ReportData) -> str:
-    """The report page: one file, plotly.js embedded once, no network, all text escaped."""
+def page_shell(title: str, body: str) -> str:
+    """One offline HTML page around ``body`` (already escaped HTML): plotly.js embedded once,
+    a Content-Security-Policy that lets only this page's two scripts run, and the script that
+    draws every ``<script type="application/json" data-plot=ID>`` figure into ``#ID``."""
     from plotly.offline import get_plotlyjs
 
     nonce = secrets.token_urlsafe(16)
     csp = (f"default-src 'none'; script-src 'nonce-{nonce}' 'unsafe-eval'; "
            "style-src 'unsafe-inline'; img-src data: blob:; font-src data:")
     plotly_js = get_plotlyjs().replace("</script", "<\\/script")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(title)}</title><style>{_CSS}</style>
+<script nonce="{nonce}">{plotly_js}</script>
+</head><body>
+<h1>{_e(title)}</h1>
+{body}
+<script nonce="{nonce}">{_RENDER}</script>
+</body></html>
+"""
+
+
+def render_html(data: ReportData) -> str:
+    """The report page: one file, plotly.js embedded once, no network, all text escaped."""
     meta = dict(data.meta)
     plots = []
     for i, (heading, fig) in enumerate(data.figures):
@@ -488,28 +541,18 @@ def render_html(data: ReportData) -> str:
             f"{escape_json(fig.to_json())}</script>"
         )
     warnings = "".join(f"<li class='warn'>{_e(w)}</li>" for w in data.warnings)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(data.title)}</title><style>{_CSS}</style>
-<script nonce="{nonce}">{plotly_js}</script>
-</head><body>
-<h1>{_e(data.title)}</h1>
-<p>{_e(meta.get('source'))} trace: target <b>{_e(meta.get('target_model'))}</b>, draft
+    body = f"""<p>{_e(meta.get('source'))} trace: target <b>{_e(meta.get('target_model'))}</b>, draft
 <b>{_e(meta.get('draft_model'))}</b> on {_e(meta.get('device'))}, policy
 <b>{_e(meta.get('policy'))}</b> {_e(_fmt(meta.get('policy_params') or {}))}</p>
-<div class="tiles">{_tiles(data.summary)}</div>
 <h2>Findings</h2>{_findings_html(data.findings)}
+<div class="tiles">{_tiles(data.summary)}</div>
 <h2>What-if summary</h2>{_whatif_html(data.whatifs)}
 {f"<ul>{warnings}</ul>" if warnings else ""}
 {"".join(plots)}
 <h2>Metrics</h2>{_kv_table(data.metrics)}
 <h2>Sample requests</h2>{_samples_html(data.samples, data.text_chars)}
-<h2>Run metadata</h2>{_kv_table(meta)}
-<script nonce="{nonce}">{_RENDER}</script>
-</body></html>
-"""
+<h2>Run metadata</h2>{_kv_table(meta)}"""
+    return page_shell(data.title, body)
 
 
 def write_report(

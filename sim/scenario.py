@@ -140,7 +140,7 @@ class PolicyConfig:
 class BudgetConfig:
     """[budget]: verify passes per request (0 = unlimited); enforced through the policies."""
 
-    max_verify_per_request: int = field(default=0, metadata=_rng(0))
+    max_verify_per_request: int = field(default=0, metadata=_rng(0))  # 0 = unlimited (no cap)
     mean_verify_per_request: float = field(default=0.0, metadata=_rng(0.0))
 
 

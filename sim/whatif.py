@@ -8,7 +8,9 @@ Every point runs with the same seed -- the base scenario's ``[workload] seed`` -
 differ only by the keys varied (common random numbers), and the table is the same whatever
 ``jobs`` is. With ``[sim] replications`` > 1 each point is :func:`sim.replicate.replicate`'s.
 
-A point *meets the SLO* when its p95 latency is at most ``slo_p95_ms`` (always, without one);
+A point *meets the SLO* when its p95 latency is at most ``slo_p95_ms`` (always, without one) --
+with intervals, when the SLO is within reach of its p95 interval (``meets_slo_surely``: the whole
+interval is below it);
 it is *within budget* when no request was cut short by the verify budget and the mean / max
 verify passes per request respect ``[budget]``. ``feasible`` is both and not ``overloaded`` (a
 queue that grows without bound has no steady p95: such a point is never feasible, never best).
@@ -141,6 +143,13 @@ def sweep(
     baseline, how, values = None, None, None
     if intervals:
         baseline, how, values = add_intervals(base, points, trace, intervals, progress=progress)
+        if slo_p95_ms is not None:
+            for p in points:  # within the noise of the SLO counts as meeting it
+                ci = (p.get("ci95") or {}).get("p95_s")
+                p["meets_slo_surely"] = bool(ci is not None and ci[1] * 1e3 <= slo_p95_ms)
+                if ci is not None and ci[0] * 1e3 <= slo_p95_ms and not p["meets_slo"]:
+                    p["meets_slo"] = True
+                    p["feasible"] = bool(p["within_budget"] and not p["overloaded"])
     best, tied, reason = pick_best(points, values)
     return WhatIfResult(points, best, points_table(points), tied, reason, baseline, how)
 
@@ -226,8 +235,9 @@ def pick_best(
             "ci95" in points[i] for i in feasible) else "the lowest p95"
     else:
         names = "; ".join(", ".join(f"{k}={v}" for k, v in t.items()) for t in tied)
-        reason = (f"{len(close)} points are indistinguishable on p95 within the 95% intervals "
-                  f"({names} tie with it); of those, the best p50, then throughput")
+        reason = (f"no clear best: {len(close)} points are indistinguishable on p95 within the "
+                  f"95% intervals ({names} tie with it); of those it has the best p50, then "
+                  "throughput")
     return best, tied, reason
 
 
@@ -271,24 +281,32 @@ def points_table(points: list[dict[str, Any]]) -> pd.DataFrame:
     return table
 
 
-def write_outputs(result: WhatIfResult, base: Scenario, out: str | Path) -> list[Path]:
+def output_paths(out: str | Path) -> tuple[Path, Path, Path]:
+    """The table, points and scenario paths that ``--out`` names (see :func:`write_outputs`)."""
+    out = Path(out)
+    if out.suffix in TABLE_FORMATS:
+        stem = out.with_suffix("")
+        return (out, stem.with_name(stem.name + ".points.json"),
+                stem.with_name(stem.name + ".scenario.toml"))
+    if out.suffix:
+        raise SpecsimError(f"--out {out}: a directory, or a table ending in .csv or .parquet")
+    return out / "whatif.csv", out / "points.json", out / "scenario.toml"
+
+
+def write_outputs(
+    result: WhatIfResult, base: Scenario, out: str | Path, *, force: bool = False
+) -> list[Path]:
     """Write the table, the points (JSON) and the resolved base scenario (TOML).
 
     ``out`` is a directory (``whatif.csv``, ``points.json``, ``scenario.toml`` inside) or a
     table path ending in ``.csv`` / ``.parquet`` (the others go beside it, named after it).
+    An existing file is overwritten only with ``force``; files are written 0644.
     """
-    out = Path(out)
-    if out.suffix in TABLE_FORMATS:
-        table_path = out
-        stem = out.with_suffix("")
-        points_path = stem.with_name(stem.name + ".points.json")
-        scenario_path = stem.with_name(stem.name + ".scenario.toml")
-    elif out.suffix:
-        raise SpecsimError(f"--out {out}: a directory, or a table ending in .csv or .parquet")
-    else:
-        table_path = out / "whatif.csv"
-        points_path = out / "points.json"
-        scenario_path = out / "scenario.toml"
+    from tracing.outputs import claim, publish
+
+    table_path, points_path, scenario_path = paths = output_paths(out)
+    for path in paths:
+        claim(path, force)
     try:
         table_path.parent.mkdir(parents=True, exist_ok=True)
         if table_path.suffix == ".parquet":
@@ -299,7 +317,9 @@ def write_outputs(result: WhatIfResult, base: Scenario, out: str | Path) -> list
         scenario_path.write_text(base.to_toml())
     except OSError as exc:
         raise SpecsimError(f"--out {out}: cannot write: {exc.strerror}") from None
-    return [table_path, points_path, scenario_path]
+    for path in paths:
+        publish(path)
+    return list(paths)
 
 
 # --- progress ----------------------------------------------------------------------------

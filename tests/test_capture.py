@@ -135,6 +135,8 @@ def test_interrupted_capture_still_validates(tiny_dir: Path, tiny: LoadedModel, 
         assert (c["request_id"] == 1).sum() == after_cycles
         assert r["output_tokens"].iat[1] == after_cycles  # target-only: one token a cycle
         assert r["output_text"].isna().iat[1]
+        assert r["stop_reason"].iat[1] == "interrupted"  # counted, out of the latency figures
+        assert summarize(trace)["interrupted_requests"] == 1
     assert res.requests == len(r) and res.cycles == len(c)
 
 

@@ -210,8 +210,11 @@ def test_report_without_whatif_or_text(tmp_path: Path) -> None:
 def test_tau_within_a_request() -> None:
     fig = F.tau_over_time(make_small_trace())
     within = [d for d in fig.data if d.xaxis == "x2"]
-    tau = next(d for d in within if d.name == "mean tau")
-    accepted = next(d for d in within if d.name == "mean accepted")
+    tau = next(d for d in within if d.name == "mean tau (raw)")
+    accepted = next(d for d in within if d.name == "mean accepted (raw)")
+    assert tau.marker.opacity < 0.5  # the raw points are faint ...
+    smooth = next(d for d in within if d.name.startswith("mean tau, rolling mean"))
+    assert smooth.mode == "lines" and list(smooth.y) == pytest.approx(list(tau.y))  # window 1
     assert list(tau.x) == [0, 1, 2]
     assert list(tau.y) == pytest.approx([3.0, 2.0, 4.0])  # (4+2)/2, (4+0)/2, 4
     assert list(accepted.y) == pytest.approx([3.0, 0.5, 0.0])

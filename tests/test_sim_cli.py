@@ -132,7 +132,10 @@ def test_whatif_best_is_lowest_feasible_p95(scenario_file: Path, tmp_path: Path)
     assert len(points) == 10
     assert points[5]["vary"] == {"policy.tau": 2, "acceptance.alpha": 0.8}
     for p in points:
-        assert p["meets_slo"] == (p["latency_s"]["p95"] * 1e3 <= 1500)
+        # Meets it, or the SLO is within the p95's 95% interval (not surely above it).
+        assert p["meets_slo"] == (p["latency_s"]["p95"] * 1e3 <= 1500
+                                  or p["ci95"]["p95_s"][0] * 1e3 <= 1500)
+        assert p["meets_slo_surely"] == (p["ci95"]["p95_s"][1] * 1e3 <= 1500)
         assert "throughput_tok_s" in p and "speedup_vs_target_only" in p
     feasible = [p for p in points if p["feasible"]]
     assert feasible, "the test grid should have a feasible point"

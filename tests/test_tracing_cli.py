@@ -11,6 +11,7 @@ import pytest
 
 from conftest import make_small_trace
 from tracing import read_trace, summarize, write_trace
+from tracing.outputs import public_mode
 
 SAMPLE = Path(__file__).parent / "data" / "sample_synthetic.jsonl"
 
@@ -91,7 +92,7 @@ def test_failed_convert_keeps_an_existing_output(tmp_path: Path) -> None:
     before = out.read_bytes()
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"type":"run"}\n')
-    res = specsim("trace", "convert", str(bad), str(out))
+    res = specsim("trace", "convert", str(bad), str(out), "--force")
     assert res.returncode == 2 and "field 'source'" in res.stderr
     assert out.read_bytes() == before
 
@@ -103,3 +104,20 @@ def test_perfetto_command(tmp_path: Path) -> None:
     events = json.loads(out.read_text())["traceEvents"]
     assert sum(e["ph"] == "X" and e["cat"] == "verify" for e in events) == len(
         read_trace(SAMPLE).cycles)
+
+
+def test_outputs_are_never_clobbered_without_force_and_are_0644(tmp_path: Path) -> None:
+    out = tmp_path / "t.parquet"
+    assert specsim("trace", "convert", str(SAMPLE), "-o", str(out)).returncode == 0
+    # written aside by mkstemp (0600), then published: 0644 under the usual umask 022
+    assert out.stat().st_mode & 0o777 == public_mode()
+    before = out.read_bytes()
+    res = specsim("trace", "convert", str(SAMPLE), str(out))
+    assert res.returncode == 2 and str(out) in res.stderr and "--force" in res.stderr
+    assert out.read_bytes() == before
+    assert specsim("trace", "convert", str(SAMPLE), str(out), "--force").returncode == 0
+    pf = tmp_path / "p.json"
+    assert specsim("trace", "perfetto", str(SAMPLE), "--out", str(pf)).returncode == 0
+    assert pf.stat().st_mode & 0o777 == public_mode()
+    res = specsim("trace", "perfetto", str(SAMPLE), str(pf))
+    assert res.returncode == 2 and "p.json" in res.stderr and "--force" in res.stderr

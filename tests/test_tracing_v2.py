@@ -163,3 +163,27 @@ def test_stop_reason_is_checked(tmp_path: Path) -> None:
     recs[i]["stop_reason"] = "tired"
     with pytest.raises(TraceError, match=f":{i + 1} field 'stop_reason': must be one of"):
         read_trace(_write(tmp_path, recs))
+
+
+def test_parquet_run_metadata_and_values_are_checked(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "t.parquet"
+    write_trace(make_small_trace(), path)
+    table = pq.read_table(path)
+    meta = dict(table.schema.metadata)
+    run = json.loads(meta[b"specsim.run"])
+    run["policy"] = {"name": "fixed"}
+    bad = table.replace_schema_metadata({**meta, b"specsim.run": json.dumps(run).encode()})
+    pq.write_table(bad, tmp_path / "bad.parquet")
+    with pytest.raises(TraceError, match=r"bad.parquet specsim.run field 'policy': expected "
+                                         r"string"):
+        read_trace(tmp_path / "bad.parquet")
+    i = table.column_names.index("verify_s")
+    values = table.column("verify_s").to_pylist()
+    values[1] = float("nan")
+    nan = table.set_column(i, "verify_s", pa.array(values, pa.float64()))
+    pq.write_table(nan, tmp_path / "nan.parquet")
+    with pytest.raises(TraceError, match=r"row 1 field 'verify_s'"):
+        read_trace(tmp_path / "nan.parquet")

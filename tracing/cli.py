@@ -6,11 +6,14 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tracing.errors import SpecsimError
 from tracing.io import convert_trace, read_trace, trace_format
+from tracing.outputs import add_force, add_out, claim, publish
 from tracing.perfetto import write_perfetto
 from tracing.summary import summarize
 
@@ -80,16 +83,33 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _out(args: argparse.Namespace) -> str:
+    """OUT given as the positional argument or as -o/--out (one of them), claimed."""
+    if args.out_pos and args.out and args.out_pos != args.out:
+        raise SpecsimError(f"two outputs given ({args.out_pos} and -o {args.out}): give one")
+    out = args.out or args.out_pos
+    if not out:
+        raise SpecsimError("no output given: OUT or -o/--out OUT")
+    if Path(out).resolve() == Path(args.trace).resolve():
+        raise SpecsimError(f"{out}: refusing to overwrite the input trace")
+    claim(out, args.force)
+    return str(out)
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
-    trace = convert_trace(args.trace, args.out)
-    print(f"{args.out}: {len(trace.requests)} requests, {len(trace.cycles)} cycles")
+    out = _out(args)
+    trace_format(out)
+    trace = convert_trace(args.trace, out)
+    print(f"{out}: {len(trace.requests)} requests, {len(trace.cycles)} cycles")
     return 0
 
 
 def _cmd_perfetto(args: argparse.Namespace) -> int:
+    out = _out(args)
     trace = read_trace(args.trace)
-    write_perfetto(trace, args.out)
-    print(f"{args.out}: open it at https://ui.perfetto.dev ({len(trace.cycles)} cycles)")
+    write_perfetto(trace, out)
+    publish(out)
+    print(f"{out}: open it at https://ui.perfetto.dev ({len(trace.cycles)} cycles)")
     return 0
 
 
@@ -115,18 +135,14 @@ def register(sub: Any) -> None:
 
     p = tsub.add_parser("convert", help="JSONL <-> Parquet (format from the extension)")
     p.add_argument("trace")
-    p.add_argument("out", type=_checked_trace_path)
+    p.add_argument("out_pos", nargs="?", metavar="OUT", help="trace to write (.jsonl/.parquet)")
+    add_out(p, metavar="OUT", help="the same as OUT")
+    add_force(p)
     p.set_defaults(func=_cmd_convert)
 
     p = tsub.add_parser("perfetto", help="export Chrome/Perfetto trace-event JSON")
     p.add_argument("trace")
-    p.add_argument("out")
+    p.add_argument("out_pos", nargs="?", metavar="OUT", help="trace-event JSON to write")
+    add_out(p, metavar="OUT", help="the same as OUT")
+    add_force(p)
     p.set_defaults(func=_cmd_perfetto)
-
-
-def _checked_trace_path(value: str) -> str:
-    try:
-        trace_format(value)
-    except Exception as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return value

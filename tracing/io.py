@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tracing.errors import SpecsimError
 from tracing.jsonl import read_jsonl, write_jsonl
+from tracing.outputs import publish
 from tracing.parquet import read_parquet, write_parquet
 from tracing.trace import Trace
 from tracing.validate import validate_trace
@@ -43,6 +44,7 @@ def write_trace(trace: Trace, path: str | Path) -> None:
     os.close(fd)
     try:
         (write_jsonl if fmt == ".jsonl" else write_parquet)(trace, tmp)
+        publish(tmp)  # mkstemp made it 0600; an output is readable like any other file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -44,7 +44,9 @@ def read_parquet(path: str | Path) -> Trace:
     """Read a Parquet trace, checking column types and nulls; invariants are checked by validate."""
     path = str(path)
     try:
-        table = pq.read_table(path)
+        # ParquetFile.read gives one chunk per row group (read_table: one per 128k-row batch),
+        # so the frame's numeric columns can be views of Arrow's buffers, not copies.
+        table = pq.ParquetFile(path).read()
     except FileNotFoundError:
         raise TraceError(path, "no such file") from None
     except (pa.ArrowInvalid, OSError) as exc:

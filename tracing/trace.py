@@ -80,15 +80,34 @@ def complete_cycles(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _list_mapper(dtype: pa.DataType) -> pd.ArrowDtype | None:
-    # Per-position lists stay Arrow-backed: converting a million of them to numpy objects
-    # would cost more than reading the whole file.
-    return pd.ArrowDtype(dtype) if pa.types.is_list(dtype) else None
-
-
 def table_to_frame(table: pa.Table) -> pd.DataFrame:
-    """Arrow table -> the library's frame (writable numpy numerics, Arrow-backed lists)."""
-    return table.to_pandas(types_mapper=_list_mapper)
+    """Arrow table -> the library's frame: writable numpy numerics (views of the table's buffers
+    where that is possible -- the table is the reader's own -- so a million cycles are not
+    copied), Python strings, Arrow-backed lists."""
+    columns: dict[str, Any] = {}
+    for name, col in zip(table.column_names, table.columns, strict=True):
+        kind = col.type
+        if pa.types.is_list(kind):
+            columns[name] = pd.arrays.ArrowExtensionArray(col)
+        elif col.null_count == 0 and (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+            columns[name] = _numeric(col)
+        else:  # strings, and numbers with nulls (NaN for floats, float for ints)
+            columns[name] = col.to_pandas()
+    return pd.DataFrame(columns, copy=False)
+
+
+def _numeric(col: pa.ChunkedArray) -> np.ndarray:
+    """A writable numpy array of a null-free numeric column: a view of the Arrow buffer when the
+    column is one chunk in mutable memory (a reader's freshly read table, which nothing else
+    holds), else a copy."""
+    if col.num_chunks == 1:
+        chunk: Any = col.chunk(0)  # a pa.Array (the stubs say ChunkedArray)
+        data = chunk.buffers()[1]
+        if data is not None and data.is_mutable:
+            dtype = np.dtype(chunk.type.to_pandas_dtype())
+            return np.frombuffer(data, dtype=dtype, count=len(chunk),
+                                 offset=chunk.offset * dtype.itemsize)
+    return col.to_numpy()
 
 
 def frame_to_table(frame: pd.DataFrame, columns: dict[str, tuple[str, bool]]) -> pa.Table:

@@ -141,10 +141,11 @@ def _check_cycles(c: pd.DataFrame, loc: _Locator) -> None:
 def _check_durations(col: dict[str, Any], loc: _Locator) -> None:
     """start_s and cycle_s finite and >= 0; the split all three or none, each finite and >= 0,
     within cycle_s; batch_size on every cycle or none, an integer >= 1."""
-    # min()/max() first: one cheap pass instead of a temporary mask per column; "not >= 0"
-    # also catches NaN, which min() propagates.
+    # One max() and one min() pass per column instead of temporary masks: "not >= 0" also
+    # catches NaN (min() propagates it); the masks are built only to name the bad row.
+    highs = {name: col[name].max() for name in CYCLE_SPLIT}
     split_known: np.ndarray | None = None  # None: every cycle has its split
-    if any(np.isnan(col[name].max()) for name in CYCLE_SPLIT):
+    if any(np.isnan(h) for h in highs.values()):
         unknown = [np.isnan(col[name]) for name in CYCLE_SPLIT]
         for name, mask in zip(CYCLE_SPLIT[1:], unknown[1:], strict=True):
             if (row := _first(mask != unknown[0])) is not None:
@@ -154,8 +155,12 @@ def _check_durations(col: dict[str, Any], loc: _Locator) -> None:
                                 "verify_s and overhead_s are given together or not at all)")
         split_known = ~unknown[0]
     for name in CYCLE_SPLIT:
-        v = col[name] if split_known is None else col[name][split_known]
-        if v.size and not (v.min() >= 0 and v.max() < np.inf):
+        if split_known is None:
+            ok = highs[name] < np.inf and col[name].min() >= 0
+        else:
+            v = col[name][split_known]
+            ok = not v.size or (v.max() < np.inf and v.min() >= 0)
+        if not ok:
             bad = ~((col[name] >= 0) & (col[name] < np.inf))
             if split_known is not None:
                 bad &= split_known
@@ -168,14 +173,23 @@ def _check_durations(col: dict[str, Any], loc: _Locator) -> None:
             what = (" (a cycle needs cycle_s or its draft_s/verify_s/overhead_s split)"
                     if name == "cycle_s" and np.isnan(v[row]) else "")
             raise loc.cycle(row, name, f"must be a number >= 0 and finite, got {v[row]}{what}")
-    split = col["draft_s"] + col["verify_s"] + col["overhead_s"]
-    over = split > col["cycle_s"] * (1 + 1e-9) + _TIME_TOLERANCE_S  # NaN (no split) is False
-    if (row := _first(over)) is not None:
-        raise loc.cycle(row, "cycle_s", f"cycle_s {col['cycle_s'][row]} is shorter than its "
-                        f"draft_s + verify_s + overhead_s {split[row]}")
+    # split - cycle_s in one scratch buffer; within tolerance everywhere -> done (NaN where the
+    # split is unknown is skipped by nanmax)
+    cycle_s = col["cycle_s"]
+    over = np.add(col["draft_s"], col["verify_s"])
+    np.add(over, col["overhead_s"], out=over)
+    np.subtract(over, cycle_s, out=over)
+    worst = over.max() if split_known is None else np.nanmax(over, initial=0.0)
+    if worst > _TIME_TOLERANCE_S:
+        bad = over > cycle_s * 1e-9 + _TIME_TOLERANCE_S  # NaN (no split) is False
+        if (row := _first(bad)) is not None:
+            split = col["draft_s"][row] + col["verify_s"][row] + col["overhead_s"][row]
+            raise loc.cycle(row, "cycle_s", f"cycle_s {cycle_s[row]} is shorter than its "
+                            f"draft_s + verify_s + overhead_s {split}")
     if "batch_size" in col:
         b = col["batch_size"]
-        if not (b.min() >= 1 and b.max() < np.inf) or (b != np.floor(b)).any():
+        if not (b.min() >= 1 and b.max() < np.inf) or (
+                b.dtype.kind == "f" and (b != np.floor(b)).any()):
             row = int((~((b >= 1) & (b < np.inf) & (b == np.floor(b)))).argmax())
             raise loc.cycle(row, "batch_size", f"must be an integer >= 1 on every cycle (or on "
                             f"none), got {b[row]}")

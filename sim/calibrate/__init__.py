@@ -145,8 +145,11 @@ def scenario_from_trace(trace: Trace) -> Scenario:
     )
     batch = max_batch_of(trace)
     reached_first = int((trace.cycles["tau"] > 0).sum()) if len(trace.cycles) else 0
+    imported = (trace.meta.extra or {}).get("imported")
+    order_known = not (isinstance(imported, dict) and imported.get("cycle_order") == "unknown")
     if reached_first >= MIN_REACHED:
-        acceptance = AcceptanceConfig(model="trace", per_request=True, replay=True)
+        # replay by output position needs the steps in order (an engine's histogram has none)
+        acceptance = AcceptanceConfig(model="trace", per_request=True, replay=order_known)
     else:  # a target-only capture: nothing to fit, no draft token would be accepted
         acceptance = AcceptanceConfig(model="iid", alpha=0.0)
     # Short proposals (an n-gram draft with no match): told apart from the policy's own

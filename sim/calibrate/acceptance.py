@@ -84,6 +84,12 @@ def fit_proposals(trace: Trace) -> tuple[float, list[float]]:
     room = draft_room(c, trace, done.to_numpy(dtype=np.int64))
     tau = c["tau"].to_numpy(dtype=np.int64)
     asked = asked_per_cycle(trace, c, room)
+    # an imported request's first token came from prefill: a 0-second target-only cycle that
+    # asked for nothing (schema v2; a measured step never takes 0 s)
+    carrier = (tau == 0) & (c["cycle_s"].to_numpy(dtype=float) == 0.0)
+    if carrier.any():
+        asked = np.where(carrier, UNKNOWN, asked)
+        room = np.where(carrier, 0, room)
     if not (tau > 0).any():
         return 0.0, []  # a target-only run: it never asked for a draft
     known = asked != UNKNOWN

@@ -86,11 +86,18 @@ def batch_table(trace: Trace) -> list[list[float]]:
 
 def max_batch_of(trace: Trace) -> int:
     """The server's ``max_batch`` from the run metadata (``server.max_batch`` as ``specsim
-    serve`` writes it, or a top-level ``max_batch``); 1 when absent."""
+    serve`` writes it, or a top-level ``max_batch``) or the largest ``batch_size`` the cycles
+    ran at (schema v2), whichever is larger; 1 when absent."""
     extra = trace.meta.extra or {}
     server = extra.get("server")
     nested = server.get("max_batch") if isinstance(server, dict) else None
-    return int(nested or extra.get("max_batch") or 1)
+    recorded = int(nested or extra.get("max_batch") or 1)
+    c = trace.cycles
+    if "batch_size" in c.columns and len(c):  # schema v2: the batch each step ran at
+        ran = c["batch_size"].to_numpy(dtype=float)
+        if np.isfinite(ran).all():
+            return max(recorded, int(ran.max()))
+    return recorded
 
 
 __all__ = ["BATCH_PROFILE_KEY", "batch_profile_of", "batch_table", "max_batch_of",

@@ -15,6 +15,7 @@ import pandas as pd
 
 from sim.calibrate.batching import batch_table
 from sim.calibrate.requests import request_order
+from sim.calibrate.steps import batch_step_table, has_split
 from sim.catalog import device_of
 from sim.latency import CostModel
 from sim.scenario import LatencyConfig
@@ -60,6 +61,8 @@ def fit_latency(trace: Trace) -> LatencyConfig:
     c, r = trace.cycles, trace.requests
     if len(c) == 0:
         raise SpecsimError(f"{trace.name}: no cycles to fit a latency model from")
+    if not has_split(trace):  # only each step's wall time (an imported trace): a cost per step
+        return fit_step_latency(trace)
     tau = c["tau"].to_numpy(dtype=float)
     draft = c["draft_s"].to_numpy(dtype=float)
     spec = tau > 0
@@ -197,6 +200,9 @@ def request_speeds(trace: Trace, costs: CostModel) -> np.ndarray:
     model_cycle = (tau * costs.draft_step_s + table[tau]
                    + costs.context_s_per_token * c["context_tokens"].to_numpy(dtype=float))
     measured_cycle = c["draft_s"].to_numpy(dtype=float) + c["verify_s"].to_numpy(dtype=float)
+    # a step without its split (schema v2): its whole time, charged as one pass
+    measured_cycle = np.where(np.isnan(measured_cycle), c["cycle_s"].to_numpy(dtype=float),
+                              measured_cycle)
     rid = c["request_id"].to_numpy()
     ids = r["request_id"].to_numpy()
     model = pd.Series(model_cycle).groupby(rid).sum().reindex(ids, fill_value=0.0).to_numpy()
@@ -204,3 +210,48 @@ def request_speeds(trace: Trace, costs: CostModel) -> np.ndarray:
     model = model + costs.prefill_s_per_token * r["prompt_tokens"].to_numpy(dtype=float)
     meas = meas + r["prefill_s"].to_numpy(dtype=float)
     return np.where(model > 0, meas / np.maximum(model, 1e-12), 1.0)
+
+
+def fit_step_latency(trace: Trace) -> LatencyConfig:
+    """``[latency]`` numbers from the steps' wall times when the trace has no draft/verify
+    split (see :mod:`sim.calibrate.steps`)."""
+    c, r = trace.cycles, trace.requests
+    tau = c["tau"].to_numpy(dtype=np.int64)
+    step = c["cycle_s"].to_numpy(dtype=float)
+    ctx = c["context_tokens"].to_numpy(dtype=float)
+    use = step > 0
+    spec = use & (tau > 0)
+    fit_on = spec if spec.any() else use
+    if not fit_on.any():
+        fit_on = np.ones_like(use)
+    a, b, k = _fit_verify(tau[fit_on].astype(float), step[fit_on], ctx[fit_on])
+    table = verify_table(tau[use], step[use] - k * ctx[use]) if use.any() else []
+    batch_table: list[list[float]] = []
+    if "batch_size" in c.columns and use.any():
+        batch = c["batch_size"].to_numpy(dtype=float)
+        if np.isfinite(batch).all() and batch.max() > 1:
+            batch_table = batch_step_table(tau[use], batch[use].astype(np.int64),
+                                           step[use] - k * ctx[use], (a, b))
+    prompt = r["prompt_tokens"].to_numpy(dtype=float)
+    prefill = r["prefill_s"].to_numpy(dtype=float)
+    denom = float((prompt**2).sum())
+    prefill_per_token = float((prompt * prefill).sum() / denom) if denom else 0.0
+    fitted = CostModel(a, b, 0.0, prefill_per_token, 0.0, k, math.inf, tuple(table))
+    device_hw = device_of(str(trace.meta.device or ""))
+    extra = trace.meta.extra or {}
+    return LatencyConfig(
+        model="fixed",
+        target_step_s=a,
+        verify_slope_s=b,
+        draft_step_s=0.0,  # inside each step's measured time
+        prefill_s_per_token=prefill_per_token,
+        overhead_s=0.0,
+        context_s_per_token=k,
+        verify_table_s=table,
+        batch_verify_table_s=batch_table,
+        speed_cv=speed_spread(request_speeds(trace, fitted)),
+        source_hardware=device_hw.key if device_hw else "",
+        fitted_on=str(trace.meta.device or ""),
+        target_params=float(extra.get("target_params") or 0.0),
+        draft_params=float(extra.get("draft_params") or 0.0),
+    )

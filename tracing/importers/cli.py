@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from tracing.errors import SpecsimError
@@ -39,14 +38,15 @@ def write_output(result: ImportResult, out: str, source: str, force: bool) -> st
     """Write a trace (.jsonl/.parquet) or a scenario (.toml); returns what was written."""
     from tracing.importers.scenario import scenario_toml
     from tracing.io import write_trace
+    from tracing.outputs import claim, publish
     from tracing.validate import validate_trace
 
-    path = Path(out)
-    if path.exists() and not force:
-        raise SpecsimError(f"{out}: exists (use --force to overwrite)")
+    path = claim(out, force)
+    assert path is not None
     suffix = path.suffix.lower()
     if suffix == ".toml":
         path.write_text(scenario_toml(result, source), encoding="utf-8")
+        publish(path)
         return f"{out}: scenario with the imported acceptance profile"
     if suffix not in (".jsonl", ".parquet"):
         raise SpecsimError(f"{out}: unknown output format '{suffix}' (.jsonl, .parquet or .toml)")
@@ -55,13 +55,16 @@ def write_output(result: ImportResult, out: str, source: str, force: bool) -> st
                            "write a scenario (.toml) instead")
     validate_trace(result.trace)
     write_trace(result.trace, path)
+    publish(path)
     t = result.trace
     return f"{out}: {len(t.requests)} requests, {len(t.cycles)} cycles"
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
     from tracing.cli import print_json
+    from tracing.outputs import claim
 
+    claim(args.out, args.force)  # refused before any work
     result = run_import(args.format, args.src)
     written = write_output(result, args.out, args.src[0], args.force) if args.out else None
     if args.json:
@@ -88,7 +91,10 @@ def register(sub: Any) -> None:
                    help="one of: " + ", ".join(FORMATS))
     p.add_argument("src", nargs="+", metavar="SRC",
                    help="input files (prometheus: the scrape before, then after)")
-    p.add_argument("-o", "--out", help="write a trace (.jsonl/.parquet) or a scenario (.toml)")
+    from tracing.outputs import add_force, add_out
+
+    add_out(p, metavar="TRACE|SCENARIO.toml",
+            help="write a trace (.jsonl/.parquet) or a scenario (.toml)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    add_force(p)
     p.set_defaults(func=_cmd_import)

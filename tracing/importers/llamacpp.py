@@ -79,7 +79,8 @@ def import_llamacpp(paths: list[str]) -> ImportResult:
     if not requests:
         raise TraceError(paths[0], "no llama.cpp responses with timings found")
     meta = RunMeta(source="llamacpp", target_model=model, draft_model="", policy="fixed",
-                   extra={"imported": {"format": "llamacpp", "files": list(paths)}})
+                   extra={"imported": {"format": "llamacpp", "files": list(paths),
+                                       "cycle_order": "unknown", "first_token": "prefill"}})
     result = ImportResult("llamacpp", total, Trace.from_records(meta, requests, cycles))
     result.missing.update({
         "num_drafts": ("not reported: every decode step (predicted_n - 1 - draft_n_accepted) "

@@ -120,7 +120,8 @@ def import_sglang(paths: list[str]) -> ImportResult:
         raise TraceError(paths[0], "no SGLang responses with meta_info found")
     meta_run = RunMeta(source="sglang", target_model=model, draft_model="", policy="fixed",
                        policy_params={"tau": total.num_spec_tokens} if total.num_spec_tokens
-                       else {}, extra={"imported": {"format": "sglang", "files": list(paths)}})
+                       else {}, extra={"imported": {"format": "sglang", "files": list(paths),
+                                           "cycle_order": "unknown", "first_token": "prefill"}})
     result = ImportResult("sglang", total, Trace.from_records(meta_run, requests, cycles))
     result.missing.update({
         "arrival_s": "not in meta_info: requests laid end to end in file order",

@@ -187,7 +187,9 @@ def import_vllm(paths: list[str]) -> ImportResult:
     meta = RunMeta(source="vllm", target_model="", draft_model="", policy="fixed",
                    policy_params={"tau": k_seen} if k_seen else {},
                    extra={"imported": {"format": "vllm", "files": list(paths),
-                                       "spec_decode_metrics": sorted(levels)}})
+                                       "spec_decode_metrics": sorted(levels),
+                                       "cycle_order": "unknown" if "summary" in levels
+                                       else "recorded", "first_token": "prefill"}})
     _model(meta, paths)
     result = ImportResult("vllm", profile, Trace.from_records(meta, requests, cycles))
     result.missing.update(_missing(facts, created, levels))
