@@ -228,3 +228,27 @@ def test_target_only_baseline_pays_only_the_targets_share_of_prefill() -> None:
     assert share == pytest.approx(2 / 3)
     assert speedup(target_params=2e8, draft_params=1e8) < speedup()
     assert speedup(target_params=2e8) == pytest.approx(speedup())  # model-free draft: all
+
+
+def test_a_replay_draws_request_noise_from_the_traces_own_speeds() -> None:
+    import numpy as np
+
+    from sim import scenario_from_trace
+    from sim.calibrate import calibrate
+    from sim.calibrate.costs import request_speeds
+    from sim.latency import draw_empirical
+
+    trace = simulate(_equal_requests(speed_cv=0.2)).trace
+    replay = scenario_from_trace(trace)
+    assert replay.latency.speed_model == "empirical"
+    cal = calibrate(replay, trace)
+    assert cal.speed_pool is not None
+    assert np.allclose(cal.speed_pool, request_speeds(trace, cal.costs))
+    drawn = draw_empirical(cal.speed_pool, 500, seed=3)
+    assert set(np.round(drawn, 12)) <= set(np.round(cal.speed_pool, 12))
+    assert np.array_equal(drawn, draw_empirical(cal.speed_pool, 500, seed=3))
+    # lognormal on request, and none on another device
+    lognormal = replay.with_overrides({"latency.speed_model": "lognormal"})
+    assert calibrate(lognormal, trace).speed_pool is None
+    moved = replay.with_overrides({"latency.hardware": "H100", "latency.target_params": 1.3e8})
+    assert calibrate(moved, trace).speed_pool is None

@@ -41,6 +41,7 @@ def hostile_trace() -> Trace:
     trace.meta.target_model = f"model{PWN}"
     trace.meta.draft_model = IMG
     trace.meta.extra["note"] = CLOSE
+    trace.meta.extra["target_n_params"] = 1.3e8  # a size: the hardware and depth what-ifs run
     trace.meta.policy_params = {"tau": 4, "note": PWN}
     return trace
 
@@ -119,9 +120,9 @@ def test_report_has_every_plot(hostile_page: str) -> None:
     for heading in ("Findings", "Timeline", "Accepted length", "Acceptance by position",
                     "Latency breakdown", "Draft length over time", "What-if: draft length",
                     "What-if: verify budget", "What-if: hardware", "What-if: draft quality",
-                    "Measured vs simulated"):
+                    "What-if: draft depth", "Measured vs simulated"):
         assert heading in headings
-    assert len(blocks) == 10
+    assert len(blocks) == 11
     for plot_id, payload in blocks:
         assert f"<div class='plot' id='{plot_id}'></div>" in hostile_page
         spec = json.loads(payload)

@@ -120,7 +120,8 @@ def _arrivals(scenario: Scenario) -> ArrivalTable | None:
 def scenario_from_trace(trace: Trace) -> Scenario:
     """A scenario that replays ``trace``'s configuration: its requests (lengths in order and
     arrivals -- closed when each request arrived as the previous one ended), acceptance fitted
-    from its cycles ("trace"), latency fitted by least squares, its policy."""
+    from its cycles ("trace"), latency fitted by least squares with the request noise drawn from
+    the trace's own request speeds (``speed_model = "empirical"``), its policy."""
     r = trace.requests.sort_values("arrival_s")
     arrival, end = r["arrival_s"].to_numpy(float), r["end_s"].to_numpy(float)
     latency = np.maximum(end - arrival, 1e-9)
@@ -165,7 +166,8 @@ def scenario_from_trace(trace: Trace) -> Scenario:
         workload=workload,
         acceptance=acceptance,
         draft=draft,
-        latency=fit_latency(trace),
+        # a replay's request-to-request noise: drawn from the trace's own request speeds
+        latency=dataclasses.replace(fit_latency(trace), speed_model="empirical"),
         policy=PolicyConfig(name, params),
         server=ServerConfig(max_batch=batch),
         where=f"scenario from {trace.name}",

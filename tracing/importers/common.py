@@ -11,6 +11,10 @@ from typing import Any
 
 from tracing.errors import TraceError
 
+# No real response holds more tokens than this; a bigger count is damage, not a request (and
+# would be laid out as that many cycles).
+MAX_TOKENS = 10_000_000
+
 
 def read_text(path: str) -> str:
     """A file's text; a missing or non-UTF-8 file is a TraceError."""
@@ -105,6 +109,13 @@ class Fields:
             raise self.error(name, f"expected an integer, got {type(value).__name__} {value!r:.40}")
         if not 0 <= value < 2**63:
             raise self.error(name, f"must be an integer >= 0, got {value!r:.40}")
+        return value
+
+    def tokens(self, name: str) -> int | None:
+        """A token (or step) count of one response: an integer in 0..MAX_TOKENS, or None."""
+        value = self.count(name)
+        if value is not None and value > MAX_TOKENS:
+            raise self.error(name, f"{value} is more than {MAX_TOKENS:,} in one response")
         return value
 
     def counts(self, name: str) -> list[int] | None:

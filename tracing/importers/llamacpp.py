@@ -47,11 +47,11 @@ def import_llamacpp(paths: list[str]) -> ImportResult:
             if rid in seen:
                 raise f.error("id", f"request {rid!r} appears twice (first at {seen[rid]})")
             seen[rid] = f"{path}:{line}"
-            n_out = timings.count("predicted_n")
+            n_out = timings.tokens("predicted_n")
             if n_out is None:
                 raise timings.error("predicted_n", "missing")
-            drafted = timings.count("draft_n")
-            accepted = timings.count("draft_n_accepted")
+            drafted = timings.tokens("draft_n")
+            accepted = timings.tokens("draft_n_accepted")
             if drafted is None or accepted is None:
                 no_draft += 1
                 drafted = accepted = 0
@@ -70,7 +70,7 @@ def import_llamacpp(paths: list[str]) -> ImportResult:
             stop = obj.get("stop_type")
             prefill = (timings.number("prompt_ms") or 0.0) / 1e3
             decode = (timings.number("predicted_ms") or 0.0) / 1e3
-            facts = RequestFacts(rid, timings.count("prompt_n") or 0, n_out, t, 0.0, prefill,
+            facts = RequestFacts(rid, timings.tokens("prompt_n") or 0, n_out, t, 0.0, prefill,
                                  decode, steps, _STOP.get(stop) if isinstance(stop, str) else None)
             requests.append(build_request(facts, cycles))
             t += prefill + decode

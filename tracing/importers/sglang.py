@@ -42,7 +42,7 @@ def _meta_info(f: Fields) -> Fields | None:
 
 
 def _steps(meta: Fields) -> tuple[list[tuple[int, int]], AcceptanceProfile, bool]:
-    verify = meta.count("spec_verify_ct")
+    verify = meta.tokens("spec_verify_ct")
     hist = meta.counts("spec_accept_histogram")
     draft_total = meta.count("spec_draft_token_num")
     acc_total = meta.count("spec_accept_token_num")
@@ -98,9 +98,13 @@ def import_sglang(paths: list[str]) -> ImportResult:
             if rid in seen:
                 raise meta.error("id", f"request {rid!r} appears twice (first at {seen[rid]})")
             seen[rid] = f"{path}:{line}"
-            n_out = meta.count("completion_tokens")
+            n_out = meta.tokens("completion_tokens")
             if n_out is None:
                 raise meta.error("completion_tokens", "missing")
+            verify_ct = meta.count("spec_verify_ct") or 0
+            if verify_ct > max(n_out, 1):
+                raise meta.error("spec_verify_ct", f"{verify_ct} verify steps cannot emit only "
+                                 f"{n_out} tokens (each emits at least one)")
             steps, prof, had_hist = _steps(meta)
             no_hist += not had_hist
             no_draft_total += not meta.has("spec_draft_token_num")
@@ -110,7 +114,7 @@ def import_sglang(paths: list[str]) -> ImportResult:
                 obj.get("meta_info"), dict) else None
             kind = reason.get("type") if isinstance(reason, dict) else None
             stop = _FINISH.get(kind) if isinstance(kind, str) else None
-            facts = RequestFacts(rid, meta.count("prompt_tokens") or 0, n_out, t, 0.0, 0.0, e2e,
+            facts = RequestFacts(rid, meta.tokens("prompt_tokens") or 0, n_out, t, 0.0, 0.0, e2e,
                                  steps, stop)
             requests.append(build_request(facts, cycles))
             t += e2e

@@ -32,7 +32,7 @@ from typing import Any
 
 from tracing.errors import TraceError
 from tracing.importers.build import RequestFacts, build_request, profile_of_steps
-from tracing.importers.common import Fields, json_objects
+from tracing.importers.common import MAX_TOKENS, Fields, json_objects
 from tracing.importers.profile import AcceptanceProfile, ImportResult
 from tracing.schema import CycleRecord, RequestRecord, RunMeta
 from tracing.trace import Trace
@@ -51,6 +51,8 @@ def _steps_from_histograms(spec: Fields) -> tuple[list[tuple[int, int]], int | N
             except ValueError:
                 raise by_len.error(key, "draft-length keys must be integers") from None
             hist: list[int] = by_len.counts(key) or []
+            if sum(hist) + len(steps) > MAX_TOKENS:
+                raise by_len.error(key, f"more than {MAX_TOKENS:,} steps in one response")
             if len(hist) > d + 1:
                 raise by_len.error(key, f"{len(hist)} buckets for draft length {d} (at most "
                                    f"{d + 1}: accepted 0..{d})")
@@ -60,6 +62,8 @@ def _steps_from_histograms(spec: Fields) -> tuple[list[tuple[int, int]], int | N
     if flat is None:
         return None
     hist = flat
+    if sum(hist) > MAX_TOKENS:
+        raise spec.error("acceptance_histogram", f"more than {MAX_TOKENS:,} steps in one response")
     d = k if k is not None else len(hist) - 1
     if len(hist) > d + 1:
         raise spec.error("acceptance_histogram", f"{len(hist)} buckets for num_spec_tokens {d}")
@@ -141,10 +145,10 @@ def import_vllm(paths: list[str]) -> ImportResult:
             if rid in seen:
                 raise f.error("id", f"request {rid!r} appears twice (first at {seen[rid]})")
             seen[rid] = f"{path}:{line}"
-            n_out = usage.count("completion_tokens")
+            n_out = usage.tokens("completion_tokens")
             if n_out is None:
                 raise usage.error("completion_tokens", "missing")
-            fact = RequestFacts(rid, usage.count("prompt_tokens") or 0, n_out, 0.0)
+            fact = RequestFacts(rid, usage.tokens("prompt_tokens") or 0, n_out, 0.0)
             if not usage.has("prompt_tokens"):
                 fact.flags.add("prompt_tokens")
             choices = obj.get("choices")
