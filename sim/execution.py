@@ -9,7 +9,7 @@ figures depend only on its scenario (its seed is the scenario's: common random n
 results are identical whichever backend runs them, in grid order. On a cluster the trace goes to
 the workers once (``Client.scatter(..., broadcast=True)``), not with every chunk; points go in
 chunks of several (a task per point would cost the scheduler more than a small point takes).
-A rich progress bar on stderr counts points as chunks complete.
+The caller's progress bar (``on_point``) counts points as their chunks complete.
 
 A real cluster: start ``dask scheduler`` on one machine (it prints its address,
 ``tcp://HOST:8786``), then ``dask worker tcp://HOST:8786 --nworkers N --nthreads 1`` on every
@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -61,34 +61,31 @@ def run_grid(
     *,
     jobs: int | None = None,
     cluster: Any = None,
-    progress: bool = False,
+    on_point: Callable[[], None] | None = None,
 ) -> list[Outcome]:
-    """Every scenario's figures and warnings, in order, on the backend asked for."""
+    """Every scenario's figures and warnings, in order, on the backend asked for;
+    ``on_point()`` once per point as its chunk completes (a progress bar's advance)."""
     points: list[Point] = [(sc.to_dict(), sc.where) for sc in scenarios]
     if not points:
         return []
-    bar = _Bar(len(points)) if progress else None
-    try:
-        if cluster is not None:
-            return _on_cluster(points, trace, cluster, jobs, bar)
-        workers = max(1, min(jobs or os.cpu_count() or 1, len(points)))
-        chunks = _chunks(points, workers)
-        results: list[Outcome] = []
-        if workers == 1:
-            for chunk in chunks:
-                results.extend(run_points(chunk, trace))
-                if bar is not None:
-                    bar.advance(len(chunk))
-            return results
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(trace,)) as pool:
-            for chunk, res in zip(chunks, pool.map(_pool_chunk, chunks), strict=True):
-                results.extend(res)  # in grid order
-                if bar is not None:
-                    bar.advance(len(chunk))
+    done = on_point or (lambda: None)
+    if cluster is not None:
+        return _on_cluster(points, trace, cluster, jobs, done)
+    workers = max(1, min(jobs or os.cpu_count() or 1, len(points)))
+    chunks = _chunks(points, workers)
+    results: list[Outcome] = []
+    if workers == 1:
+        for chunk in chunks:
+            results.extend(run_points(chunk, trace))
+            for _ in chunk:
+                done()
         return results
-    finally:
-        if bar is not None:
-            bar.close()
+    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(trace,)) as pool:
+        for chunk, res in zip(chunks, pool.map(_pool_chunk, chunks), strict=True):
+            results.extend(res)  # in grid order
+            for _ in chunk:
+                done()
+    return results
 
 
 def _chunks(points: list[Point], workers: int) -> list[list[Point]]:
@@ -149,7 +146,8 @@ def _client(cluster: Any, jobs: int | None, points: int) -> Iterator[Any]:
 
 
 def _on_cluster(
-    points: list[Point], trace: Trace | None, cluster: Any, jobs: int | None, bar: _Bar | None
+    points: list[Point], trace: Trace | None, cluster: Any, jobs: int | None,
+    done: Callable[[], None],
 ) -> list[Outcome]:
     from distributed import as_completed
 
@@ -163,24 +161,6 @@ def _on_cluster(
         for future in as_completed(futures):
             i = index[future.key]
             results[i] = future.result()  # a worker's SpecsimError is raised here
-            if bar is not None:
-                bar.advance(len(chunks[i]))
+            for _ in chunks[i]:
+                done()
     return [outcome for chunk in results if chunk is not None for outcome in chunk]
-
-
-class _Bar:
-    """A rich progress bar over the grid's points (on stderr, gone when done)."""
-
-    def __init__(self, total: int) -> None:
-        from rich.console import Console
-        from rich.progress import Progress
-
-        self._progress = Progress(console=Console(stderr=True), transient=True)
-        self._progress.start()
-        self._task = self._progress.add_task("what-if", total=total)
-
-    def advance(self, points: int = 1) -> None:
-        self._progress.advance(self._task, points)
-
-    def close(self) -> None:
-        self._progress.stop()

@@ -124,7 +124,13 @@ def sweep(
     if any(sc.needs_trace for _, sc in cells) and trace is None:
         raise SpecsimError(f"{base.where}: some keys read from a trace, but no trace was given")
     scenarios = [sc for _, sc in cells]
-    runs = run_grid(scenarios, trace, jobs=jobs, cluster=cluster, progress=progress)
+    bar = _Bar(len(scenarios)) if progress else None
+    try:
+        runs = run_grid(scenarios, trace, jobs=jobs, cluster=cluster,
+                        on_point=bar.advance if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
     points = []
     for (vary_point, scenario), (figures, warnings) in zip(cells, runs, strict=True):
         meets = slo_p95_ms is None or figures["latency_s"]["p95"] * 1e3 <= slo_p95_ms
