@@ -349,10 +349,15 @@ def _best_line(w: WhatIfs | None) -> str:
     best = w.best()
     if best is None:
         return (f"what-if: no tau or budget setting meets the SLO p95 {w.slo_p95_ms:.1f} ms "
-                f"({w.slo_source})")
+                f"({w.slo_source}) without overload")
     vary = ", ".join(f"{k}={v}" for k, v in best["vary"].items())
     speedup = best.get("speedup_vs_target_only")
-    return (f"best what-if: {vary}: p95 {best['latency_s']['p95'] * 1e3:.1f} ms "
+    ci = (best.get("ci95") or {}).get("p95_s")
+    band = f" [{ci[0] * 1e3:.1f}-{ci[1] * 1e3:.1f}]" if ci else ""
+    tied = w.best_reason.startswith("no clear best")
+    head = (f"what-if: no clear best; of the settings the noise cannot separate, {vary} has the "
+            "best p50" if tied else f"best what-if: {vary}")
+    return (f"{head}: p95 {best['latency_s']['p95'] * 1e3:.1f}{band} ms "
             f"(measured {w.measured_p95_ms:.1f} ms, SLO {w.slo_p95_ms:.1f} ms)"
             + (f", speedup vs target-only x{speedup:.2f}" if speedup is not None else "")
             + (f" [{w.best_reason}]" if w.best_reason else ""))

@@ -270,6 +270,8 @@ def build_report(
 def _figures(
     trace: Trace, summary: dict[str, Any], w: WhatIfs | None, config: ReportConfig
 ) -> list[tuple[str, go.Figure]]:
+    from analysis.load_report import load_figures  # server traces: the serving-under-load section
+
     figs = [
         ("Timeline", F.timeline(trace, config.timeline_requests, config.timeline_cycles)),
         ("Accepted length", F.accepted_histogram(trace)),
@@ -277,6 +279,7 @@ def _figures(
             summary["acceptance_by_position"], summary["acceptance_hazard_by_position"])),
         ("Latency breakdown", F.latency_breakdown(trace)),
         ("Draft length over time", F.tau_over_time(trace, config.time_bins)),
+        *load_figures(trace),
     ]
     if w is None:
         return figs

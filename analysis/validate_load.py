@@ -6,8 +6,9 @@ and the server trace of the same run (its cycles carry ``batch_size``; its metad
 ``max_batch`` and the batched verify profile). The two are paired by the request ids they
 share (the server's ids), else by name (``NAME.client.jsonl`` beside ``NAME.server.jsonl``).
 
-Points of one configuration (draft, policy, workload) form a curve. The point with the lowest
-load is A; every point B of the curve (A included: the replay) is predicted from A alone:
+Points of one configuration (draft, policy, workload) form a curve. Its lowest-load point is A
+(the lowest concurrency, else the lowest rate); every point B of the configuration, on either
+load axis (A included: the replay), is predicted from A alone:
 ``scenario_from_trace(A's server trace)`` -- A's acceptance replayed per request (request i of
 every point sent prompt i), A's fitted costs with the batched profile scaled to A's passes --
 under B's load: closed-loop ``concurrency`` users, or B's measured arrival times for a rate
@@ -103,7 +104,9 @@ def _stem(path: str) -> str:
 
 
 def pair_points(traces: dict[str, Trace]) -> list[LoadPoint]:
-    """Client traces paired with their server traces (by request ids, else by name)."""
+    """Client traces paired with their server traces: by the request ids they share (the
+    server's string ids), else -- no ids shared, or integer ids that several runs share -- by
+    name (``NAME.client.*`` with ``NAME.server.*``)."""
     clients = {p: t for p, t in traces.items() if is_client_trace(t)}
     servers = {p: t for p, t in traces.items() if p not in clients}
     ids = {p: set(map(str, t.requests["request_id"])) for p, t in servers.items()}
@@ -111,8 +114,8 @@ def pair_points(traces: dict[str, Trace]) -> list[LoadPoint]:
     for path, client in clients.items():
         mine = set(map(str, client.requests["request_id"]))
         match = [p for p, s in ids.items() if len(mine & s) >= max(1, len(mine) // 2)]
-        if not match:
-            match = [p for p in servers if _stem(p) == _stem(path)]
+        if len(match) != 1:  # no ids shared, or integer ids shared by many runs: by name
+            match = [p for p in (match or servers) if _stem(p) == _stem(path)]
         if len(match) != 1:
             raise SpecsimError(f"{path}: found {len(match)} server traces of this run "
                                "(give each client trace with its server trace)")
@@ -204,15 +207,16 @@ def validate_load(traces: dict[str, Trace]) -> dict[str, Any]:
     points = pair_points(traces)
     if not points:
         raise SpecsimError("validate load: no client traces (specsim load --out) given")
-    curves: dict[tuple[str, str, str], list[LoadPoint]] = {}
+    curves: dict[tuple[str, str], list[LoadPoint]] = {}
     for p in points:
         workload = str((p.client.meta.extra or {}).get("workload") or "")
-        curves.setdefault((p.config, workload, p.axis), []).append(p)
+        curves.setdefault((p.config, workload), []).append(p)
     rows: list[dict[str, Any]] = []
-    for (config, workload, axis), group in curves.items():
-        group.sort(key=lambda p: p.load)
-        a = group[0]
+    for (config, workload), group in curves.items():
+        group.sort(key=lambda p: (p.axis != "concurrency", p.load))
+        a = group[0]  # the lowest concurrency (else the lowest rate): the low-load trace
         for b in group:
+            axis = b.axis
             pred, warnings = predict(a, b)
             meas = measured(b)
             err = {m: (pred[m] - meas[m]) / meas[m] if meas[m] else None

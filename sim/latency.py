@@ -80,13 +80,13 @@ class CostModel:
 
         With a batched profile (``batch_table``) the step is a padded batch: the verify pass
         scores ``max(tau) + 1`` positions in every row (:func:`sim.batching.pass_s`) and a draft
-        pass grows with the batch as the target's one-token pass does. Without one: flat until
-        the batch's scored tokens reach the ridge, compute-bound beyond it."""
+        pass grows with the batch as the target's one-token pass does; the table was scaled to
+        the trace's passes at the contexts they ran, so no context term is added to it. Without
+        one: flat until the batch's scored tokens reach the ridge, compute-bound beyond it."""
         longest = max(taus, default=0)
         rows = len(taus)
-        ctx = self.context_s_per_token * context
         if self.batch_table:
-            verify = pass_s(self.batch_table, rows, longest + 1) + ctx
+            verify = pass_s(self.batch_table, rows, longest + 1)
             draft = 0.0
             for j in range(longest):  # pass j runs over the rows drafting more than j tokens
                 drafting = sum(t > j for t in taus)

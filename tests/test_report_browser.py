@@ -67,6 +67,7 @@ def report_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     trace.requests["output_text"] = [PWN, "</script><script>window.__pwned=3</script>"]
     trace.meta.target_model = PWN
     trace.meta.policy_params = {"tau": 4, "note": IMG}  # also in a Plotly title
+    trace.meta.extra["target_n_params"] = 134_515_008  # a size: costs move to other hardware
     path = tmp_path_factory.mktemp("report") / "report.html"
     config = ReportConfig(whatif=WhatIfConfig(taus=(2, 4), budget_fractions=(1.0,),
                                               hardware=("H100", "L4"), draft_scales=(0.9, 1.1),
@@ -96,11 +97,16 @@ def driver(report_path: Path) -> Iterator[Any]:
     browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
         browser.get(report_path.resolve().as_uri())
-        _wait_for_plots(browser, expected=10)
+        _wait_for_plots(browser, expected=_plots_in(report_path))
         yield browser
     finally:
         browser.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def _plots_in(path: Path) -> int:
+    """How many figures the page carries (one JSON block each)."""
+    return path.read_text().count("<script type='application/json' data-plot=")
 
 
 def _wait_for_plots(browser: Any, expected: int, timeout_s: float = 30.0) -> None:
@@ -117,7 +123,7 @@ def test_no_console_errors(driver: Any) -> None:
     assert [e for e in logs if e["level"] in ("SEVERE", "WARNING")] == []
 
 
-def test_plots_render(driver: Any) -> None:
+def test_plots_render(driver: Any, report_path: Path) -> None:
     counts = driver.execute_script("""
         return Array.from(document.querySelectorAll('div.plot')).map(function (div) {
           return {plotly: div.classList.contains('js-plotly-plot'),
@@ -125,7 +131,7 @@ def test_plots_render(driver: Any) -> None:
                     function (p) { var d = p.getAttribute('d'); return d && d !== 'M0,0Z'; }
                   ).length};
         });""")
-    assert len(counts) == 10
+    assert len(counts) == _plots_in(report_path) == 11  # every section, hardware and depth too
     assert all(c["plotly"] for c in counts), counts
     assert all(c["marks"] > 0 for c in counts), counts  # every figure drew its data
 
