@@ -48,7 +48,6 @@ from live.sampling import (
     make_generator,
     match_vocab,
     probs_from_logits,
-    request_seed,
 )
 from sim.policies import Policy, PolicyState, StepCost, useful_tau
 from tracing.errors import SpecsimError
@@ -179,11 +178,10 @@ class BatchDecoder:
         request.policy.reset(request.key)
         self._sync()
         record = not request.sampling.greedy or uses_confidence(request.policy)
-        # each request its own stream, from the run's seed and its key (as speculative_generate)
-        seed = request.sampling.seed
-        gen = make_generator(None if seed is None else request_seed(seed, request.key),
-                             self.device)
-        row = Row(request, prompt, prompt[-1], gen, record, start, self.clock() - start)
+        # a request's seed is its own here (OpenAI's ``seed``: same seed, same output), not a
+        # run's seed shared by every request (capture derives those with request_seed)
+        row = Row(request, prompt, prompt[-1], make_generator(request.sampling.seed, self.device),
+                  record, start, self.clock() - start)
         self.rows.append(row)
         return row
 

@@ -116,8 +116,10 @@ def main() -> int:
                 t = time.perf_counter()
                 got = [runs[name](ids) for ids in prompts]
                 sync()
+                took = (time.perf_counter() - t) * 1e3 / sum(map(len, got))
                 if r:
-                    ms[name].append((time.perf_counter() - t) * 1e3 / sum(map(len, got)))
+                    ms[name].append(took)
+                print(f"  round {r} {name}: {took:.1f} ms/token", flush=True)
                 outs[name] = got
     med = {k: statistics.median(v) for k, v in ms.items()}
     print(f"{args.target} on {args.device}, {len(prompts)} prompts x {n} tokens, greedy, "
