@@ -20,11 +20,12 @@ One engine step (:meth:`BatchDecoder.step`), for the rows (requests) in the batc
 Cycle convention as in :mod:`live.decode`: prefill feeds the prompt minus its last token and
 emits nothing; each cycle emits ``accepted + 1`` tokens (fewer at a stop).
 
-Cache layout, chosen by measurement (``tests/bench/bench_batch.py``, this CPU, SmolLM2-135M
-fp32, 4 rows, n-gram tau=4): see the README's "Batched decoding" figures. The shared cache
-with holes (one padded (B, H, L, D) tensor per layer, masks, per-row positions) was kept over
-stacking per-row caches into a batch every step, which copies every row's whole context twice
-per step.
+Cache layout, chosen by measurement (``tests/bench/bench_batch.py``, SmolLM2-135M fp32 on this
+2-core CPU, 1 thread, tau = 4, verify steps keeping a random prefix): the shared cache with holes
+(:mod:`live.batch_cache`: one padded (B, H, L, D) tensor per layer, 4-D masks, per-row positions)
+against per-row caches stacked into a batch every step (which copies every row's context twice
+per step) and against one forward per row: 4 rows x ~300 tokens 1.00 : 1.03 : 2.03, 8 rows x
+~200 tokens 1.00 : 1.10 : 2.80 (time per step; logits of the three agree to 8e-5).
 """
 
 from __future__ import annotations

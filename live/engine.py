@@ -62,6 +62,7 @@ class EngineRequest:
     loop: asyncio.AbstractEventLoop | None = None
     events: asyncio.Queue[StepEvent] | None = None
     prompt_text: str | None = None
+    ignore_eos: bool = False
     key: int = -1
     arrival_s: float = 0.0
     start_s: float | None = None
@@ -80,7 +81,8 @@ class EngineRequest:
             self.loop.call_soon_threadsafe(self.events.put_nowait, event)
 
 
-_FINISH = {"eos": "stop", "length": "length", "budget": "length", "interrupted": "abort"}
+_FINISH = {"eos": "stop", "length": "length", "budget": "length", "interrupted": "abort",
+           "error": "abort"}
 
 
 class Engine:
@@ -180,7 +182,7 @@ class Engine:
             raise
         finally:
             self._stopped.set()
-            self._interrupt_all()
+            self._interrupt_all("error" if self.error is not None else "interrupted")
             if self.writer is not None:
                 self.writer.close()
 
@@ -213,7 +215,14 @@ class Engine:
             self._finish(request, "interrupted")
 
     def _admit(self) -> None:
+        """Waiting requests join while rows are free and their prompts fit the step's token
+        budget (``max_step_tokens``, as vLLM's ``max_num_batched_tokens``; one at least)."""
+        used = 0
         while self._waiting and self.decoder.free:
+            n = len(self._waiting[0].prompt_ids)
+            if used and used + n > self.decoder.max_step_tokens:
+                break
+            used += n
             request = self._waiting.popleft()
             with self._lock:
                 self._queued -= 1
@@ -223,7 +232,7 @@ class Engine:
             row = self.decoder.add(BatchRequest(
                 key=request.key, input_ids=ids, max_new_tokens=request.max_tokens,
                 sampling=request.sampling, policy=self.policy.fork(),
-                eos_token_ids=self.eos, stop=request.stop, trace_id=request.request_id))
+                eos_token_ids=set() if request.ignore_eos else self.eos, stop=request.stop, trace_id=request.request_id))
             request.start_s, request.prefill_s = row.start_s, row.prefill_s
             self._running[request.key] = request
 
@@ -274,17 +283,19 @@ class Engine:
             prompt_text=request.prompt_text, stop_reason=request.stop_reason)
         return RequestRecord(**values)
 
-    def _interrupt_all(self) -> None:
-        """Shutdown: every request still waiting or running ends as interrupted."""
+    def _interrupt_all(self, reason: str) -> None:
+        """Shutdown (``interrupted``) or an engine failure (``error``): every request still
+        waiting or running ends with ``reason``."""
         for key, request in list(self._running.items()):
-            self.decoder.cancel(key)
+            with contextlib.suppress(Exception):  # a failed decoder may not cancel cleanly
+                self.decoder.cancel(key)
             del self._running[key]
-            self._finish(request, "interrupted")
+            self._finish(request, reason)
         while self._waiting:
             request = self._waiting.popleft()
             with self._lock:
                 self._queued -= 1
-            self._finish(request, "interrupted")
+            self._finish(request, reason)
         # submissions that raced the stop
         while True:
             try:
@@ -294,4 +305,4 @@ class Engine:
             if kind == "submit":
                 with self._lock:
                     self._queued -= 1
-                self._finish(item, "interrupted")
+                self._finish(item, reason)

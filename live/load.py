@@ -44,6 +44,7 @@ class LoadConfig:
     api: str = "chat"
     timeout_s: float = 600.0
     rate_scale: float = 1.0
+    ignore_eos: bool = False
     force: bool = False
 
     def __post_init__(self) -> None:
@@ -124,6 +125,8 @@ def _payload(config: LoadConfig, model: str, prompt: Any, index: int) -> dict[st
         "model": model, "max_tokens": config.max_tokens, "temperature": config.temperature,
         "top_p": config.top_p, "seed": config.seed + index, "stream": True,
         "stream_options": {"include_usage": True, "continuous_usage_stats": True}}
+    if config.ignore_eos:
+        body["ignore_eos"] = True
     if config.api == "chat":
         body["messages"] = prompt.as_chat()
     else:

@@ -4,7 +4,8 @@ Plain functions, no HTTP and no engine: :func:`parse_completion` turns a JSON bo
 ``/v1/completions`` or ``/v1/chat/completions`` into :class:`CompletionParams` or raises
 :class:`BadRequest` (HTTP 400 with OpenAI's error shape, :func:`error_body`). Unknown fields are
 ignored, as OpenAI-compatible servers do; fields we cannot honour (``n > 1``, ``logprobs``,
-``best_of``, ``echo``) are refused rather than silently dropped. :class:`TextStream` turns a
+``best_of``, ``echo``) are refused rather than silently dropped; vLLM's ``ignore_eos`` is
+honoured (benchmarks use it for fixed output lengths). :class:`TextStream` turns a
 growing token list into text deltas that never show a stop sequence or half a UTF-8 character.
 """
 
@@ -53,6 +54,7 @@ class CompletionParams:
     stream: bool = False
     include_usage: bool = False
     continuous_usage: bool = False
+    ignore_eos: bool = False  # vLLM's extension: generate max_tokens whatever the model says
 
 
 def _number(body: dict[str, Any], key: str, default: float, lo: float, hi: float,
@@ -159,6 +161,10 @@ def parse_completion(body: Any, chat: bool) -> CompletionParams:
             raise BadRequest("'stream_options' must be an object", "stream_options")
         params.include_usage = bool(options.get("include_usage", False))
         params.continuous_usage = bool(options.get("continuous_usage_stats", False))
+    ignore_eos = body.get("ignore_eos", False)
+    if not isinstance(ignore_eos, bool):
+        raise BadRequest("'ignore_eos' must be a boolean", "ignore_eos")
+    params.ignore_eos = ignore_eos
     for key, allowed in (("n", 1), ("best_of", 1)):
         if body.get(key) not in (None, allowed):
             raise BadRequest(f"'{key}' > 1 is not supported", key)

@@ -62,10 +62,12 @@ class ServeConfig:
 
 
 def check_output(path: str, force: bool, flag: str) -> None:
-    """Refuse to overwrite ``path`` without ``force``; its directory must exist."""
+    """Refuse to overwrite ``path`` without ``force`` (:func:`tracing.outputs.claim`); its
+    directory must exist."""
+    from tracing.outputs import claim
+
+    claim(path, force, flag=flag)
     out = Path(path)
-    if out.exists() and not force:
-        raise SpecsimError(f"{flag} {path} exists (pass --force to overwrite it)")
     if not out.resolve().parent.is_dir():
         raise SpecsimError(f"{flag} {path}: directory {out.resolve().parent} does not exist")
 

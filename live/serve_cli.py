@@ -70,6 +70,8 @@ def register(sub: Any) -> None:
     q.add_argument("--timeout", type=float, default=600.0, help="per-request timeout, seconds")
     q.add_argument("--rate-scale", type=float, default=1.0,
                    help="with --arrivals: gaps divided by this")
+    q.add_argument("--ignore-eos", action="store_true",
+                   help="ask for exactly --max-tokens tokens (vLLM's ignore_eos)")
     q.add_argument("--out", required=True, help="client trace to write (.jsonl or .parquet)")
     q.add_argument("--force", action="store_true", help="overwrite --out")
     q.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -102,7 +104,7 @@ def _cmd_load(args: argparse.Namespace) -> int:
         out=args.out, rate=args.rate, concurrency=args.concurrency, arrivals=args.arrivals,
         max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
         seed=args.seed, model=args.model, api=args.api, timeout_s=args.timeout,
-        rate_scale=args.rate_scale, force=args.force)
+        rate_scale=args.rate_scale, ignore_eos=args.ignore_eos, force=args.force)
     summary = run_load(config, progress=not args.no_progress and sys.stderr.isatty())
     if args.json:
         print(json.dumps(summary, indent=2))

@@ -109,6 +109,14 @@ def _encode(service: Service, params: api.CompletionParams) -> list[int]:
     return [int(t) for t in tok(params.prompt or "", add_special_tokens=True)["input_ids"]]
 
 
+def _prompt_text(params: api.CompletionParams) -> str | None:
+    """The trace's ``prompt_text``: the prompt, or a chat's last user turn."""
+    if params.messages:
+        users = [m["content"] for m in params.messages if m["role"] == "user"]
+        return users[-1] if users else params.messages[-1]["content"]
+    return params.prompt
+
+
 async def _complete(service: Service, request: Request, chat: bool) -> Response:
     try:
         body = await request.json()
@@ -139,7 +147,8 @@ async def _complete(service: Service, request: Request, chat: bool) -> Response:
     ereq = EngineRequest(
         request_id=prefix + uuid.uuid4().hex[:24], prompt_ids=ids, max_tokens=max_tokens,
         sampling=sampling, stop=api.stop_checker(service.tokenizer, params.stop), loop=loop,
-        events=asyncio.Queue(), prompt_text=params.prompt if not chat else None)
+        events=asyncio.Queue(), prompt_text=_prompt_text(params),
+        ignore_eos=params.ignore_eos)
     try:
         service.engine.submit(ereq)
     except Overloaded as exc:
@@ -153,15 +162,31 @@ async def _complete(service: Service, request: Request, chat: bool) -> Response:
     return await _whole(service, ereq, params, request)
 
 
-async def _next_event(ereq: EngineRequest, request: Request) -> StepEvent | None:
+class _Watch:
+    """Whether the client is still there, asked at most every ``DISCONNECT_POLL_S``."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.checked = asyncio.get_running_loop().time()
+
+    async def gone(self) -> bool:
+        now = asyncio.get_running_loop().time()
+        if now - self.checked < DISCONNECT_POLL_S:
+            return False
+        self.checked = now
+        return await self.request.is_disconnected()
+
+
+async def _next_event(ereq: EngineRequest, watch: _Watch) -> StepEvent | None:
     """The request's next engine event; None when the client has gone away."""
     assert ereq.events is not None
     while True:
+        if await watch.gone():
+            return None
         try:
             return await asyncio.wait_for(ereq.events.get(), DISCONNECT_POLL_S)
         except TimeoutError:
-            if await request.is_disconnected():
-                return None
+            continue
 
 
 def _metrics(service: Service, ereq: EngineRequest) -> dict[str, Any]:
@@ -172,8 +197,9 @@ async def _whole(service: Service, ereq: EngineRequest, params: api.CompletionPa
                  request: Request) -> Response:
     tokens: list[int] = []
     finish: str | None = None
+    watch = _Watch(request)
     while finish is None:
-        event = await _next_event(ereq, request)
+        event = await _next_event(ereq, watch)
         if event is None:
             service.engine.cancel(ereq)
             return Response(status_code=499)  # nobody is listening
@@ -196,9 +222,10 @@ async def _stream(service: Service, ereq: EngineRequest, params: api.CompletionP
     texts = api.TextStream(service.tokenizer, params.stop)
     tokens: list[int] = []
     created, first, finished = api.now(), True, False
+    watch = _Watch(request)
     try:
         while not finished:
-            event = await _next_event(ereq, request)
+            event = await _next_event(ereq, watch)
             if event is None:
                 return
             tokens.extend(event.tokens)

@@ -246,3 +246,25 @@ def test_sampled_output_follows_the_target_distribution(kind: str) -> None:
     if f_exp[-1] == 0:
         f_obs, f_exp = f_obs[:-1], f_exp[:-1]
     assert chisquare(f_obs, f_exp).pvalue > 1e-3
+
+
+@pytest.mark.model
+def test_bundled_model_batched_greedy_equals_target_only() -> None:
+    """SmolLM2-135M, fp32: three edit prompts decoded together with n-gram and layer-skip
+    drafts give target-only greedy text token for token."""
+    from live.batch_drafts import make_batch_draft
+    from live.capture import eos_ids
+    from live.models import load_model
+    from live.prompts import encode_prompt, load_prompts
+
+    model = load_model("smollm2", device="cpu", dtype="float32")
+    prompts = [encode_prompt(model.tokenizer, p) for p in load_prompts("builtin:edit", 3)]
+    eos = eos_ids(model.tokenizer, model.model)
+    refs = [target_only_generate(model, p, max_new_tokens=16, sampling=GREEDY,
+                                 eos_token_ids=eos) for p in prompts]
+    for spec in ("ngram", "layerskip:layers=8"):
+        decoder = BatchDecoder(model, make_batch_draft(spec, model), max_batch=3)
+        requests = [BatchRequest(i, p, 16, GREEDY, make_policy("fixed:tau=4"), eos)
+                    for i, p in enumerate(prompts)]
+        outs = _run(decoder, requests)
+        assert [outs[i] for i in range(3)] == refs, spec
