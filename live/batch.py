@@ -39,6 +39,7 @@ import torch
 
 from live.batch_cache import BatchedLM
 from live.batch_drafts import BatchDraft
+from live.device import synchronizer
 from live.drafts import uses_confidence
 from live.sampling import (
     SamplingConfig,
@@ -157,8 +158,7 @@ class BatchDecoder:
         self.lm = BatchedLM(target.model, target.device)
         self.vocab = int(target.model.config.vocab_size)
         self.rows: list[Row] = []
-        sync = str(self.device).startswith("cuda")
-        self._sync: Callable[[], None] = torch.cuda.synchronize if sync else (lambda: None)
+        self._sync: Callable[[], None] = synchronizer(self.device)  # this device (cuda:N, ...)
 
     @property
     def free(self) -> int:
@@ -178,6 +178,8 @@ class BatchDecoder:
         request.policy.reset(request.key)
         self._sync()
         record = not request.sampling.greedy or uses_confidence(request.policy)
+        # a request's seed is its own here (OpenAI's ``seed``: same seed, same output), not a
+        # run's seed shared by every request (capture derives those with request_seed)
         row = Row(request, prompt, prompt[-1], make_generator(request.sampling.seed, self.device),
                   record, start, self.clock() - start)
         self.rows.append(row)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from live.batch_cache import BatchedLM
+from live.device import synchronizer
 from sim.batching import pass_s
 from sim.calibrate.batching import BATCH_PROFILE_KEY
 
@@ -34,7 +35,7 @@ def profile_batched_verify(target: Any, input_ids: torch.Tensor, *, max_batch: i
     if max_batch < 1 or max_tokens < 1 or rounds < 1:
         raise ValueError(f"profile_batched_verify: max_batch, max_tokens and rounds must be "
                          f">= 1, got {max_batch}, {max_tokens}, {rounds}")
-    on_cuda = str(target.device).startswith("cuda")
+    sync = synchronizer(target.device)  # this device, not the current one
     ids = input_ids.to(target.device)
     context = int(ids.shape[1])
     filler = [int(ids[0, -1])] * max_tokens  # any tokens: the cost is shape-bound
@@ -49,12 +50,10 @@ def profile_batched_verify(target: Any, input_ids: torch.Tensor, *, max_batch: i
             rng.shuffle(cells)
             for b, n in cells:
                 sub = lm.head(b)  # the first b rows score n tokens each
-                if on_cuda:
-                    torch.cuda.synchronize()
+                sync()
                 t0 = time.perf_counter()
                 sub.feed([filler[:n]] * b)
-                if on_cuda:
-                    torch.cuda.synchronize()
+                sync()
                 samples[(b, n)].append(time.perf_counter() - t0)
     seconds = [[round(statistics.median(samples[(b, n)]), 9) for n in range(1, max_tokens + 1)]
                for b in range(1, max_batch + 1)]

@@ -45,6 +45,7 @@ class CaptureConfig:
     limit: int | None = None
     warmup_tokens: int = 16  # an untimed decode of the first prompt before the first request
     profile_tokens: int = 17  # verify passes profiled for 1..N scored tokens (0: no profile)
+    compile: bool = False  # static KV cache + torch.compile'd decode/verify steps (live.static)
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -110,6 +111,21 @@ def _draft_params(draft: Any) -> int:
     if model is None:
         return 0
     return int(sum(p.numel() for p in model.parameters()))
+
+
+def static_length(target: Any, prompts: list[Any], config: CaptureConfig) -> int:
+    """Positions a static cache needs for this run: the longest prompt plus the most tokens any
+    pass adds after it (new tokens, warm-up, the profile's longest pass), plus one."""
+    from live.prompts import encode_prompt
+
+    longest = max((int(encode_prompt(target.tokenizer, p).shape[1]) for p in prompts), default=1)
+    return longest + max(config.max_new_tokens, config.warmup_tokens, config.profile_tokens) + 1
+
+
+def compile_seconds(target_lm: Any, draft: Any) -> float:
+    """Seconds spent compiling (first calls of each compiled step), target and draft."""
+    lms = (target_lm, getattr(draft, "lm", None))
+    return float(sum(getattr(lm, "compile_s", 0.0) for lm in lms))
 
 
 def _partial_request(rid: int, start_s: float, end_s: float, prompt_tokens: int,
@@ -187,7 +203,8 @@ class LiveRun:
 
     def __init__(self, config: CaptureConfig, *, target: Any = None, draft: Any = None,
                  verify_profile: dict[str, Any] | None = None,
-                 pause_between: bool = False, extra: dict[str, Any] | None = None) -> None:
+                 pause_between: bool = False, extra: dict[str, Any] | None = None,
+                 target_lm: Any = None) -> None:
         from live.decode import SamplingConfig
         from live.drafts import make_draft
         from live.models import load_model, status
@@ -199,13 +216,26 @@ class LiveRun:
         self.policy = make_policy(config.policy)
         self.target = target if target is not None else load_model(
             config.target, config.device, config.dtype)
-        self.draft = draft if draft is not None else make_draft(config.draft, self.target)
+        # --compile: the target (and a model draft) on a static cache with compiled steps;
+        # ``target_lm`` may be shared by interleaved runs (one compilation for all)
+        self.static_len = static_length(self.target, self.prompts, config) \
+            if config.compile else None
+        if config.compile and target_lm is None:
+            from live.static import StaticLM
+
+            target_lm = StaticLM(self.target.model, int(self.static_len or 0))
+        self.target_lm = target_lm
+        self.draft = draft if draft is not None else make_draft(config.draft, self.target,
+                                                                static_len=self.static_len)
         self.sampling = SamplingConfig(temperature=config.temperature, top_p=config.top_p,
                                        seed=config.seed)
         self.stops = eos_ids(self.target.tokenizer, self.target.model)
         self.pause_between = pause_between
-        with status(f"warming up ({config.warmup_tokens} tokens)"):
+        t0 = time.perf_counter()
+        with status(f"warming up ({config.warmup_tokens} tokens)"
+                    + (", compiling" if config.compile else "")):
             self._warm_up()
+        warmup_s = time.perf_counter() - t0
         if verify_profile is None and config.profile_tokens and self.prompts:
             with status(f"profiling verify passes of 1..{config.profile_tokens} tokens"):
                 verify_profile = self.profile()
@@ -214,7 +244,10 @@ class LiveRun:
         extra = {
             "workload": workload_name(config.prompts), "prompts": config.prompts,
             "max_new_tokens": config.max_new_tokens, "target_n_params": self.target.n_params,
-            "draft_n_params": _draft_params(self.draft), "config": asdict(config)}
+            "draft_n_params": _draft_params(self.draft), "config": asdict(config),
+            "warmup_s": round(warmup_s, 6)}
+        if config.compile:  # compilation happens in the warm-up, never in a timed request
+            extra["compile_s"] = round(compile_seconds(self.target_lm, self.draft), 6)
         if verify_profile:
             from live.profile import PROFILE_KEY
 
@@ -246,12 +279,18 @@ class LiveRun:
         from sim.policies import make_policy
 
         config = self.config
+        if config.compile and self.prompts:  # compile every step kind now, untimed
+            ids = encode_prompt(self.target.tokenizer, self.prompts[0]).to(self.target.device)
+            for lm in (self.target_lm, getattr(self.draft, "lm", None)):
+                warm = getattr(lm, "warm", None)
+                if callable(warm):
+                    warm(ids)
         if config.warmup_tokens and self.prompts:
             speculative_generate(
                 self.target, self.draft, make_policy(config.policy),
                 encode_prompt(self.target.tokenizer, self.prompts[0]).to(self.target.device),
                 max_new_tokens=config.warmup_tokens, sampling=self.sampling,
-                eos_token_ids=self.stops)
+                eos_token_ids=self.stops, target_lm=self.target_lm)
         if config.seed is not None:
             torch.manual_seed(config.seed)
 
@@ -261,7 +300,8 @@ class LiveRun:
         from live.prompts import encode_prompt
 
         ids = encode_prompt(self.target.tokenizer, self.prompts[0])
-        return profile_verify(self.target, ids, max_tokens=self.config.profile_tokens)
+        return profile_verify(self.target, ids, max_tokens=self.config.profile_tokens,
+                              lm=self.target_lm)
 
     def run_request(self, rid: int, advance: Callable[[int, int], None] | None = None) -> bool:
         """Decode prompt ``rid`` and write its cycles and request line. Returns False when a
@@ -286,7 +326,8 @@ class LiveRun:
             out = speculative_generate(
                 self.target, self.draft, self.policy, input_ids,
                 max_new_tokens=self.config.max_new_tokens, sampling=self.sampling,
-                eos_token_ids=self.stops, request_id=rid, clock=clock, on_cycle=on_cycle)
+                eos_token_ids=self.stops, request_id=rid, clock=clock, on_cycle=on_cycle,
+                target_lm=self.target_lm)
         except KeyboardInterrupt:
             if seen:
                 writer.write_request(_partial_request(

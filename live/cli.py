@@ -51,6 +51,9 @@ def register(sub: Any) -> None:
                    help="untimed tokens decoded before the first request (0: none)")
     p.add_argument("--profile-tokens", type=int, default=17,
                    help="profile verify passes of 1..N tokens into the run metadata (0: off)")
+    p.add_argument("--compile", action="store_true",
+                   help="static KV cache + torch.compile'd decode and verify steps (compiled "
+                        "in the untimed warm-up; not for sliding-window models)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("-o", "--out", metavar="TRACE",
@@ -114,7 +117,7 @@ def _cmd_capture(args: argparse.Namespace) -> int:
         policy=policies[0], prompts=args.prompts, max_new_tokens=args.max_new_tokens,
         temperature=args.temperature, top_p=args.top_p, seed=args.seed, device=args.device,
         dtype=args.dtype, limit=args.limit, warmup_tokens=args.warmup_tokens,
-        profile_tokens=args.profile_tokens,
+        profile_tokens=args.profile_tokens, compile=args.compile,
     )
     results: list[CaptureResult]
     if args.out is not None:

@@ -19,7 +19,7 @@ import torch
 
 from live.device import synchronizer
 from live.drafts import Draft, uses_confidence
-from live.kvcache import CachedLM
+from live.kvcache import CachedLM, KVModel
 from live.sampling import (
     SamplingConfig,
     accept_greedy,
@@ -80,13 +80,16 @@ def speculative_generate(
     request_id: int = 0,
     clock: Callable[[], float] = seconds_since_start,
     on_cycle: Callable[[CycleRecord], None] | None = None,
+    target_lm: KVModel | None = None,
 ) -> DecodeResult:
     """Generate up to ``max_new_tokens`` after ``input_ids`` (1, n), speculatively.
 
     Greedy output is token-identical to target-only greedy decoding; sampled output has exactly
     the target's distribution (see :func:`live.sampling.accept_sampling`). ``target`` needs only
     ``.model`` (a transformers causal LM) and ``.device``. ``on_cycle`` gets each cycle's record
-    as soon as it is complete (streaming capture).
+    as soon as it is complete (streaming capture). ``target_lm``: the target with its KV cache
+    to decode with (reset here; e.g. a :class:`live.static.StaticLM` whose compiled steps are
+    reused across requests); default a fresh :class:`live.kvcache.CachedLM`.
     """
     device = target.device
     sync = synchronizer(device)  # waits for *this* device (cuda:N, xpu:N, mps)
@@ -99,7 +102,8 @@ def speculative_generate(
     prompt = [int(t) for t in input_ids[0].tolist()]
     if not prompt:
         raise ValueError("speculative_generate: empty prompt")
-    tgt = CachedLM(target.model)
+    tgt: KVModel = CachedLM(target.model) if target_lm is None else target_lm
+    tgt.reset()
     out: list[int] = []
     cycles: list[CycleRecord] = []
     stopped = "length"

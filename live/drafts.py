@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import torch
 
-from live.kvcache import CachedLM
+from live.kvcache import CachedLM, KVModel
 from live.sampling import SamplingConfig, pick_token, probs_from_logits
 from sim.policies import BudgetedPolicy, Policy
 from tracing.errors import SpecsimError
@@ -71,8 +71,8 @@ class ModelDraft:
     """
 
     def __init__(self, model: Any, name: str, device: str = "cpu",
-                 vocab_size: int | None = None) -> None:
-        self.lm = CachedLM(model)
+                 vocab_size: int | None = None, lm: KVModel | None = None) -> None:
+        self.lm: KVModel = lm if lm is not None else CachedLM(model)
         self.name = name
         self.device = device
         self.ids: list[int] = []
@@ -137,8 +137,10 @@ class LayerSkipDraft(ModelDraft):
     """Self-speculation (LayerSkip): the target's first ``layers`` decoder layers, then the
     target's final norm and lm_head, with a KV cache of its own. Weights are shared, not copied."""
 
-    def __init__(self, target: Any, layers: int, name: str, device: str = "cpu") -> None:
-        super().__init__(shallow_copy(target, layers), name, device)
+    def __init__(self, target: Any, layers: int, name: str, device: str = "cpu",
+                 static_len: int | None = None) -> None:
+        view = shallow_copy(target, layers)
+        super().__init__(view, name, device, lm=static_lm(view, static_len))
 
 
 def shallow_copy(model: Any, layers: int) -> Any:
@@ -231,9 +233,20 @@ def _parse_options(kind: str, text: str, allowed: dict[str, int]) -> dict[str, i
     return out
 
 
-def make_draft(spec: str, target: LoadedModel) -> Draft | None:
+def static_lm(model: Any, static_len: int | None) -> KVModel | None:
+    """A compiled static-cache LM of ``static_len`` positions (``--compile``), or None."""
+    if static_len is None:
+        return None
+    from live.static import StaticLM
+
+    return StaticLM(model, static_len)
+
+
+def make_draft(spec: str, target: LoadedModel, static_len: int | None = None) -> Draft | None:
     """Build the draft named by ``spec``: ``none``, ``ngram[:n=3]``, ``layerskip[:layers=8]``,
-    or a model spec for :func:`live.models.load_model` (its tokenizer must match the target's)."""
+    or a model spec for :func:`live.models.load_model` (its tokenizer must match the target's).
+    ``static_len``: model drafts run on a static cache of that many positions with compiled
+    steps (:mod:`live.static`)."""
     spec = spec.strip()
     kind, _, options = spec.partition(":")
     if not kind:
@@ -247,10 +260,12 @@ def make_draft(spec: str, target: LoadedModel) -> Draft | None:
         return NgramDraft(n, device=target.device)
     if kind == "layerskip":
         k = _parse_options(kind, options, {"layers": 8})["layers"]
-        return LayerSkipDraft(target.model, k, f"layerskip:layers={k}", device=target.device)
+        return LayerSkipDraft(target.model, k, f"layerskip:layers={k}", device=target.device,
+                              static_len=static_len)
     from live.models import check_tokenizers, load_model
 
     draft = load_model(spec, device=target.device, dtype=target.dtype)
     check_tokenizers(target, draft)
     return ModelDraft(draft.model, draft.name, device=target.device,
-                      vocab_size=int(target.model.config.vocab_size))
+                      vocab_size=int(target.model.config.vocab_size),
+                      lm=static_lm(draft.model, static_len))

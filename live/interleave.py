@@ -83,7 +83,7 @@ def capture_interleaved(configs: Sequence[CaptureConfig], *, target: Any = None,
     if not configs:
         raise SpecsimError("capture: no configuration to record")
     first = configs[0]
-    shared = ("target", "device", "dtype", "prompts", "limit")
+    shared = ("target", "device", "dtype", "prompts", "limit", "compile")
     for c in configs[1:]:
         for key in shared:
             if getattr(c, key) != getattr(first, key):
@@ -95,12 +95,22 @@ def capture_interleaved(configs: Sequence[CaptureConfig], *, target: Any = None,
         target = load_model(first.target, first.device, first.dtype)
     names = [Path(c.out).name for c in configs]
     runs: list[LiveRun] = []
+    target_lm = None  # --compile: one static cache and one compilation for every run
+    if first.compile:
+        from live.capture import static_length
+        from live.prompts import load_prompts
+        from live.static import StaticLM
+
+        prompts = load_prompts(first.prompts, first.limit)
+        target_lm = StaticLM(target.model, max(static_length(target, prompts, c)
+                                               for c in configs))
     try:
         for i, config in enumerate(configs):
             draft = drafts[i] if drafts is not None else make_draft(config.draft, target)
             run = LiveRun(config, target=target, draft=draft, verify_profile=verify_profile,
                           pause_between=True,
-                          extra={"interleaved_with": [n for n in names if n != names[i]]})
+                          extra={"interleaved_with": [n for n in names if n != names[i]]},
+                          target_lm=target_lm)
             # the first run profiles the verify pass (after its warm-up); the others reuse it
             verify_profile = verify_profile or run.verify_profile
             runs.append(run)

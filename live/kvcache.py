@@ -16,10 +16,28 @@ window. ``crop_to`` therefore always calls ``crop`` on such a cache, even with n
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from transformers import DynamicCache
+
+
+class KVModel(Protocol):
+    """What the decoder needs of a model with a KV cache: :class:`CachedLM` (a DynamicCache)
+    or :class:`live.static.StaticLM` (a static cache, compiled steps)."""
+
+    model: Any
+    length: int
+
+    def reset(self) -> None:
+        """Forget the sequence."""
+
+    def feed(self, tokens: torch.Tensor, logits_to_keep: int = 1) -> torch.Tensor:
+        """Run ``tokens`` (1, k) after the cached ones; the last ``logits_to_keep`` logits."""
+        ...
+
+    def crop_to(self, length: int) -> None:
+        """Keep only the first ``length`` cached positions."""
 
 
 def cache_keyword(model: Any) -> str:

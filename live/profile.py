@@ -34,16 +34,20 @@ __all__ = ["PROFILE_KEY", "profile_device", "profile_verify"]
 
 
 def profile_verify(target: Any, input_ids: torch.Tensor, *, max_tokens: int = 17,
-                   rounds: int = 5, seed: int = 0) -> dict[str, Any]:
+                   rounds: int = 5, seed: int = 0, lm: Any = None) -> dict[str, Any]:
     """Median seconds of one verify pass scoring ``n`` tokens, ``n = 1..max_tokens``, after the
     context ``input_ids`` (1, L). Returns ``{"seconds": [...], "context_tokens": L,
-    "rounds": rounds}``; ``seconds[n - 1]`` is the n-token pass."""
+    "rounds": rounds}``; ``seconds[n - 1]`` is the n-token pass. ``lm``: the target with the KV
+    cache the decoder verifies with (e.g. a compiled :class:`live.static.StaticLM`; reset
+    here), default a fresh :class:`CachedLM`."""
     if max_tokens < 1 or rounds < 1:
         raise ValueError(f"profile_verify: max_tokens and rounds must be >= 1, "
                          f"got {max_tokens}, {rounds}")
     device = target.device
     sync = synchronizer(device)
-    lm = CachedLM(target.model)
+    if lm is None:
+        lm = CachedLM(target.model)
+    lm.reset()
     ids = input_ids.to(device)
     context = int(ids.shape[1])
     filler = ids[:, -1:].expand(1, max_tokens).contiguous()  # any tokens: cost is shape-bound
