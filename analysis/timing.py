@@ -4,9 +4,9 @@ A live capture's first requests often run slower (kernels compiled, caches and c
 up), GPU clocks drift, and a step now and then stalls (a garbage collection, another process).
 A cost model fitted to such a run, and every prediction made from it, carries that noise.
 
-Every cycle's verify pass is normalised by the median verify time of its draft length (so
-acceptance and tau choices cancel out): ``norm = verify_s / median(verify_s | tau)``; 1 is a
-typical step. From it:
+Every cycle's verify pass (its whole step, ``cycle_s``, where an imported trace does not split it)
+is normalised by the median of its draft length (so acceptance and tau choices cancel out):
+``norm = verify_s / median(verify_s | tau)``; 1 is a typical step. From it:
 
 - ``warmup_ratio``: mean ``norm`` of the first :func:`warmup_count` requests (by arrival) over the
   mean of the rest (per-request means, so a long request counts once);
@@ -47,14 +47,27 @@ def warmup_count(n_requests: int) -> int:
     return int(min(8, max(1, n_requests // 4)))
 
 
+def step_seconds(cycles: Any) -> np.ndarray | None:
+    """Each cycle's verify pass, or its whole step (``cycle_s``) where an imported trace does not
+    split it; None when neither is known."""
+    for col in ("verify_s", "cycle_s"):
+        if col in cycles.columns and len(cycles) and not cycles[col].isna().all():
+            return np.asarray(cycles[col].to_numpy(float))
+    return None
+
+
 def _per_request_norm(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
     """(per-cycle norm, per-request mean norm in arrival order; NaN for a request w/o cycles)."""
     c, r = trace.cycles, trace.requests
-    verify = c["verify_s"].to_numpy(float)
+    verify = step_seconds(c)
+    if verify is None:
+        raise ValueError("no step timings (verify_s or cycle_s) to assess")
     tau = c["tau"].to_numpy()
     norm = np.full(verify.size, np.nan)
     for t in np.unique(tau):
-        at = tau == t
+        at = (tau == t) & np.isfinite(verify)
+        if not at.any():
+            continue
         med = float(np.median(verify[at]))
         if med > 0:
             norm[at] = verify[at] / med
@@ -74,15 +87,15 @@ def assess(trace: Trace) -> dict[str, Any]:
     each ``{"kind": "warmup" | "drift" | "verify_spread" | "stalls", "text": ...}``."""
     c = trace.cycles
     out: dict[str, Any] = {"problems": []}
-    if len(c) == 0 or "verify_s" not in c.columns or c["verify_s"].isna().all():
+    verify = step_seconds(c)
+    if verify is None:
         return out
     norm, per_request = _per_request_norm(trace)
     n = int(np.isfinite(per_request).sum())
     tau = c["tau"].to_numpy()
-    verify = c["verify_s"].to_numpy(float)
     cvs, weights = [], []
     for t in np.unique(tau):
-        v = verify[tau == t]
+        v = verify[(tau == t) & np.isfinite(verify)]
         if v.size >= MIN_LEVEL_CYCLES and v.mean() > 0:
             cvs.append(float(v.std(ddof=1) / v.mean()))
             weights.append(v.size)

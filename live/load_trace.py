@@ -7,7 +7,8 @@ chunk cannot say comes from the server when it sends it, matched step for step: 
 ``metrics.steps`` (drafted, accepted, batch size and the server-measured step time, every step)
 or vLLM's ``metrics.speculative_decoding.per_step_drafted/accepted`` when their length is the
 number of chunks. Without either, ``tau`` is the lower bound ``accepted`` (run metadata
-``extra.tau_basis`` says which); batch sizes are kept only when the server sent them for every
+``extra.tau_basis`` says which; each request's ``metrics.speculative_decoding`` summary, when the
+server sends one, is kept under ``extra.server_speculative_decoding`` by request id); batch sizes are kept only when the server sent them for every
 request (the schema takes them on every cycle or none; ``extra.batch_size_basis``). The split of a cycle into draft/verify/overhead is unknown to a
 client and left null (schema v2). Time runs from the first request sent; ``start_s`` of a
 request is its send time plus the server's ``queue_time_ms`` when given; cycle 0 starts at the
@@ -57,10 +58,14 @@ def client_trace(records: list[ClientRecord], config: LoadConfig, model: str) ->
     """The trace of a load run."""
     requests, cycles = [], []
     bases: dict[str, int] = {}
+    spec: dict[str, Any] = {}  # the server's per-request summaries, by request id
     for rec in records:
         rid = rec.request_id or f"client-{rec.index}"
         n = len(rec.chunks)
         steps, basis = _server_steps(rec, n)
+        summary = (rec.metrics or {}).get("speculative_decoding")
+        if isinstance(summary, dict):
+            spec[str(rid)] = {k: v for k, v in summary.items() if not k.startswith("per_step")}
         if n:
             bases[basis] = bases.get(basis, 0) + 1
         prompt_tokens = int((rec.usage or {}).get("prompt_tokens") or 0)
@@ -106,7 +111,8 @@ def client_trace(records: list[ClientRecord], config: LoadConfig, model: str) ->
                  "max_tokens": config.max_tokens, "rate_scale": config.rate_scale},
         "tau_basis": bases, "errors": sum(r.error is not None for r in records),
         "batch_size_basis": ("server steps" if all(known) and known else
-                             "unknown (not sent for every request)")}
+                             "unknown (not sent for every request)"),
+        "server_speculative_decoding": spec}
     meta = RunMeta(source="client", target_model=model,
                    draft_model="unknown", device="remote", temperature=config.temperature,
                    top_p=config.top_p, seed=config.seed, policy="unknown", extra=extra)

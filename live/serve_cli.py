@@ -41,7 +41,8 @@ def register(sub: Any) -> None:
                    help="profile batched verify passes of 1..N tokens (default tau+1; 0: off)")
     p.add_argument("--profile-rounds", type=int, default=3)
     p.add_argument("--warmup-tokens", type=int, default=8)
-    p.add_argument("--trace-out", required=True, help="server trace to write (.jsonl)")
+    p.add_argument("--trace-out", "-o", "--out", dest="trace_out", required=True,
+                   help="server trace to write (.jsonl)")
     p.add_argument("--force", action="store_true", help="overwrite --trace-out")
     p.add_argument("--log-level", default="warning", help="uvicorn's log level")
     p.set_defaults(func=_cmd_serve)
@@ -72,7 +73,7 @@ def register(sub: Any) -> None:
                    help="with --arrivals: gaps divided by this")
     q.add_argument("--ignore-eos", action="store_true",
                    help="ask for exactly --max-tokens tokens (vLLM's ignore_eos)")
-    q.add_argument("--out", required=True, help="client trace to write (.jsonl or .parquet)")
+    q.add_argument("-o", "--out", required=True, help="client trace to write (.jsonl or .parquet)")
     q.add_argument("--force", action="store_true", help="overwrite --out")
     q.add_argument("--json", action="store_true", help="print the summary as JSON")
     q.add_argument("--no-progress", action="store_true", help="no progress bar")

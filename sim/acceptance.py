@@ -219,11 +219,15 @@ class Depths:
         self.pos = 0
 
     def take(self, count: int) -> np.ndarray:
-        """The next ``count`` depths of bucket 0 as an array (stream server)."""
+        """The next ``count`` depths of bucket 0 as an array (the static stream plan)."""
         parts, need = [], count
         while need > 0:
             if self.pos >= BLOCK:
-                self.refill()
+                # No block in use: draw just what is asked. The plan is the run's only draw
+                # from the generator, and a generator's uniforms come in one sequence however
+                # they are split into calls: the same depths a block would have held.
+                parts.append(self.model.draw_depths(self.rng, need)[0])
+                break
             k = min(need, BLOCK - self.pos)
             parts.append(self.arrays[0][self.pos : self.pos + k])
             self.pos += k

@@ -3,7 +3,8 @@
     specsim simulate SCENARIO.toml [--trace TRACE] [--out TRACE] [--replications N] [--seed S]
                      [--json]
     specsim whatif TRACE|SCENARIO.toml --vary KEY=V1,V2,... [--vary ...] [--slo-p95-ms X]
-                   [--out DIR|TABLE.csv|TABLE.parquet] [--jobs N] [--json]
+                   [--out DIR|TABLE.csv|TABLE.parquet] [--jobs N]
+                   [--cluster local|tcp://HOST:PORT] [--json]
 
 A trace in place of SCENARIO.toml means ``scenario_from_trace(trace)``: its configuration
 replayed. Every run writes its resolved scenario beside ``--out``.
@@ -18,6 +19,7 @@ from typing import Any
 
 from sim.calibrate import scenario_from_trace
 from sim.engine import SimResult, simulate
+from sim.execution import check_cluster
 from sim.intervals import DRAWS
 from sim.replicate import replicate
 from sim.scenario import Scenario
@@ -66,7 +68,10 @@ def register(sub: Any) -> None:
     w.add_argument("--slo-p95-ms", type=float, metavar="X", help="p95 latency SLO (ms)")
     add_out(w, metavar="DIR", help="write the table, points and base scenario")
     add_force(w)
-    w.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: all cores)")
+    w.add_argument("--jobs", type=int, metavar="N",
+                   help="worker processes (default: all cores; with --cluster local: its workers)")
+    w.add_argument("--cluster", metavar="local|tcp://HOST:PORT",
+                   help="run the grid on a Dask cluster: a LocalCluster, or a scheduler's address")
     w.add_argument("--intervals", type=int, metavar="N", default=DRAWS,
                    help="draws behind each point's 95%% intervals (replications + bootstrap over "
                    "the trace's requests; 0: none; default: %(default)s)")
@@ -175,6 +180,8 @@ def cmd_whatif(args: argparse.Namespace) -> int:
     vary = parse_vary(args.vary)
     if args.jobs is not None and args.jobs < 1:
         raise SpecsimError(f"--jobs {args.jobs}: must be >= 1")
+    if args.cluster is not None:
+        check_cluster(args.cluster)
     if args.intervals < 0 or args.intervals == 1:
         raise SpecsimError(f"--intervals {args.intervals}: 0 (none) or at least 2 draws")
     result = sweep(
@@ -183,6 +190,7 @@ def cmd_whatif(args: argparse.Namespace) -> int:
         trace=trace,
         slo_p95_ms=args.slo_p95_ms,
         jobs=args.jobs,
+        cluster=args.cluster,
         progress=not args.json and sys.stderr.isatty(),
         intervals=args.intervals,
     )

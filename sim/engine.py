@@ -147,7 +147,9 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
     if baseline_warning:
         warnings.append(baseline_warning)
     figures = compute_figures(
-        {k: requests[k].to_numpy() for k in requests.columns},
+        {"arrival_s": log.arrival_s, "start_s": log.start_s, "first_token_s": log.first_token_s,
+         "end_s": log.end_s, "output_tokens": log.output_tokens,
+         "verify_passes": log.verify_passes},  # the requests frame's own arrays
         {k: cycles[k].to_numpy() for k in ("tau", "accepted", "emitted")},
         busy_s=log.busy_s,
         truncated=log.truncated,

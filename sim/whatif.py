@@ -1,7 +1,9 @@
 """What-if sweeps: a scenario simulated over the cartesian grid of some of its keys.
 
 ``sweep(base, {"policy.tau": [1, 2, 4], "latency.hardware": ["A100", "H100"]})`` runs the six
-points in parallel (a ``ProcessPoolExecutor`` of ``jobs`` workers, default ``os.cpu_count()``).
+points in parallel: a pool of ``jobs`` worker processes (default ``os.cpu_count()``), or a Dask
+cluster with ``cluster="local"`` / ``"tcp://HOST:PORT"`` -- :mod:`sim.execution` runs the same
+plain function over the same points under each, so the table does not depend on where it ran.
 Every point runs with the same seed -- the base scenario's ``[workload] seed`` -- so points
 differ only by the keys varied (common random numbers), and the table is the same whatever
 ``jobs`` is. With ``[sim] replications`` > 1 each point is :func:`sim.replicate.replicate`'s.
@@ -25,8 +27,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from typing import Any
 import pandas as pd
 
 from sim.engine import simulate
-from sim.replicate import replicate
+from sim.execution import run_grid
 from sim.scenario import Scenario
 from tracing.errors import SpecsimError
 from tracing.trace import Trace
@@ -111,19 +111,26 @@ def sweep(
     trace: Trace | None = None,
     slo_p95_ms: float | None = None,
     jobs: int | None = None,
+    cluster: Any = None,
     progress: bool = False,
     intervals: int = 0,
 ) -> WhatIfResult:
     """Simulate every point of the grid of ``vary`` over ``base`` (see the module docstring);
-    ``intervals``: draws per point for the 95% intervals (0: none)."""
+    ``cluster``: None (processes here), ``"local"``, ``"tcp://HOST:PORT"`` or a
+    ``distributed.Client``; ``intervals``: draws per point for the 95% intervals (0: none)."""
     if slo_p95_ms is not None and slo_p95_ms <= 0:
         raise SpecsimError(f"slo_p95_ms = {slo_p95_ms}: must be > 0")
     cells = grid(base, vary)
     if any(sc.needs_trace for _, sc in cells) and trace is None:
         raise SpecsimError(f"{base.where}: some keys read from a trace, but no trace was given")
     scenarios = [sc for _, sc in cells]
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(scenarios)))
-    runs = _run_all(scenarios, trace, jobs, progress)
+    bar = _Bar(len(scenarios)) if progress else None
+    try:
+        runs = run_grid(scenarios, trace, jobs=jobs, cluster=cluster,
+                        on_point=bar.advance if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
     points = []
     for (vary_point, scenario), (figures, warnings) in zip(cells, runs, strict=True):
         meets = slo_p95_ms is None or figures["latency_s"]["p95"] * 1e3 <= slo_p95_ms
@@ -321,49 +328,7 @@ def write_outputs(
     return list(paths)
 
 
-# --- workers ---------------------------------------------------------------------------------
-
-_TRACE: Trace | None = None  # the sweep's trace, set once per worker process
-
-
-def _init_worker(trace: Trace | None) -> None:
-    global _TRACE
-    _TRACE = trace
-
-
-def _run_point(scenario: Scenario) -> tuple[dict[str, Any], list[str]]:
-    """Simulate one point (in a worker, or in process with jobs = 1)."""
-    n = scenario.sim.replications
-    result = replicate(scenario, n, _TRACE) if n > 1 else simulate(scenario, _TRACE)
-    return result.figures, result.warnings
-
-
-def _run_all(
-    scenarios: list[Scenario], trace: Trace | None, jobs: int, progress: bool
-) -> list[tuple[dict[str, Any], list[str]]]:
-    """Every point's figures and warnings, in order."""
-    bar = _Bar(len(scenarios)) if progress else None
-    results: list[tuple[dict[str, Any], list[str]]] = []
-    try:
-        if jobs == 1:
-            _init_worker(trace)
-            try:
-                for sc in scenarios:
-                    results.append(_run_point(sc))
-                    if bar is not None:
-                        bar.advance()
-            finally:
-                _init_worker(None)
-            return results
-        with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(trace,)) as pool:
-            for res in pool.map(_run_point, scenarios):  # results in grid order
-                results.append(res)
-                if bar is not None:
-                    bar.advance()
-        return results
-    finally:
-        if bar is not None:
-            bar.close()
+# --- progress ----------------------------------------------------------------------------
 
 
 class _Bar:

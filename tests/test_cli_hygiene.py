@@ -45,7 +45,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 WRITERS = ("capture", "profile", "simulate", "whatif", "report", "demo", "compare", "validate",
-           "trace convert", "trace perfetto", "import")
+           "trace convert", "trace perfetto", "import", "serve", "load")
 
 
 @pytest.mark.parametrize("command", WRITERS)

@@ -96,3 +96,16 @@ def test_compare_cli_json_page_and_no_clobber(tmp_path: Path,
     assert "--force" in capsys.readouterr().err
     assert main(["compare", str(SAMPLE), str(SAMPLE), "--draws", "10"]) == 0
     assert "no significant difference" in capsys.readouterr().out
+
+
+def test_an_imported_trace_says_what_it_cannot_give() -> None:
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_imported_downstream import _trace  # cycle_s only, string ids, no texts
+
+    a, b = _trace(), _trace(batched=True)
+    same = compare(a, a, draws=10)
+    assert same["significant"] == [] and same["outputs"] == "not recorded"
+    assert any("per-phase split is not measured" in m for m in same["missing"])
+    assert compare(a, b, draws=20)["metrics"]["latency_s.mean"]["significant"]

@@ -69,7 +69,10 @@ def _records() -> list[ClientRecord]:
     a = ClientRecord(0, 0.0, "p0", 8, request_id="chatcmpl-a", status=200,
                      chunks=[(0.30, 1), (0.40, 3), (0.45, 2)], end_s=0.46,
                      finish_reason="length", usage={"prompt_tokens": 12}, text="abc",
-                     metrics={"queue_time_ms": 100.0, "steps": {
+                     metrics={"queue_time_ms": 100.0,
+                              "speculative_decoding": {"num_spec_steps": 3,
+                                                       "per_step_drafted": [3, 3, 2]},
+                              "steps": {
                          "drafted": [3, 3, 2], "accepted": [0, 2, 2], "emitted": [1, 3, 2],
                          "batch_size": [1, 2, 2], "cycle_ms": [50.0, 100.0, 50.0]}})
     b = ClientRecord(1, 0.1, "p1", 8, request_id="chatcmpl-b", status=200,
@@ -97,6 +100,8 @@ def test_client_trace_from_chunks_and_server_steps(tmp_path: Path) -> None:
     assert req["output_tokens"].tolist() == [6, 3, 0]
     assert trace.meta.extra["tau_basis"] == {"server steps": 1, "lower bound (accepted)": 1}
     assert trace.meta.extra["errors"] == 1
+    assert trace.meta.extra["server_speculative_decoding"] == {
+        "chatcmpl-a": {"num_spec_steps": 3}}
     assert req["stop_reason"].tolist() == ["length", "eos", "error"]
 
 

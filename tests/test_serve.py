@@ -133,14 +133,24 @@ def test_openai_client_streams_concurrently_exact_greedy(tiny: LoadedModel,
             assert spec["num_draft_tokens"] == sum(spec["per_step_drafted"])
             assert sum(spec["acceptance_histogram"]) == spec["num_spec_steps"]
             assert metrics["time_to_first_token_ms"] >= 0 and metrics["queue_time_ms"] >= 0
-        # the non-streamed completions route gives the same text for a raw prompt
+        # completions, streamed concurrently and whole: the same text for raw prompts
+        def complete(prompt: str) -> str:
+            stream = client.completions.create(model=tiny.name, prompt=prompt, temperature=0,
+                                               max_tokens=12, stream=True)
+            return "".join(c.choices[0].text for c in stream if c.choices)
+
+        raw = QUESTIONS[:4]
+        with ThreadPoolExecutor(len(raw)) as pool:
+            texts = list(pool.map(complete, raw))
+        for prompt, text in zip(raw, texts, strict=True):
+            assert text == greedy_text(tiny, tiny.tokenizer(prompt)["input_ids"], 12)[0]
         ids = tiny.tokenizer("the cat sat")["input_ids"]
         whole = client.completions.create(model=tiny.name, prompt="the cat sat",
                                           temperature=0, max_tokens=12)
         assert whole.choices[0].text == greedy_text(tiny, ids, 12)[0]
         assert (whole.model_extra or {})["metrics"]["speculative_decoding"] is not None
     trace = read_trace(srv.trace)  # validated on read
-    assert len(trace.requests) == len(QUESTIONS) + 1
+    assert len(trace.requests) == len(QUESTIONS) + 4 + 1
     # under load: cycles of different requests ran in the same engine step
     shared = trace.cycles.groupby("start_s")["request_id"].nunique()
     assert shared.max() > 1

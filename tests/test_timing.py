@@ -59,3 +59,16 @@ def test_stalls_are_found() -> None:
     health = assess(trace)
     assert "stalls" in [p["kind"] for p in health["problems"]]
     assert health["outlier_steps"] == len(stalled)
+
+
+def test_an_imported_trace_is_assessed_on_whole_steps() -> None:
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_imported_downstream import _trace  # verify_s null, cycle_s known
+
+    trace = _trace()
+    assert not assess(trace)["problems"]  # steady steps
+    first = trace.cycles["request_id"] == trace.requests["request_id"].iloc[0]
+    trace.cycles.loc[first, "cycle_s"] *= 3.0  # the first request ran cold
+    assert "warmup" in [p["kind"] for p in assess(trace)["problems"]]

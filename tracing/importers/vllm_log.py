@@ -41,7 +41,8 @@ _PATTERNS = {
     "mean_len": re.compile(r"Mean acceptance length: " + _NUM),
     "accepted": re.compile(r"(?<!Total )Accepted: ([0-9]+) tokens"),
     "drafted": re.compile(r"(?<!Total )Drafted: ([0-9]+) tokens"),
-    "per_pos": re.compile(r"Per-position acceptance rate: ((?:nan|[0-9.]+)(?:, (?:nan|[0-9.]+))*)"),
+    "per_pos": re.compile(r"Per-position acceptance rate: (" + _NUM + r"(?:, " + _NUM + r")*)"
+                          r"(?![0-9.])"),
     "v0_k": re.compile(r"Number of speculative tokens: ([0-9]+)"),
     "v0_accepted": re.compile(r"Number of accepted tokens: ([0-9]+)"),
     "v0_drafted": re.compile(r"Number of draft tokens: ([0-9]+)"),
@@ -68,7 +69,7 @@ def _v1_interval(path: str, line: int, text: str) -> AcceptanceProfile | None:
                          field="Accepted")
     rates: list[float] = []
     if (m := _find("per_pos", text)) is not None:
-        rates = [float(x) for x in m.group(1).split(", ")]
+        rates = [float(x) for x in m.group(1).split(", ")]  # each part matched _NUM
         bad = [r for r in rates if not 0.0 <= r <= 1.0]  # NaN fails too
         if bad and drafted:
             raise TraceError(path, f"per-position rate {bad[0]} outside [0, 1]", line=line,
