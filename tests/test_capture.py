@@ -9,27 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_models import save_tiny_model
 
 import live.decode
 from live.capture import CaptureConfig, capture
-from live.models import LoadedModel, load_model
+from live.models import LoadedModel
 from tracing import read_trace, summarize
 from tracing.errors import SpecsimError
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random Llama saved to disk."""
-    return save_tiny_model(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_dir: Path) -> LoadedModel:
-    """The tiny model, loaded once."""
-    return load_model(str(tiny_dir), device="cpu")
 
 
 def _config(tiny_dir: Path, out: Path, **kw: Any) -> CaptureConfig:

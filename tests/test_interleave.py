@@ -6,26 +6,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_models import save_tiny_model
 
 from analysis.cli import main
 from live.capture import CaptureConfig, LiveRun
 from live.interleave import capture_interleaved, plan_configs, trace_name
-from live.models import LoadedModel, load_model
+from live.models import LoadedModel
 from tracing import read_trace
 from tracing.errors import SpecsimError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_model(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_dir: Path) -> LoadedModel:
-    return load_model(str(tiny_dir), device="cpu")
 
 
 def _base(tiny_dir: Path, out: Path, **kw: Any) -> CaptureConfig:

@@ -55,12 +55,6 @@ def save_tiny_model(path: Path, *, vocab: int = 300, layers: int = 2, seed: int 
     return path
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random Llama saved to disk."""
-    return save_tiny_model(tmp_path_factory.mktemp("tiny"))
-
-
 def test_tiny_model_loads_from_a_local_path(tiny_dir: Path) -> None:
     m = load_model(str(tiny_dir), device="cpu")
     assert isinstance(m, LoadedModel)

@@ -17,29 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_models import save_tiny_model
 
 torch = pytest.importorskip("torch")
 httpx = pytest.importorskip("httpx")
 
 from live.capture import eos_ids  # noqa: E402
 from live.decode import target_only_generate  # noqa: E402
-from live.models import LoadedModel, load_model  # noqa: E402
+from live.models import LoadedModel  # noqa: E402
 from live.sampling import SamplingConfig  # noqa: E402
 from live.serve import ServeConfig, make_server, start_service  # noqa: E402
 from tracing import read_trace  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_model(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_dir: Path) -> LoadedModel:
-    return load_model(str(tiny_dir), device="cpu")
 
 
 @dataclass

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-from test_models import save_tiny_model
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("torch")
@@ -22,11 +21,6 @@ pytest.importorskip("torch")
 from tracing import read_trace  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_model(tmp_path_factory.mktemp("tiny"))
 
 
 def _free_port() -> int:
