@@ -36,10 +36,12 @@ from sim.acceptance import BLOCK, Depths
 from sim.drafting import Drafting
 from sim.figures import Log
 from sim.latency import CostModel
+from sim.policies import Adaptive, Heuristic
 from sim.policy_base import Policy, PolicyState
 from sim.workload import Workload
 from tracing.schema import CycleRecord
 
+KERNEL_POLICIES = (Heuristic, Adaptive)  # compiled request loops (sim.kernels)
 TAU_TABLE = 65  # verify costs by tau precomputed for tau < this (deeper: asked of the model)
 
 
@@ -276,6 +278,11 @@ def dynamic_stream_server(
     # one state and one record for the whole run, updated in place (policies read, never keep)
     state = PolicyState(0, 0, 0, 0, 0, 0)
     record = CycleRecord(0, 0, 0.0, 0, 0, 0, 0.0, 0.0, ovh, 0)
+    kernel = None
+    if plain and type(policy) in KERNEL_POLICIES:
+        from sim.kernels import stream_kernel  # numba: imported when first needed
+
+        kernel = stream_kernel(policy, plain, vt, d_s, ovh, k, depths, cols)
     while True:
         rid = yield get()
         start = env.now
@@ -287,57 +294,62 @@ def dynamic_stream_server(
         log.start_s[rid], log.prefill_s[rid] = start, prefill
         t = start + prefill if prefill > 0 else start
         log.first_token_s[rid] = t
-        state.request_id = record.request_id = rid
-        state.max_new_tokens = n
-        out = cycle = 0
-        while out < n:
-            state.cycle = state.verify_passes = cycle
-            state.context_tokens = context
-            state.output_tokens = out
-            if exhausted is not None and exhausted(state):
-                log.truncated += 1
-                break
-            if plain:
-                if pos >= BLOCK:
-                    depths.refill()
-                    block, pos = depths.arrays[0].tolist(), 0
-                tau, depth, q = next_tau(state), block[pos], None
-                pos += 1
-                acc = tau if depth > tau else depth
-            else:
-                tau, acc, q = draw(rid, cycle, context, next_tau(state))
-            draft_s = tau * d_s
-            verify_s = (vt[tau] if tau < TAU_TABLE else costs.verify_s(tau + 1)) + k * context
-            if scaled:
-                draft_s, verify_s = draft_s * speed, verify_s * speed
-            began = t
-            t = t + (draft_s + verify_s + ovh)  # as SimPy adds a timeout to the clock
-            emitted = acc + 1 if acc + 1 < n - out else n - out
-            put_start(began)
-            put_tau(tau)
-            put_acc(acc)
-            put_emit(emitted)
-            put_draft(draft_s)
-            put_verify(verify_s)
-            put_ctx(context)
-            if put_prob is not None:
-                put_prob(q)
-            if observe is not None:
-                record.cycle = cycle
-                record.start_s = began
-                record.tau = tau
-                record.accepted = acc
-                record.emitted = emitted
-                record.draft_s = draft_s
-                record.verify_s = verify_s
-                record.context_tokens = context
-                record.draft_prob = q
-                observe(record)
-            if not cycle:
-                log.first_token_s[rid] = t
-            cycle += 1
-            out += emitted
-            context += emitted
+        if kernel is not None:  # the same loop, compiled (sim.kernels)
+            out, cycle, t = kernel.request(n, context, t, speed)
+            if cycle:
+                log.first_token_s[rid] = kernel.first_token_s(cycle)
+        else:
+            state.request_id = record.request_id = rid
+            state.max_new_tokens = n
+            out = cycle = 0
+            while out < n:
+                state.cycle = state.verify_passes = cycle
+                state.context_tokens = context
+                state.output_tokens = out
+                if exhausted is not None and exhausted(state):
+                    log.truncated += 1
+                    break
+                if plain:
+                    if pos >= BLOCK:
+                        depths.refill()
+                        block, pos = depths.arrays[0].tolist(), 0
+                    tau, depth, q = next_tau(state), block[pos], None
+                    pos += 1
+                    acc = tau if depth > tau else depth
+                else:
+                    tau, acc, q = draw(rid, cycle, context, next_tau(state))
+                draft_s = tau * d_s
+                verify_s = (vt[tau] if tau < TAU_TABLE else costs.verify_s(tau + 1)) + k * context
+                if scaled:
+                    draft_s, verify_s = draft_s * speed, verify_s * speed
+                began = t
+                t = t + (draft_s + verify_s + ovh)  # as SimPy adds a timeout to the clock
+                emitted = acc + 1 if acc + 1 < n - out else n - out
+                put_start(began)
+                put_tau(tau)
+                put_acc(acc)
+                put_emit(emitted)
+                put_draft(draft_s)
+                put_verify(verify_s)
+                put_ctx(context)
+                if put_prob is not None:
+                    put_prob(q)
+                if observe is not None:
+                    record.cycle = cycle
+                    record.start_s = began
+                    record.tau = tau
+                    record.accepted = acc
+                    record.emitted = emitted
+                    record.draft_s = draft_s
+                    record.verify_s = verify_s
+                    record.context_tokens = context
+                    record.draft_prob = q
+                    observe(record)
+                if not cycle:
+                    log.first_token_s[rid] = t
+                cycle += 1
+                out += emitted
+                context += emitted
         served.append((rid, cycle))
         if prefill > 0 or cycle:
             yield timeout(delay_to(start, t))
