@@ -40,6 +40,7 @@ from tracing.trace import Trace
 
 GOAL = 0.10
 REPLICATIONS = 20  # simulated runs averaged per prediction when the latency model has noise
+DRAWS = 20  # bootstrap draws behind each predicted point's 95% interval
 
 
 @dataclass
@@ -171,6 +172,7 @@ def _arrivals_trace(a: Trace, b: LoadPoint) -> Trace:
 def predict(a: LoadPoint, b: LoadPoint) -> tuple[dict[str, Any], list[str]]:
     """B's figures predicted from A's server trace alone (see the module docstring)."""
     from sim import scenario_from_trace
+    from sim.intervals import basis, intervals, make_draws, run_draws
     from sim.replicate import replicate
 
     base = scenario_from_trace(a.server)
@@ -187,10 +189,21 @@ def predict(a: LoadPoint, b: LoadPoint) -> tuple[dict[str, Any], list[str]]:
     result = replicate(scenario, runs, trace)
     lat = result.figures["latency_s"]
     offset = client_offset_s(a)
+    # the interval: draws that each resample A's requests (refitted) and reseed the simulator,
+    # so a fixed policy's prediction is as uncertain as the sample it was fitted on
+    estimate = {"p50_s": lat["p50"], "p95_s": lat["p95"]}
+    draws = run_draws(make_draws(scenario, trace, DRAWS))
+    ci = intervals(estimate, draws)["ci95"]
+
+    def shifted(key: str) -> list[float] | None:
+        got = ci.get(key)
+        return None if got is None else [got[0] + offset, got[1] + offset]
+
     return ({"p50_s": lat["p50"] + offset, "p95_s": lat["p95"] + offset,
-             "mean_s": lat["mean"] + offset, "p50_ci": lat.get("p50_ci"),
-             "p95_ci": lat.get("p95_ci"), "throughput_tok_s": result.figures["throughput_tok_s"],
-             "client_offset_s": offset, "replications": runs}, result.warnings)
+             "mean_s": lat["mean"] + offset, "p50_ci": shifted("p50_s"),
+             "p95_ci": shifted("p95_s"), "throughput_tok_s": result.figures["throughput_tok_s"],
+             "client_offset_s": offset, "replications": runs,
+             "interval": basis(trace, DRAWS)}, result.warnings)
 
 
 def _crossover(loads: list[float], spec: dict[float, float], base: dict[float, float]
@@ -221,9 +234,12 @@ def validate_load(traces: dict[str, Trace]) -> dict[str, Any]:
             meas = measured(b)
             err = {m: (pred[m] - meas[m]) / meas[m] if meas[m] else None
                    for m in ("p50_s", "p95_s", "throughput_tok_s")}
+            inside = {m: None if pred[f"{m[:3]}_ci"] is None
+                      else bool(pred[f"{m[:3]}_ci"][0] <= meas[m] <= pred[f"{m[:3]}_ci"][1])
+                      for m in ("p50_s", "p95_s")}
             rows.append({"config": config, "workload": workload, "axis": axis, "load": b.load,
                          "a": a.client_path, "b": b.client_path, "target_only": b.target_only,
-                         "predicted": pred, "measured": meas, "error": err,
+                         "predicted": pred, "measured": meas, "error": err, "in_ci": inside,
                          "warnings": warnings})
     return {"kind": "load", "points": rows, "crossovers": crossovers(rows),
             "summary": summarize(rows)}
@@ -318,14 +334,16 @@ def print_table(result: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title="validate load: each point predicted from its curve's lowest load")
-    for name in ("config", "load", "p50 ms meas/pred", "p50", "p95 ms meas/pred", "p95",
+    for name in ("config", "load", "p50 ms meas/pred [95% CI]", "p50", "p95 ms meas/pred", "p95",
                  "tok/s meas/pred", "saturated"):
         table.add_column(name)
     for r in result["points"]:
         m, p, e = r["measured"], r["predicted"], r["error"]
+        ci = p.get("p50_ci")
+        band = "" if ci is None else f" [{ci[0] * 1e3:.0f}, {ci[1] * 1e3:.0f}]"
         table.add_row(
             r["config"], f"{r['axis']}={r['load']:g}",
-            f"{m['p50_s'] * 1e3:.0f}/{p['p50_s'] * 1e3:.0f}", _pct(e["p50_s"]),
+            f"{m['p50_s'] * 1e3:.0f}/{p['p50_s'] * 1e3:.0f}{band}", _pct(e["p50_s"]),
             f"{m['p95_s'] * 1e3:.0f}/{p['p95_s'] * 1e3:.0f}", _pct(e["p95_s"]),
             f"{m['throughput_tok_s']:.1f}/{p['throughput_tok_s']:.1f}",
             "yes" if m["saturated"] else "no")

@@ -28,15 +28,22 @@ __all__ = ["BATCH_PROFILE_KEY", "ProfiledStepCost", "profile_batched_verify",
 
 
 def profile_batched_verify(target: Any, input_ids: torch.Tensor, *, max_batch: int,
-                           max_tokens: int, rounds: int = 3, seed: int = 0) -> dict[str, Any]:
+                           max_tokens: int, rounds: int = 3, seed: int = 0,
+                           context: int = 0) -> dict[str, Any]:
     """Median seconds of one batched verify pass. Returns ``{"batch": [1..max_batch],
     "tokens": [1..max_tokens], "seconds": [[...] per batch size], "context_tokens": L,
-    "rounds": rounds}``; ``seconds[B - 1][n - 1]`` is B rows scoring n tokens each."""
-    if max_batch < 1 or max_tokens < 1 or rounds < 1:
+    "rounds": rounds}``; ``seconds[B - 1][n - 1]`` is B rows scoring n tokens each. Every row
+    holds ``input_ids`` -- repeated to ``context`` tokens when ``context`` > 0 (profile at the
+    context the served requests will have: attention over a longer cache costs more per row)."""
+    if max_batch < 1 or max_tokens < 1 or rounds < 1 or context < 0:
         raise ValueError(f"profile_batched_verify: max_batch, max_tokens and rounds must be "
-                         f">= 1, got {max_batch}, {max_tokens}, {rounds}")
+                         f">= 1 and context >= 0, got {max_batch}, {max_tokens}, {rounds}, "
+                         f"{context}")
     sync = synchronizer(target.device)  # this device, not the current one
     ids = input_ids.to(target.device)
+    if context:
+        reps = -(-context // int(ids.shape[1]))
+        ids = ids.repeat(1, reps)[:, :context]
     context = int(ids.shape[1])
     filler = [int(ids[0, -1])] * max_tokens  # any tokens: the cost is shape-bound
     cells = [(b, n) for b in range(1, max_batch + 1) for n in range(1, max_tokens + 1)]

@@ -39,6 +39,7 @@ class ServeConfig:
     threads: int | None = None
     profile_tokens: int | None = None  # None: tau + 1; 0: no profile
     profile_rounds: int = 3
+    profile_context: int = 0  # tokens of context in each profiled row (0: the warm-up prompt's)
     warmup_tokens: int = 8
     force: bool = False
 
@@ -53,12 +54,19 @@ class ServeConfig:
             raise SpecsimError(f"--port must be in 0..65535, got {self.port}")
         if self.threads is not None and self.threads < 1:
             raise SpecsimError(f"--threads must be >= 1, got {self.threads}")
+        if self.profile_context < 0:
+            raise SpecsimError(f"--profile-context must be >= 0, got {self.profile_context}")
         if self.profile_tokens is not None and self.profile_tokens < 0:
             raise SpecsimError(f"--profile-tokens must be >= 0, got {self.profile_tokens}")
         if not self.trace_out.endswith(".jsonl"):
             raise SpecsimError(f"--trace-out {self.trace_out}: the server streams JSONL "
                                "(use a .jsonl name; convert later with specsim trace convert)")
         check_output(self.trace_out, self.force, "--trace-out")
+
+
+def _max_positions(target: Any) -> int:
+    """The target's longest context (2048 when its config does not say)."""
+    return int(getattr(target.model.config, "max_position_embeddings", 0) or 2048)
 
 
 def check_output(path: str, force: bool, flag: str) -> None:
@@ -144,7 +152,9 @@ def start_service(config: ServeConfig, target: Any = None) -> Served:
         (spec_tokens or 0) + 1)
     if n_tokens:
         profile = profile_batched_verify(target, warm, max_batch=config.max_batch,
-                                         max_tokens=n_tokens, rounds=config.profile_rounds)
+                                         max_tokens=n_tokens, rounds=config.profile_rounds,
+                                         context=min(config.profile_context,
+                                                     _max_positions(target) - n_tokens))
         extra[BATCH_PROFILE_KEY] = profile
         extra[PROFILE_KEY] = single_stream_profile(profile)
         engine.decoder.step_cost = ProfiledStepCost(profile["seconds"])
@@ -156,7 +166,7 @@ def start_service(config: ServeConfig, target: Any = None) -> Served:
     writer.open()
     engine.writer = writer
     engine.start()
-    max_len = int(getattr(target.model.config, "max_position_embeddings", 0) or 2048)
+    max_len = _max_positions(target)
     service = Service(engine=engine, tokenizer=target.tokenizer, model_name=name,
                       max_model_len=max_len, num_spec_tokens=spec_tokens)
     return Served(service, engine, config)

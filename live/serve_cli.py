@@ -40,6 +40,9 @@ def register(sub: Any) -> None:
     p.add_argument("--profile-tokens", type=int, default=None,
                    help="profile batched verify passes of 1..N tokens (default tau+1; 0: off)")
     p.add_argument("--profile-rounds", type=int, default=3)
+    p.add_argument("--profile-context", type=int, default=0,
+                   help="context tokens per profiled row: about the served requests' mean "
+                        "prompt + output (default 0: the 43-token warm-up prompt)")
     p.add_argument("--warmup-tokens", type=int, default=8)
     p.add_argument("--trace-out", "-o", "--out", dest="trace_out", required=True,
                    help="server trace to write (.jsonl)")
@@ -89,7 +92,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_queue=args.max_queue, host=args.host, port=args.port,
         served_model_name=args.served_model_name, device=args.device, dtype=args.dtype,
         threads=args.threads, profile_tokens=args.profile_tokens,
-        profile_rounds=args.profile_rounds, warmup_tokens=args.warmup_tokens, force=args.force)
+        profile_rounds=args.profile_rounds, profile_context=args.profile_context,
+        warmup_tokens=args.warmup_tokens, force=args.force)
     from transformers.utils import logging as hf_logging  # after the flags are checked: slow
 
     hf_logging.disable_progress_bar()

@@ -268,3 +268,22 @@ def test_bundled_model_batched_greedy_equals_target_only() -> None:
                     for i, p in enumerate(prompts)]
         outs = _run(decoder, requests)
         assert [outs[i] for i in range(3)] == refs, spec
+
+
+def test_profile_at_a_chosen_context(target: Target) -> None:
+    """``--profile-context``: every profiled row holds that many tokens (the prompt repeated)."""
+    from live.batch_profile import profile_batched_verify
+    from live.serve import ServeConfig
+    from tracing.errors import SpecsimError
+
+    prompt = _prompts((8,))[0]
+    got = profile_batched_verify(target, prompt, max_batch=2, max_tokens=2, rounds=1,
+                                 context=30)
+    assert got["context_tokens"] == 30
+    assert len(got["seconds"]) == 2 and all(len(r) == 2 and min(r) > 0 for r in got["seconds"])
+    assert profile_batched_verify(target, prompt, max_batch=1, max_tokens=1,
+                                  rounds=1)["context_tokens"] == 8
+    with pytest.raises(ValueError, match="context"):
+        profile_batched_verify(target, prompt, max_batch=1, max_tokens=1, context=-1)
+    with pytest.raises(SpecsimError, match="--profile-context"):
+        ServeConfig(target="x", trace_out="/tmp/never-written.jsonl", profile_context=-1)

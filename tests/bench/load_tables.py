@@ -63,13 +63,21 @@ def main() -> None:
               f"{_ms(m['p95_s'])} | {m['throughput_tok_s']:.2f} | {m['in_flight']:.1f} | "
               f"{'yes' if m['saturated'] else 'no'} |")
     print()
-    print("| configuration | load | p50 ms measured / predicted (error) | "
-          "p95 ms measured / predicted (error) | tok/s error |")
+    print("| configuration | load | p50 ms measured / predicted [95% CI] (error) | "
+          "p95 ms measured / predicted [95% CI] (error) | tok/s error |")
     print("|---|---|---|---|---|")
+
+    def band(ci: list[float] | None, inside: bool | None) -> str:
+        if ci is None:
+            return ""
+        return f" [{_ms(ci[0])}, {_ms(ci[1])}]{'' if inside else ' (outside)'}"
+
     for r in rows:
-        m, p, e = r["measured"], r["predicted"], r["error"]
+        m, p, e, inside = r["measured"], r["predicted"], r["error"], r.get("in_ci", {})
         print(f"| {r['config']} | {r['axis']}={r['load']:g} | {_ms(m['p50_s'])} / "
-              f"{_ms(p['p50_s'])} ({e['p50_s']:+.1%}) | {_ms(m['p95_s'])} / {_ms(p['p95_s'])} "
+              f"{_ms(p['p50_s'])}{band(p.get('p50_ci'), inside.get('p50_s'))} "
+              f"({e['p50_s']:+.1%}) | {_ms(m['p95_s'])} / "
+              f"{_ms(p['p95_s'])}{band(p.get('p95_ci'), inside.get('p95_s'))} "
               f"({e['p95_s']:+.1%}) | {e['throughput_tok_s']:+.1%} |")
     print()
     print("Machine drift (diagnostic, uses B's own timings -- not a prediction): the speed of "

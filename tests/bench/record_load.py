@@ -15,6 +15,7 @@ logs stay in ``OUT/raw/`` (not kept in git).
 
     python tests/bench/record_load.py [--out traces/load] [--threads 2] [--max-tokens 24]
         [--requests 12] [--concurrency 1,2,4,8] [--rates 0.2,0.4,0.8] [--repo DIR]
+        [--warmup-requests 8] [--profile-context 160] [--profile-rounds 5]
 
 ``--repo`` runs another checkout's ``specsim`` (read-only: e.g. a branch not yet on main);
 ``--split-only`` splits the server traces of an interrupted recording (same flags).
@@ -68,7 +69,9 @@ def start_servers(args: argparse.Namespace, configs: dict[str, tuple[str, str]],
         trace = out / "raw" / f"{name}.server-full.jsonl"
         cmd = [*_cli(args.repo), "serve", "--target", "smollm2", "--draft", draft,
                "--policy", policy, "--max-batch", str(args.max_batch), "--port", str(port),
-               "--threads", str(args.threads), "--trace-out", str(trace), "--force"]
+               "--threads", str(args.threads), "--trace-out", str(trace), "--force",
+               "--profile-rounds", str(args.profile_rounds),
+               "--profile-context", str(args.profile_context)]
         log = open(out / "raw" / f"{name}.serve.log", "w")  # noqa: SIM115 -- as long as the server
         proc = subprocess.Popen(cmd, cwd=args.repo, env=env, stdout=log, stderr=subprocess.STDOUT)
         servers[name] = (proc, port, trace)
@@ -171,6 +174,12 @@ def main() -> None:
     ap.add_argument("--rates", default="0.2,0.4,0.8")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--port", type=int, default=8610)
+    ap.add_argument("--profile-rounds", type=int, default=5)
+    ap.add_argument("--profile-context", type=int, default=0,
+                    help="context tokens per profiled row (serve --profile-context)")
+    ap.add_argument("--warmup-requests", type=int, default=0,
+                    help="a discarded run of N requests at concurrency 2 against every server "
+                         "before the points (its traces stay in OUT/raw/)")
     ap.add_argument("--config", action="append", default=[],
                     help="NAME=POLICY with NAME a draft (none, ngram, layerskip), e.g. "
                          "ngram=goodput; replaces the default three when given")
@@ -189,6 +198,7 @@ def main() -> None:
         for name in configs:
             clients = [out / f"{name}-{label}{f'-r{k}' if args.repeat > 1 else ''}.client.jsonl"
                        for k in range(args.repeat) for label, _ in points(args)]
+            clients.insert(0, out / "raw" / f"{name}-warmup.client.jsonl")
             split_server_trace(out / "raw" / f"{name}.server-full.jsonl",
                                [c for c in clients if c.exists()])
         return
@@ -197,6 +207,13 @@ def main() -> None:
     made: dict[str, list[Path]] = {name: [] for name in configs}
     try:
         names = list(configs)
+        if args.warmup_requests:  # the machine and the servers settle before anything counts
+            warm = argparse.Namespace(**{**vars(args), "requests": args.warmup_requests})
+            for name in names:
+                client = out / "raw" / f"{name}-warmup.client.jsonl"
+                run_load(warm, servers[name][1], ["--concurrency", "2"], client)
+                made[name].append(client)
+            print(f"[{time.monotonic() - t0:.0f} s] warm-up done", flush=True)
         for k in range(args.repeat):
             for i, (label, flags) in enumerate(points(args)):
                 order = names[i % len(names):] + names[: i % len(names)]  # rotate
