@@ -69,16 +69,20 @@ def _list_sum(x: np.ndarray, neumaier: int) -> float:
 
 
 @jit
+def _useful_tau(tau: int, n: int, out: int) -> int:
+    """:func:`sim.policy_base.useful_tau`: a draft length clipped to what the request can use."""
+    room = n - out - 1
+    if tau > room:
+        tau = room
+    return tau if tau > 0 else 0
+
+
+@jit
 def _adaptive_tau(n: int, out: int, ip: np.ndarray, fp: np.ndarray, reached: np.ndarray,
                   accepted: np.ndarray, cost_val: np.ndarray, cost_n: np.ndarray,
                   surv: np.ndarray) -> int:
     """:meth:`Adaptive.next_tau` (no budget) over the arrays."""
-    cap = ip[I_MAX_TAU]
-    room = n - out - 1
-    if cap > room:
-        cap = room
-    if cap < 0:
-        cap = 0
+    cap = _useful_tau(ip[I_MAX_TAU], n, out)
     w = fp[F_W]
     if fp[F_HAS_D] == 0.0 or not w > 0.0:  # cold start: no costs measured yet
         tau = ip[I_TAU]
@@ -179,12 +183,7 @@ def _run_request(n: int, out: int, cycle: int, context: int, t: float, speed: fl
         if pos >= block.size:
             return NEED_DEPTHS, out, cycle, context, t, pos, row
         if kind == HEURISTIC:
-            tau = ip[I_TAU]
-            room = n - out - 1
-            if tau > room:
-                tau = room
-            if tau < 0:
-                tau = 0
+            tau = _useful_tau(ip[I_TAU], n, out)
         else:
             tau = _adaptive_tau(n, out, ip, fp, reached, accepted, cost_val, cost_n, surv)
         depth = block[pos]
