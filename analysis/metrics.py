@@ -231,13 +231,14 @@ def _per_request_cycle_s(trace: Trace) -> np.ndarray:
     """Seconds of cycles (draft + verify + overhead) per request, in the requests' row order."""
     c, r = trace.cycles, trace.requests
     ids = r["request_id"].to_numpy()
-    if len(c) == 0:
+    if len(c) == 0 or len(r) == 0:  # (cycles of requests whose lines never came: no row)
         return np.zeros(len(r))
     order = np.argsort(ids, kind="stable")
-    pos = np.searchsorted(ids[order], c["request_id"].to_numpy())
-    pos = np.clip(pos, 0, len(ids) - 1)
+    cid = c["request_id"].to_numpy()
+    pos = np.clip(np.searchsorted(ids[order], cid), 0, len(ids) - 1)
+    known = ids[order][pos] == cid  # a cycle of a request without a request line counts nowhere
     cyc = (c["draft_s"] + c["verify_s"] + c["overhead_s"]).to_numpy(float)
-    sums = np.bincount(order[pos], weights=cyc, minlength=len(r))
+    sums = np.bincount(order[pos][known], weights=cyc[known], minlength=len(r))
     return sums
 
 

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from tracing import CycleRecord, RequestRecord, RunMeta, Trace
+
+# Property tests draw the same examples on every run: a failure in CI is reproducible, never a
+# flake. HYPOTHESIS_PROFILE=explore draws fresh random examples each run, to search further.
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture

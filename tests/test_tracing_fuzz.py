@@ -105,3 +105,13 @@ def test_diagnose_and_report_never_crash(tmp_path: Path) -> None:
         _check(tmp_path, text, ["report", "TRACE", "-o", str(out), "--no-whatif"])
 
     run()
+
+
+def test_cycles_without_request_lines(tmp_path: Path) -> None:
+    """Found by the fuzz: a trace cut before any request line (cycles only) used to crash
+    diagnose's per-request cycle sums."""
+    recs = _base_lines(tmp_path)
+    text = "".join(json.dumps(r) + "\n" for r in recs if r.get("type") != "request")
+    assert '"type": "cycle"' in text and '"type": "request"' not in text
+    _check(tmp_path, text, ["diagnose", "TRACE", "--json"])
+    _check(tmp_path, text, ["report", "TRACE", "-o", str(tmp_path / "p.html"), "--no-whatif"])
