@@ -12,12 +12,12 @@ summarise a given passage, so the answer repeats spans of the prompt: n-gram dra
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tracing.errors import SpecsimError
+from tracing.jsonl import json_lines
 
 BUILTIN_PREFIX = "builtin:"
 
@@ -149,15 +149,7 @@ def read_prompt_file(path: str | Path) -> list[Prompt]:
         lines = p.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecsimError(f"cannot read prompts file {p}: {exc}") from exc
-    prompts = []
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SpecsimError(f"{p}:{n}: not valid JSON ({exc.msg})") from exc
-        prompts.append(_parse_line(obj, f"{p}:{n}"))
+    prompts = [_parse_line(obj, f"{p}:{n}") for n, obj in json_lines(lines, str(p))]
     if not prompts:
         raise SpecsimError(f"{p}: no prompts in file")
     return prompts

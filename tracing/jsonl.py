@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
 import numpy as np
 
-from tracing.errors import TraceError, TruncatedTraceError
+from tracing.errors import SpecsimError, TraceError, TruncatedTraceError
 from tracing.runmeta import parse_run_meta
 from tracing.schema import (
     CYCLE_COLUMNS,
@@ -107,6 +108,19 @@ class TraceWriter:
             raise RuntimeError(f"{self.path}: writer is not open")
         self._file.write(_encode(rec) + "\n")
         self._file.flush()
+
+
+def json_lines(lines: Iterable[str], where: str) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each non-blank JSON line; a line that is not JSON is a
+    SpecsimError naming ``where:line`` (strict JSON lines, for the small inputs read whole:
+    prompt files, arrivals files; traces have their own reader, :func:`read_jsonl`)."""
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield i, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SpecsimError(f"{where}:{i}: not valid JSON ({exc.msg})") from None
 
 
 def run_line(meta: RunMeta) -> dict[str, Any]:

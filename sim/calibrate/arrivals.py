@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from tracing.errors import SpecsimError
+from tracing.jsonl import json_lines
 
 AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 MOONCAKE_KEYS = ("timestamp", "input_length", "output_length")
@@ -105,13 +106,7 @@ def _mooncake(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     prompt: list[float] = []
     output: list[float] = []
     with open(path, encoding="utf-8") as fh:
-        for i, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SpecsimError(f"{path}:{i}: not valid JSON ({exc.msg})") from None
+        for i, rec in json_lines(fh, path):
             if not isinstance(rec, dict):
                 raise SpecsimError(f"{path}:{i}: a line must be a JSON object")
             for key, out in zip(MOONCAKE_KEYS, (t, prompt, output), strict=True):
