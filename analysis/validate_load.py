@@ -234,9 +234,8 @@ def validate_load(traces: dict[str, Trace]) -> dict[str, Any]:
             meas = measured(b)
             err = {m: (pred[m] - meas[m]) / meas[m] if meas[m] else None
                    for m in ("p50_s", "p95_s", "throughput_tok_s")}
-            inside = {m: None if pred[f"{m[:3]}_ci"] is None
-                      else bool(pred[f"{m[:3]}_ci"][0] <= meas[m] <= pred[f"{m[:3]}_ci"][1])
-                      for m in ("p50_s", "p95_s")}
+            inside = {m: None if ci is None else bool(ci[0] <= meas[m] <= ci[1])
+                      for m, ci in (("p50_s", pred["p50_ci"]), ("p95_s", pred["p95_ci"]))}
             rows.append({"config": config, "workload": workload, "axis": axis, "load": b.load,
                          "a": a.client_path, "b": b.client_path, "target_only": b.target_only,
                          "predicted": pred, "measured": meas, "error": err, "in_ci": inside,

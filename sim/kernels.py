@@ -42,6 +42,10 @@ NEED_DEPTHS, DONE = 1, 0
 
 ENABLED = os.environ.get("SPECSIM_NO_KERNELS", "") in ("", "0")
 CHUNK = 65536  # rows per column buffer
+# log column -> (buffer, row): what _run_request writes where
+COLUMNS = {"tau": ("cols_i", 0), "accepted": ("cols_i", 1), "emitted": ("cols_i", 2),
+           "context_tokens": ("cols_i", 3), "start_s": ("cols_f", 0), "draft_s": ("cols_f", 1),
+           "verify_s": ("cols_f", 2)}
 
 jit = numba.njit(cache=True, nogil=True)  # compiled on first use, cached on disk
 
@@ -249,20 +253,24 @@ class StreamKernel:
             self.cost_n = np.zeros(1, dtype=np.int64)
         self.surv = np.zeros(self.reached.size)
         self.block, self.pos = np.zeros(0, dtype=np.int64), 0
-        self.cols_i = np.empty((4, 0), dtype=np.int64)
+        self.cols_i = np.empty((4, 0), dtype=np.int64)  # no chunk until the first request
         self.cols_f = np.empty((3, 0), dtype=np.float64)
-        self.chunk_start = self.row = 0
-        self.registered = False
+        self.row = 0
+
+    def _new_chunk(self, size: int) -> None:
+        """Fresh row buffers; their filled part becomes a new last part of each log column."""
+        self.cols_i = np.empty((4, size), dtype=np.int64)
+        self.cols_f = np.empty((3, size), dtype=np.float64)
+        self.row = 0
+        for key in COLUMNS:
+            self.cols[key].append(None)  # set by _publish after each request
 
     def request(self, n: int, context: int, t: float, speed: float) -> tuple[int, int, float]:
         """Run one request of ``n`` tokens from context ``context`` at clock ``t`` (after its
         prefill): returns (tokens out, cycles, end time); its rows are in the log's columns."""
-        if self.cols_i.shape[1] - self.row < n:  # a request's rows stay in one chunk
-            size = max(CHUNK, n)
-            self.cols_i = np.empty((4, size), dtype=np.int64)
-            self.cols_f = np.empty((3, size), dtype=np.float64)
-            self.chunk_start = self.row = 0
-            self.registered = False
+        room = self.cols_i.shape[1] - self.row
+        if not self.cols_i.shape[1] or room < n:  # a request's rows stay in one chunk
+            self._new_chunk(max(CHUNK, n))
         out = cycle = 0
         while True:
             status, out, cycle, context, t, self.pos, self.row = _run_request(
@@ -285,18 +293,10 @@ class StreamKernel:
 
     def _publish(self) -> None:
         """The current chunk's filled rows as the last part of each column (one view per chunk,
-        extended in place after each request)."""
-        a, b, cols = self.chunk_start, self.row, self.cols
-        views = {"tau": self.cols_i[0, a:b], "accepted": self.cols_i[1, a:b],
-                 "emitted": self.cols_i[2, a:b], "context_tokens": self.cols_i[3, a:b],
-                 "start_s": self.cols_f[0, a:b], "draft_s": self.cols_f[1, a:b],
-                 "verify_s": self.cols_f[2, a:b]}
-        for key, view in views.items():
-            if self.registered:
-                cols[key][-1] = view
-            else:
-                cols[key].append(view)
-        self.registered = True
+        extended after each request)."""
+        b = self.row
+        for key, (buf, i) in COLUMNS.items():
+            self.cols[key][-1] = getattr(self, buf)[i, :b]
 
     def _write_back(self) -> None:
         """The arrays' state into the policy object (after every request)."""
