@@ -9,6 +9,7 @@ sees a trace.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -77,11 +78,7 @@ def fit_latency(trace: Trace) -> LatencyConfig:
     fit_on = spec if spec.any() else np.ones_like(spec)
     a, b, k = _fit_verify(tau[fit_on], verify[fit_on], ctx[fit_on])
     table = verify_table(tau.astype(np.int64), verify - k * ctx, profile_of(trace))
-    prompt = r["prompt_tokens"].to_numpy(dtype=float)
-    prefill = r["prefill_s"].to_numpy(dtype=float)
-    prefill_per_token = float((prompt * prefill).sum() / (prompt**2).sum()) if len(r) else 0.0
-    device_hw = device_of(str(trace.meta.device or ""))
-    extra = trace.meta.extra or {}
+    prefill_per_token = _prefill_per_token(r)
     overhead = float(c["overhead_s"].to_numpy(dtype=float).mean())
     fitted = CostModel(a, b, draft_step, prefill_per_token, overhead, k, math.inf, tuple(table))
     return LatencyConfig(
@@ -95,12 +92,30 @@ def fit_latency(trace: Trace) -> LatencyConfig:
         verify_table_s=table,
         batch_verify_table_s=batch_table(trace),
         speed_cv=speed_spread(request_speeds(trace, fitted)),
-        source_hardware=device_hw.key if device_hw else "",
-        fitted_on=str(trace.meta.device or ""),
-        target_params=float(extra.get("target_params") or extra.get("target_n_params")
-                            or extra.get("n_params") or 0.0),
-        draft_params=float(extra.get("draft_params") or extra.get("draft_n_params") or 0.0),
+        **_trace_setup(trace),
     )
+
+
+def _prefill_per_token(r: pd.DataFrame) -> float:
+    """Prefill seconds per prompt token: the least-squares slope through 0 (0 without prompts)."""
+    prompt = r["prompt_tokens"].to_numpy(dtype=float)
+    prefill = r["prefill_s"].to_numpy(dtype=float)
+    denom = float((prompt**2).sum())
+    return float((prompt * prefill).sum() / denom) if denom else 0.0
+
+
+def _trace_setup(trace: Trace) -> dict[str, Any]:
+    """What a fitted ``[latency]`` records of where it was fitted: the trace's device and the
+    model sizes its run metadata names."""
+    device_hw = device_of(str(trace.meta.device or ""))
+    extra = trace.meta.extra or {}
+    return {
+        "source_hardware": device_hw.key if device_hw else "",
+        "fitted_on": str(trace.meta.device or ""),
+        "target_params": float(extra.get("target_params") or extra.get("target_n_params")
+                               or extra.get("n_params") or 0.0),
+        "draft_params": float(extra.get("draft_params") or extra.get("draft_n_params") or 0.0),
+    }
 
 
 def profile_of(trace: Trace) -> list[float]:
@@ -232,13 +247,8 @@ def fit_step_latency(trace: Trace) -> LatencyConfig:
         if np.isfinite(batch).all() and batch.max() > 1:
             batch_table = batch_step_table(tau[use], batch[use].astype(np.int64),
                                            step[use] - k * ctx[use], (a, b))
-    prompt = r["prompt_tokens"].to_numpy(dtype=float)
-    prefill = r["prefill_s"].to_numpy(dtype=float)
-    denom = float((prompt**2).sum())
-    prefill_per_token = float((prompt * prefill).sum() / denom) if denom else 0.0
+    prefill_per_token = _prefill_per_token(r)
     fitted = CostModel(a, b, 0.0, prefill_per_token, 0.0, k, math.inf, tuple(table))
-    device_hw = device_of(str(trace.meta.device or ""))
-    extra = trace.meta.extra or {}
     return LatencyConfig(
         model="fixed",
         target_step_s=a,
@@ -250,8 +260,5 @@ def fit_step_latency(trace: Trace) -> LatencyConfig:
         verify_table_s=table,
         batch_verify_table_s=batch_table,
         speed_cv=speed_spread(request_speeds(trace, fitted)),
-        source_hardware=device_hw.key if device_hw else "",
-        fitted_on=str(trace.meta.device or ""),
-        target_params=float(extra.get("target_params") or 0.0),
-        draft_params=float(extra.get("draft_params") or 0.0),
+        **_trace_setup(trace),
     )
