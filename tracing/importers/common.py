@@ -118,6 +118,20 @@ class Fields:
             raise self.error(name, f"{value} is more than {MAX_TOKENS:,} in one response")
         return value
 
+    def required_tokens(self, name: str) -> int:
+        """:meth:`tokens` of a field the record cannot do without (absent: an error)."""
+        value = self.tokens(name)
+        if value is None:
+            raise self.error(name, "missing")
+        return value
+
+    def claim_id(self, rid: str | int, seen: dict[Any, str]) -> None:
+        """Record that this object is request ``rid``; an id seen before is an error naming
+        where it was first."""
+        if rid in seen:
+            raise self.error("id", f"request {rid!r} appears twice (first at {seen[rid]})")
+        seen[rid] = f"{self.path}:{self.line}"
+
     def counts(self, name: str) -> list[int] | None:
         """A list of non-negative integers, or None when absent/null."""
         value = self.obj.get(name)

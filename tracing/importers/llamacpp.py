@@ -44,12 +44,8 @@ def import_llamacpp(paths: list[str]) -> ImportResult:
                 continue  # a stream chunk without timings
             rid = f.text("id") if isinstance(obj.get("id"), str) else None
             rid = rid or f"{path}:{line}"
-            if rid in seen:
-                raise f.error("id", f"request {rid!r} appears twice (first at {seen[rid]})")
-            seen[rid] = f"{path}:{line}"
-            n_out = timings.tokens("predicted_n")
-            if n_out is None:
-                raise timings.error("predicted_n", "missing")
+            f.claim_id(rid, seen)
+            n_out = timings.required_tokens("predicted_n")
             drafted = timings.tokens("draft_n")
             accepted = timings.tokens("draft_n_accepted")
             if drafted is None or accepted is None:

@@ -95,12 +95,8 @@ def import_sglang(paths: list[str]) -> ImportResult:
                 continue  # a stream chunk or another object: no meta_info
             rid = meta.text("id") or (f.text("id") if isinstance(obj.get("id"), str) else None) \
                 or f"{path}:{line}"
-            if rid in seen:
-                raise meta.error("id", f"request {rid!r} appears twice (first at {seen[rid]})")
-            seen[rid] = f"{path}:{line}"
-            n_out = meta.tokens("completion_tokens")
-            if n_out is None:
-                raise meta.error("completion_tokens", "missing")
+            meta.claim_id(rid, seen)
+            n_out = meta.required_tokens("completion_tokens")
             verify_ct = meta.count("spec_verify_ct") or 0
             if verify_ct > max(n_out, 1):
                 raise meta.error("spec_verify_ct", f"{verify_ct} verify steps cannot emit only "

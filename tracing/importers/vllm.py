@@ -142,12 +142,8 @@ def import_vllm(paths: list[str]) -> ImportResult:
                 rid = rid_raw if isinstance(rid_raw, str) else str(rid_raw)
             else:
                 raise f.error("id", f"expected a string, got {type(rid_raw).__name__}")
-            if rid in seen:
-                raise f.error("id", f"request {rid!r} appears twice (first at {seen[rid]})")
-            seen[rid] = f"{path}:{line}"
-            n_out = usage.tokens("completion_tokens")
-            if n_out is None:
-                raise usage.error("completion_tokens", "missing")
+            f.claim_id(rid, seen)
+            n_out = usage.required_tokens("completion_tokens")
             fact = RequestFacts(rid, usage.tokens("prompt_tokens") or 0, n_out, 0.0)
             if not usage.has("prompt_tokens"):
                 fact.flags.add("prompt_tokens")
