@@ -402,6 +402,11 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {value!r} as TOML")
 
 
+def policy_keys(name: str) -> set[str]:
+    """The parameters the named policy takes (its constructor's arguments)."""
+    return _policy_keys(name)
+
+
 def _policy_keys(name: str) -> set[str]:
     cls = POLICIES.get(name)
     if cls is None:
