@@ -252,7 +252,7 @@ def _capacity(args: argparse.Namespace, base: Scenario, trace: Trace | None,
         band = f" (95% interval {ci[0]:.3g}-{ci[1]:.3g})" if ci else ""
         print(f"  {where}: {c['rate_per_s']:.3g} requests/s{band}")
     if how is not None:
-        print(how["text"])
+        print(how["text"] + (f"; {how['caveat']}" if how.get("caveat") else ""))
     return 0
 
 
@@ -356,7 +356,10 @@ def _print_whatif(result: WhatIfResult, keys: list[str], slo_p95_ms: float | Non
     console = _console()
     console.print(table)
     if result.interval:
-        console.print(result.interval["text"], soft_wrap=True, markup=False)
+        text = result.interval["text"]
+        if result.interval.get("caveat"):
+            text += f"; {result.interval['caveat']}"
+        console.print(text, soft_wrap=True, markup=False)
     for b in result.best_by_condition:
         cond = ", ".join(f"{k}={v}" for k, v in b["condition"].items())
         head = f"at {cond}: " if cond else ""

@@ -293,12 +293,21 @@ def basis(trace: Trace | None, n: int) -> dict[str, Any]:
             + (f" and a bootstrap resample of the trace's {requests} requests (refitted)" if boot
                else " (replications only: no trace to resample)"))
     small = boot and requests < SMALL_TRACE
-    if small:
-        text += (f"; only {requests} requests: the intervals are wide, capture more to narrow "
-                 "them (and a p95 of so few requests sits near their maximum, which no resample "
-                 "exceeds: its interval understates the tail's uncertainty)")
+    caveat = (f"only {requests} requests: the intervals are wide, capture more to narrow them "
+              "(and a p95 of so few requests sits near their maximum, which no resample "
+              "exceeds: its interval understates the tail's uncertainty)") if small else ""
     return {"method": "replications + bootstrap over requests" if boot else "replications",
-            "draws": n, "requests": requests, "small_sample": small, "text": text}
+            "draws": n, "requests": requests, "small_sample": small, "text": text,
+            "caveat": caveat}
+
+
+def caveats(*bases: dict[str, Any] | None) -> str:
+    """The small-sample caveat of any of ``bases`` (:func:`basis`), once ("" if none): an
+    output says it once, not beside every figure."""
+    for b in bases:
+        if b and b.get("caveat"):
+            return str(b["caveat"])
+    return ""
 
 
 def below_zero(ci: list[float] | None) -> bool:
@@ -312,5 +321,5 @@ def above_zero(ci: list[float] | None) -> bool:
 
 
 __all__ = ["DRAWS", "SMALL_TRACE", "Draw", "above_zero", "basis", "below_zero", "bootstrap_trace",
-           "brief", "interval", "intervals", "make_draws", "ratio_interval", "ratio_text", "refit",
+           "brief", "caveats", "interval", "intervals", "make_draws", "ratio_interval", "ratio_text", "refit",
            "run_draws"]
