@@ -129,7 +129,7 @@ def run_whatifs(trace: Trace, config: WhatIfConfig | None = None) -> WhatIfs:
     budgets = sorted({max(1, round(f * passes)) for f in config.budget_fractions})
     hardware = list(config.hardware or CATALOG)  # () = every device of the catalog
     sweeps: list[tuple[str, Any, dict[str, list[Any]]]] = [
-        ("tau", _as_fixed(base), {"policy.tau": list(config.taus)}),
+        ("tau", _as_fixed(base), {"policy.tau": _with_current_tau(base, config.taus)}),
         ("budget", base, {"budget.max_verify_per_request": [0, *budgets]}),
         ("hardware", base, {"latency.hardware": hardware}),
         ("draft", base, {"draft.acceptance_scale": list(config.draft_scales)}),
@@ -168,6 +168,13 @@ def _recorded_batch(trace: Trace) -> int:
     server = (extra.get("scenario") or {}).get("server") or {}
     value = extra.get("max_batch") or server.get("max_batch") or 1
     return int(value) if isinstance(value, int | float) else 1
+
+
+def _with_current_tau(base: Any, taus: tuple[int, ...]) -> list[int]:
+    """The taus swept, with the trace's own fixed tau among them: the incumbent a change must
+    surely beat (sim.decide)."""
+    tau = base.policy.params.get("tau") if base.policy.name == "fixed" else None
+    return sorted(set(taus) | ({int(tau)} if isinstance(tau, int) else set()))
 
 
 def _as_fixed(base: Any) -> Any:

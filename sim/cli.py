@@ -50,6 +50,7 @@ def register(sub: Any) -> None:
         help="seeds S..S+N-1, with a confidence interval on p50/p95",
     )
     p.add_argument("--seed", type=int, metavar="S", help="seed (default: [workload] seed)")
+    add_policy(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_simulate)
 
@@ -67,6 +68,7 @@ def register(sub: Any) -> None:
         help="a scenario key SECTION.KEY and its values (repeatable)",
     )
     w.add_argument("--slo-p95-ms", type=float, metavar="X", help="p95 latency SLO (ms)")
+    add_policy(w)
     add_out(w, metavar="DIR", help="write the table, points and base scenario")
     add_force(w)
     w.add_argument("--jobs", type=int, metavar="N",
@@ -84,6 +86,33 @@ def register(sub: Any) -> None:
                    "at which each point meets --slo-p95-ms and the budget")
     w.add_argument("--json", action="store_true", help="print one JSON object")
     w.set_defaults(func=cmd_whatif)
+
+
+def add_policy(p: Any) -> None:
+    """``--policy NAME[:key=value,...] | FILE.py:ClassName`` (a built-in or the user's own)."""
+    p.add_argument("--policy", metavar="NAME[:k=v,..]|FILE.py:Class",
+                   help="run this policy: a built-in (fixed:tau=4, adaptive, ...) or your own "
+                   "class from a Python file (a sim.policy_base.Policy subclass)")
+
+
+def with_policy(scenario: Scenario, spec: str | None) -> Scenario:
+    """``scenario`` with ``--policy`` applied (and any solved acceptance said on stderr)."""
+    from sim.scenario import acceptance_note
+    from sim.userpolicy import is_user_policy
+
+    note = acceptance_note(scenario.acceptance)
+    if note:
+        print(f"specsim: {note}", file=sys.stderr)
+    if not spec:
+        return scenario
+    if is_user_policy(spec):
+        overrides: dict[str, Any] = {"policy.name": spec}
+    else:
+        from sim.policies import parse_policy_spec
+
+        name, params = parse_policy_spec(spec)
+        overrides = {"policy.name": name, **{f"policy.{k}": v for k, v in params.items()}}
+    return scenario.with_overrides(overrides, where=f"{scenario.where} with --policy {spec}")
 
 
 def load_base(path: str, trace_path: str | None = None) -> tuple[Scenario, Trace | None]:
@@ -137,6 +166,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         claim(args.out, args.force)
         claim(beside(args.out, "scenario.toml"), args.force)
     scenario, trace = load_base(args.scenario, args.trace)
+    scenario = with_policy(scenario, args.policy)
     if args.seed is not None:
         scenario = scenario.with_overrides({"workload.seed": args.seed})
     n = scenario.sim.replications if args.replications is None else args.replications
@@ -184,6 +214,7 @@ def cmd_whatif(args: argparse.Namespace) -> int:
         for path in output_paths(args.out):
             claim(path, args.force)
     base, trace = load_base(args.base)
+    base = with_policy(base, args.policy)
     vary = parse_vary(args.vary)
     if args.jobs is not None and args.jobs < 1:
         raise SpecsimError(f"--jobs {args.jobs}: must be >= 1")
