@@ -298,8 +298,9 @@ class Scenario:
         # Varying alpha of a fitted ("trace") acceptance means an i.i.d. (or positional) model.
         acc = d["acceptance"]
         if "acceptance.alpha" in overrides:  # a given alpha replaces what it was solved from
-            for key in ("mean_accepted_length", "accepted_per_draft"):
-                if f"acceptance.{key}" not in overrides:
+            if not any(f"acceptance.{k}" in overrides
+                       for k in ("mean_accepted_length", "accepted_per_draft", "tau")):
+                for key in ("mean_accepted_length", "accepted_per_draft", "tau"):
                     acc.pop(key, None)
         alpha_only = "acceptance.alpha" in overrides and "acceptance.model" not in overrides
         if alpha_only and acc.get("model") == "trace":

@@ -63,8 +63,8 @@ def test_a_small_trace_gets_wider_intervals_and_says_so() -> None:
         widths[n].append((hi - lo) / est["p50_s"])
     assert np.mean(widths[8]) > 1.5 * np.mean(widths[80])
     small, big = planted_trace("healthy", requests=8), planted_trace("healthy", requests=80)
-    assert basis(small, 10)["small_sample"] and "wide" in basis(small, 10)["text"]
-    assert "understates" in basis(small, 10)["text"]
+    assert basis(small, 10)["small_sample"] and "wide" in basis(small, 10)["caveat"]
+    assert "understates" in basis(small, 10)["caveat"] and not basis(big, 10)["caveat"]
     assert not basis(big, 10)["small_sample"]
     assert basis(None, 10)["method"] == "replications"
 
@@ -99,7 +99,7 @@ def test_a_real_gain_improves_with_its_interval_below_zero() -> None:
     assert f.predicted["improves"] is True
     assert f.predicted["change_ci95"]["p95_s"][1] < 0
     assert f.predicted["overrides"]["policy.tau"] < 12
-    assert "[" in f.recommendation and "95% interval" in f.recommendation
+    assert "% lower, 95% interval" in f.recommendation
 
 
 def test_layer_skip_is_not_recommended_to_a_layer_skip_run() -> None:
