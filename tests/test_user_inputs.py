@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sim.engine import simulate
-from sim.scenario import Scenario, expected_accepted, solve_alpha
+from sim.scenario import Scenario
 from tracing.errors import SpecsimError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,6 +22,8 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_mean_accepted_length_is_solved_to_alpha() -> None:
+    from sim.scenario import expected_accepted, solve_alpha
+
     s = Scenario.from_dict({"acceptance": {"mean_accepted_length": 3.0, "tau": 4},
                             "workload": {"requests": 60, "output_tokens": 200}})
     assert s.acceptance.model == "iid"
