@@ -100,3 +100,14 @@ def test_a_users_policy_from_a_file(tmp_path: Path) -> None:
         bad = cli("simulate", str(scenario), "--policy", spec)
         assert bad.returncode == 2 and words in bad.stderr
         assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_the_shared_policy_parser_takes_a_file(tmp_path: Path) -> None:
+    from sim.policies import make_policy
+
+    src = tmp_path / "mine.py"
+    src.write_text(POLICY)
+    policy = make_policy(f"{src}:AlwaysTwo")
+    assert type(policy).__name__ == "AlwaysTwo" and policy.name == "always_two"
+    with pytest.raises(SpecsimError, match="no class Nope"):
+        make_policy(f"{src}:Nope")
