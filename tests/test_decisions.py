@@ -205,3 +205,16 @@ def test_objectives_choose_by_their_figure() -> None:
                                                 if p["feasible"])
     with pytest.raises(SpecsimError, match="goodput"):
         sweep(base, grid_, jobs=1, objective="goodput")
+
+
+def test_capacity_does_not_depend_on_jobs() -> None:
+    from sim.capacity import find_capacity
+
+    base = small()
+    one = find_capacity(base, {"policy.tau": [2, 4]}, trace=None, slo_p95_ms=2500, draws=2,
+                        jobs=1)
+    two = find_capacity(base, {"policy.tau": [2, 4]}, trace=None, slo_p95_ms=2500, draws=2,
+                        jobs=2)
+    assert one == two and all(c["rate_per_s"] > 0 for c in one)
+    with pytest.raises(SpecsimError, match=r"workload\.rate_per_s"):
+        find_capacity(base, {"workload.rate_per_s": [1.0]}, trace=None, slo_p95_ms=2500)
