@@ -61,6 +61,7 @@ class CostModel:
     baseline_basis: str = ""  # where the target-only baseline's pass cost comes from
     # batched passes, [b - 1][n - 1]: b rows scoring n tokens each (sim.batching); (): the line
     batch_table: tuple[tuple[float, ...], ...] = ()
+    shape_note: str = ""  # an assumed target shape, said wherever the figures are shown
 
     def verify_s(self, tokens: int, batch: int = 1, context: int = 0) -> float:
         """One target pass scoring ``tokens`` in all over ``batch`` sequences."""
@@ -178,6 +179,7 @@ def resolve_costs(scenario: Scenario, fitted: LatencyConfig | None = None,
             dtype=lat.dtype,
         )
     setup = setup or DeviceSetup()
+    shape_note = ""
     target_step, slope, draft_step = lat.target_step_s, lat.verify_slope_s, lat.draft_step_s
     table = list(lat.verify_table_s)
     batch_table = [list(row) for row in lat.batch_verify_table_s]
@@ -202,12 +204,14 @@ def resolve_costs(scenario: Scenario, fitted: LatencyConfig | None = None,
             raise SpecsimError(f'{scenario.where}: [latency] profile measured "'
                                f'{setup.profile.device}", which the catalog does not know')
         hardware = found.key
-    by_architecture = any(getattr(scenario.draft, k) for k in ("layers", "hidden", "params"))
+    by_architecture = any(getattr(scenario.draft, k) for k in ("layers", "hidden", "params",
+                                                                "model"))
     if hardware and not (source and same_device(hardware, source)):
         moved = move(hardware=hardware, dtype=lat.dtype, setup=setup,
                      target_params=lat.target_params, scenario_draft=scenario.draft,
                      draft_params=draft_params, host_draft_step_s=draft_step,
-                     where=scenario.where)
+                     where=scenario.where, scenario_target=scenario.target,
+                     stack=scenario.latency.stack)
         if moved.draft_step_s == 0.0 and draft_step > 0 and setup.draft_kind == "none":
             moved = dataclasses.replace(  # a draft of unknown kind: moves with the target
                 moved, draft_step_s=draft_step * moved.target_step_s / max(target_step, 1e-12))
@@ -216,6 +220,7 @@ def resolve_costs(scenario: Scenario, fitted: LatencyConfig | None = None,
         prefill, context, slope = moved.prefill_s_per_token, moved.context_s_per_token, 0.0
         target_only_prefill = moved.target_prefill_s_per_token
         basis, band, pass_model = moved.basis, moved.band, moved.pass_model
+        shape_note = moved.note
         on_device = setup.draft_kind == "model" or by_architecture
         ridge = math.inf
         batch_table = []  # the source device's batched passes do not move
@@ -224,7 +229,7 @@ def resolve_costs(scenario: Scenario, fitted: LatencyConfig | None = None,
             setup=setup, device_name=source, target_params=lat.target_params,
             scenario_draft=scenario.draft, draft_params=draft_params,
             target_step_s=table[0] if table and table[0] else target_step,
-            where=scenario.where)
+            where=scenario.where, scenario_target=scenario.target)
     if scenario.draft.step_s is not None:
         draft_step = scenario.draft.step_s
         on_device = False
@@ -252,6 +257,7 @@ def resolve_costs(scenario: Scenario, fitted: LatencyConfig | None = None,
         baseline_step_s=baseline_step,
         baseline_basis="profile" if baseline_step is not None else basis,
         batch_table=tuple(tuple(row) for row in batch_table),
+        shape_note=shape_note,
     )
 
 
