@@ -75,6 +75,19 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
         workload.speed = draw_speeds(lat.speed_cv, len(workload), run_seed)
     policy = scenario.make_policy()
     max_batch = scenario.server.max_batch
+    notes: list[str] = [costs.shape_note] if costs.shape_note else []
+    memory = None
+    if costs.pass_model is not None:  # a modelled device: the model must fit it
+        from sim.memory import check
+
+        lengths = workload.prompt_tokens + workload.output_tokens
+        memory = check(costs.pass_model, float(np.mean(lengths)) if len(lengths) else 0.0,
+                       int(np.max(lengths)) if len(lengths) else 0)
+        note = memory.warning(max_batch)
+        if note:
+            notes.append(note)
+        if memory.fits:  # the server admits no more than the KV cache holds
+            max_batch = max(1, min(max_batch, memory.capacity_seqs))
 
     env = simpy.Environment()
     queue = simpy.Store(env)
@@ -120,7 +133,7 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
 
     # single stream: one request at a time, served in id order -> rows already grouped
     requests, cycles = _frames(log, workload, grouped=max_batch == 1 and log.served_in_order())
-    warnings: list[str] = []
+    warnings: list[str] = list(notes)
     overloaded = is_overloaded(
         not workload.closed, log.backlog_at_last_arrival, len(workload), max_batch
     )
@@ -158,6 +171,13 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
     )
     figures["basis"] = costs.basis
     figures["band"] = costs.band
+    if costs.pass_model is not None:
+        figures["target_shape"] = costs.pass_model.target.to_dict()
+        figures["tp"] = costs.pass_model.tp
+        figures["stack"] = costs.pass_model.device.framework.name
+    figures["memory"] = memory.to_dict() if memory is not None else None
+    figures["fits"] = memory.fits if memory is not None else True
+    figures["max_batch"] = max_batch
     figures["baseline_basis"] = costs.baseline_basis if scenario.sim.baseline else None
     figures["acceptance"] = model.info()
     figures["policy"] = policy.spec()

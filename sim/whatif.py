@@ -136,13 +136,15 @@ def sweep(
         meets = slo_p95_ms is None or figures["latency_s"]["p95"] * 1e3 <= slo_p95_ms
         within = within_budget(scenario, figures)
         overloaded = bool(figures.get("overloaded"))
+        fits = bool(figures.get("fits", True))  # sim.memory: weights + KV fit the device(s)
         points.append(
             {
                 "vary": vary_point,
                 **figures,
                 "meets_slo": bool(meets),
                 "within_budget": within,
-                "feasible": bool(meets and within and not overloaded),
+                "fits": fits,
+                "feasible": bool(meets and within and not overloaded and fits),
                 "warnings": warnings,
             }
         )
@@ -155,7 +157,8 @@ def sweep(
                 p["meets_slo_surely"] = bool(ci is not None and ci[1] * 1e3 <= slo_p95_ms)
                 if ci is not None and ci[0] * 1e3 <= slo_p95_ms and not p["meets_slo"]:
                     p["meets_slo"] = True
-                    p["feasible"] = bool(p["within_budget"] and not p["overloaded"])
+                    p["feasible"] = bool(p["within_budget"] and not p["overloaded"]
+                                         and p["fits"])
     best, tied, reason = pick_best(points, values)
     return WhatIfResult(points, best, points_table(points), tied, reason, baseline, how)
 
@@ -211,7 +214,7 @@ def pick_best(
 
     feasible = [i for i, p in enumerate(points) if p["feasible"]]
     if not feasible:
-        return None, [], "no point is feasible (SLO, budget, or overloaded)"
+        return None, [], "no point is feasible (SLO, budget, overloaded, or does not fit)"
 
     def p95(i: int) -> float:
         return float(points[i]["latency_s"]["p95"])
