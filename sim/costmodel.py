@@ -316,6 +316,14 @@ class PassModel:
         return self.scale * prefill_s_per_token(self.device, self.target, self.dtype, prompt,
                                                 tp=self.tp)
 
+    def prefill_s(self, prompt: int, with_draft: bool = False) -> float:
+        """One prefill pass over ``prompt`` tokens (an empty cache; one logit kept), and the
+        draft model's over the same prompt when ``with_draft``."""
+        s = pass_s(self.device, self.target, self.dtype, prompt, 1, 0, logits=1, tp=self.tp)
+        if with_draft and self.draft is not None:
+            s += pass_s(self.device, self.draft, self.dtype, prompt, 1, 0, logits=1, tp=self.tp)
+        return self.scale * s
+
     def kv_s_per_token(self) -> float:
         """Seconds a 1-token verify pass spends per cached token (the stack's KV traffic)."""
         reads = self.device.framework.kv_reads(False, 1.0)

@@ -61,7 +61,8 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
     workload = build_workload(scenario, rng, cal.requests, cal.arrivals)
     model, costs = cal.acceptance, cal.costs
     if scenario.policy.name == "target_only":  # no draft cache to fill: the baseline's prefill
-        costs = dataclasses.replace(costs, prefill_s_per_token=costs.target_only_prefill)
+        costs = dataclasses.replace(costs, prefill_s_per_token=costs.target_only_prefill,
+                                    prefill_with_draft=False)
     lat = scenario.latency
     own_device = costs.basis in ("trace", "scenario")
     # a trace's slow spells, and its machine's noise, belong to its own device
@@ -154,7 +155,10 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
             "the last well-estimated position)"
         )
     baseline, baseline_warning = (
-        baseline_mean_latency(scenario, workload, costs.for_target_only())
+        baseline_mean_latency(  # bounded by the same KV capacity as the run
+            dataclasses.replace(scenario, server=dataclasses.replace(scenario.server,
+                                                                     max_batch=max_batch)),
+            workload, costs.for_target_only())
         if scenario.sim.baseline else (None, None)
     )
     if baseline_warning:
