@@ -1,6 +1,6 @@
 """Fit the eager stack's host constants on one H200 profile and check them on the other.
 
-    python tests/bench/fit_eager.py [--data /work/shared/data/h200] [--extra PROFILE.json ...]
+    python tests/bench/fit_eager.py [--data traces/h200] [--extra PROFILE.json ...]
 
 For each direction (fit on A, check on B): the constants fitted on A (per_pass, per_layer,
 multi_token; the device-side terms are the datasheet's and the eager stack's accounting, never
@@ -35,7 +35,7 @@ def line(tag: str, s: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default="/work/shared/data/h200",
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "traces" / "h200"),
                     help="the folder of the shared H200 measurements")
     ap.add_argument("--extra", nargs="*", default=[], help="more profiles to check on")
     args = ap.parse_args()

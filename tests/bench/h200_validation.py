@@ -1,6 +1,6 @@
 """CPU captures -> the H200 captures of the same prompts: the README's H200 validation table.
 
-    python tests/bench/h200_validation.py [--data /work/shared/data/h200] [--json]
+    python tests/bench/h200_validation.py [--data traces/h200] [--json]
 
 For each configuration the H200 ran (``chat_*.jsonl`` there: target-only; n-gram and layer-skip
 at tau 2, 4 and adaptive), the CPU validation capture of the same configuration
@@ -37,7 +37,7 @@ CONFIGS = ("none_target_only", "ngram_fixed_tau_2", "ngram_fixed_tau_4", "ngram_
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default="/work/shared/data/h200")
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "traces" / "h200"))
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     data = Path(args.data)
