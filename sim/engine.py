@@ -179,9 +179,10 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
         figures["target_shape"] = costs.pass_model.target.to_dict()
         figures["tp"] = costs.pass_model.tp
         figures["stack"] = costs.pass_model.device.framework.name
-    figures["memory"] = memory.to_dict() if memory is not None else None
-    figures["fits"] = memory.fits if memory is not None else True
-    figures["max_batch"] = max_batch
+    if memory is not None:  # a modelled device: does the model fit it, what batch it holds
+        figures["memory"] = memory.to_dict()
+        figures["fits"] = memory.fits
+        figures["max_batch"] = max_batch
     figures["baseline_basis"] = costs.baseline_basis if scenario.sim.baseline else None
     figures["acceptance"] = model.info()
     figures["policy"] = policy.spec()
