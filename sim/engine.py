@@ -78,6 +78,9 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
     max_batch = scenario.server.max_batch
     notes: list[str] = [costs.shape_note] if costs.shape_note else []
     memory = None
+    if costs.pass_model is None and scenario.target.given:
+        notes.append("[target] prices passes only on a modelled device ([latency] hardware or "
+                     f"profile); these figures use the {costs.basis}'s own costs")
     if costs.pass_model is not None:  # a modelled device: the model must fit it
         from sim.memory import check
 

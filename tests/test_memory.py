@@ -50,3 +50,10 @@ def test_a_point_that_does_not_fit_is_never_feasible() -> None:
     assert (one["fits"], two["fits"]) == (False, True)
     assert one["feasible"] is False and one["memory"]["needed_gb"] > one["memory"]["usable_gb"]
     assert result.best is two
+
+
+def test_a_target_without_a_modelled_device_says_it_prices_nothing() -> None:
+    s = Scenario.from_dict({"workload": {"requests": 5}, "target": {"model": "llama-3.1-8b"}})
+    result = simulate(s, seed=0)
+    assert "memory" not in result.figures
+    assert any("only on a modelled device" in w for w in result.warnings)
