@@ -129,9 +129,10 @@ def scenario_target(cfg: Any, where: str) -> ModelShape | None:
                                f"(known: {table_names()})")
         return found
     if cfg.config:
-        path = Path(cfg.config)
-        if not path.is_absolute() and where not in ("", "<dict>"):
-            path = Path(where).parent / path
+        path = Path(cfg.config)  # relative: from the scenario file's folder, else from here
+        if not path.is_absolute() and not where.startswith("<") and where:
+            beside = Path(where).parent / path
+            path = beside if beside.exists() else path
         return config_shape(str(path), f"{where}: [target]")
     if cfg.geometry:
         fields = {"num_hidden_layers": cfg.layers, "hidden_size": cfg.hidden,
