@@ -94,3 +94,17 @@ def test_costs_bad_input_exits_2(capsys: pytest.CaptureFixture, tmp_path: Path) 
     assert main([*base, "--target-config", str(tmp_path / "c.json"), "--batch", "1",
                  "--tokens", "1", "--context", "1"]) == 2
     assert "missing or bad field" in capsys.readouterr().err
+
+
+def test_a_prefill_on_a_modelled_device_is_one_pass_over_the_prompt() -> None:
+    from sim import Scenario
+    from sim.latency import resolve_costs
+
+    costs = resolve_costs(Scenario.from_dict({"latency": {"hardware": "H200"},
+                                              "target": {"model": "smollm2"}}))
+    # a launch-bound 40-token prefill costs about one pass (it was priced at 40/128 of one)
+    assert costs.prefill_s(40) >= costs.verify_s(1)
+    assert costs.prefill_s(40) == pytest.approx(
+        pass_s(get_device("H200"), table_shape("smollm2"), "bf16", 40, 1, 0, logits=1))  # type: ignore[arg-type]
+    # a long prompt costs its arithmetic: far less than 4,000 short passes
+    assert costs.prefill_s(4000) < 10 * costs.verify_s(1)
