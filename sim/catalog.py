@@ -108,9 +108,10 @@ CUDA_EAGER = FrameworkCost(per_pass_s=1.47e-3, per_layer_s=0.638e-3, multi_token
                            source="shape: tests/bench/framework_shape.py; level: "
                                   "traces/live_gpu_chat_none.jsonl (H100, chat)")
 # The same stack on the H200 host, fitted (tests/bench/fit_eager.py) on ONE profile: the
-# random-weight Llama-shaped 1.2B (../shared/data/h200/profile_h200_random-llama-1b.json, all 112
-# points); the bundled model's profile is kept aside to check it (README, "Costs on real
-# shapes"). Attention traffic as for every eager stack (above).
+# random-weight Llama-shaped 1.2B (traces/h200/profile_h200_random-llama-1b.json, all 112
+# points); the bundled model's profile is kept aside to check it (README, "Real-size models on
+# the H200"). Attention traffic as for every eager stack (above). One model depth cannot split
+# the per-pass from the per-layer part: the fit puts it all per layer.
 H200_EAGER = FrameworkCost(per_pass_s=0.0, per_layer_s=0.737e-3, multi_token=0.133,
                            source="tests/bench/fit_eager.py on "
                                   "profile_h200_random-llama-1b.json (H200)")
@@ -131,9 +132,10 @@ CPU_EAGER = FrameworkCost(per_pass_s=0.49e-3, per_layer_s=0.209e-3, multi_token=
                           kv_reads_1=1.0, kv_reads_multi=1.0, kv_reads_per_group=0.0,
                           score_bytes=0.0, overlap=1.0)
 STACKS = ("eager", "cuda-graph")
-# The H200's band: the worst point of the profile NOT fitted on (the bundled model's), with the
-# fitted stack anchored on that profile's own batch-1 1-token pass, rounded up (README, "Costs
-# on real shapes"); catalog-only, the level of that profile's session is off by 0.83x median.
+# The H200's band: the worst point, catalog-only, of the profile NOT fitted on (the bundled
+# model's: 0.67x, i.e. a factor 1.49; fitted the other way round, the 1.2B's worst is 0.70x),
+# rounded up (README, "Real-size models on the H200"). Its median (0.82x) is the two profiles'
+# sessions running at different host speeds, which no catalog figure can know.
 H200_BAND = 1.5
 
 
