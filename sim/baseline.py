@@ -59,7 +59,7 @@ def baseline_mean_latency(
         p = workload.prompt_tokens.astype(float)
         speed = 1.0 if workload.speed is None else workload.speed
         service = speed * (
-            costs.prefill_s_per_token * p
+            costs.prefill_many(workload.prompt_tokens)
             + n * costs.verify_s(1)
             + costs.context_s_per_token * (n * p + n * (n - 1) / 2.0)
         ) + n * costs.overhead_s

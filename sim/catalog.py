@@ -22,7 +22,7 @@ entry below, and :mod:`sim.costmodel` for how the three parts add up.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tracing.errors import SpecsimError
 
@@ -39,19 +39,62 @@ class UnknownDevice(SpecsimError):
 
 @dataclass(frozen=True)
 class FrameworkCost:
-    """The fixed cost of one forward pass on a software stack, whatever the model's size:
-    ``per_pass_s + per_layer_s * layers``, times ``1 + multi_token`` when a sequence scores more
-    than one token in the pass (attention masks built, more logits kept and compared)."""
+    """A software stack: the fixed host cost of one forward pass, and how its attention moves
+    the KV cache through device memory.
+
+    Host (launches, framework and Python): ``per_pass_s + per_layer_s * layers``, times
+    ``1 + multi_token`` when a sequence scores more than one token in the pass (attention masks
+    built, more logits kept and compared).
+
+    Device memory traffic of attention, in multiples of the KV cache's bytes:
+
+    * ``kv_reads_1``: on a pass scoring one token per sequence. transformers eager (its
+      ``DynamicCache`` appends by ``torch.cat``: the cache is read and written again every
+      layer, then read by SDPA, which takes grouped K/V as they are when no mask is given): 3.
+      A paged engine reads the cache once: 1.
+    * ``kv_reads_multi`` + ``kv_reads_per_group`` x (heads / kv_heads): on a multi-token pass.
+      transformers eager builds a causal mask, and with a mask SDPA gets K/V repeated to every
+      query head (``repeat_kv``: read once, written ``g`` times) and runs its math kernel, which
+      upcasts them to fp32 (read ``g``, written and read again at twice the width: ``4g``):
+      ``3 + 6g``. A paged engine: 1, 0.
+    * ``score_bytes``: bytes moved per (head, scored token, attended token) of a multi-token
+      pass: eager materialises the fp32 scores (written by the matmul, read and written by the
+      softmax, read by the second matmul: 16). Fused kernels: 0.
+
+    ``overlap``: how host time and device time add up, as a power mean
+    ``(host^p + device^p)^(1/p)``: 1 where the host runs the kernels itself (CPU: they add),
+    2 for an asynchronous GPU stream (the host queues the next launches while the device works,
+    so the longer of the two dominates; p = 2 is what the H200 profiles support, p >= 3 fits
+    them no better)."""
 
     per_pass_s: float
     per_layer_s: float
     multi_token: float = 0.0
     source: str = ""
+    name: str = "eager"
+    kv_reads_1: float = 3.0
+    kv_reads_multi: float = 3.0
+    kv_reads_per_group: float = 6.0
+    score_bytes: float = 16.0
+    overlap: float = 2.0
 
     def seconds(self, layers: int, multi_token: bool) -> float:
         """Fixed seconds of one pass of a ``layers``-deep model."""
         base = self.per_pass_s + self.per_layer_s * layers
         return base * (1.0 + self.multi_token) if multi_token else base
+
+    def kv_reads(self, multi_token: bool, groups: float) -> float:
+        """Multiples of the KV cache's bytes one pass moves (``groups``: heads / kv_heads)."""
+        if not multi_token:
+            return self.kv_reads_1
+        return self.kv_reads_multi + self.kv_reads_per_group * groups
+
+    def combine(self, host_s: float, device_s: float) -> float:
+        """Pass seconds from host and device seconds (see ``overlap``)."""
+        p = self.overlap
+        if p == 1.0:
+            return host_s + device_s
+        return float((host_s ** p + device_s ** p) ** (1.0 / p))
 
 
 # transformers eager on a CUDA device: one launch (and Python's dispatch) per op, ~40 ops per
@@ -64,10 +107,36 @@ class FrameworkCost:
 CUDA_EAGER = FrameworkCost(per_pass_s=1.47e-3, per_layer_s=0.638e-3, multi_token=0.23,
                            source="shape: tests/bench/framework_shape.py; level: "
                                   "traces/live_gpu_chat_none.jsonl (H100, chat)")
+# The same stack on the H200 host, fitted (tests/bench/fit_eager.py) on ONE profile: the
+# random-weight Llama-shaped 1.2B (traces/h200/profile_h200_random-llama-1b.json, all 112
+# points); the bundled model's profile is kept aside to check it (README, "Real-size models on
+# the H200"). Attention traffic as for every eager stack (above). One model depth cannot split
+# the per-pass from the per-layer part: the fit puts it all per layer.
+H200_EAGER = FrameworkCost(per_pass_s=0.0, per_layer_s=0.737e-3, multi_token=0.133,
+                           source="tests/bench/fit_eager.py on "
+                                  "profile_h200_random-llama-1b.json (H200)")
+# A CUDA-graph engine (vLLM, SGLang, TensorRT-LLM): the decode step is one graph launch, the
+# scheduler and sampler run in Python once per step, attention reads a paged cache once in
+# fused kernels. NOT measured by this project (no engine run on a GPU here): the per-step host
+# time is an assumption of the order engines report for small models, so predictions on this
+# stack keep the wide CATALOG_BAND.
+CUDA_GRAPH = FrameworkCost(per_pass_s=2.0e-3, per_layer_s=0.01e-3, multi_token=0.0,
+                           source="assumed (not measured)", name="cuda-graph", kv_reads_1=1.0,
+                           kv_reads_multi=1.0, kv_reads_per_group=0.0, score_bytes=0.0,
+                           overlap=2.0)
 # The same stack on the project's 2-core capture VM (CPU tensors, no launches): measured by
-# tests/bench/framework_shape.py on this host, apart from the traces.
+# tests/bench/framework_shape.py on this host, apart from the traces. The host runs the kernels
+# itself (overlap 1: host and device time add) and torch's CPU attention fuses the expansion.
 CPU_EAGER = FrameworkCost(per_pass_s=0.49e-3, per_layer_s=0.209e-3, multi_token=0.23,
-                          source="tests/bench/framework_shape.py on the capture VM")
+                          source="tests/bench/framework_shape.py on the capture VM",
+                          kv_reads_1=1.0, kv_reads_multi=1.0, kv_reads_per_group=0.0,
+                          score_bytes=0.0, overlap=1.0)
+STACKS = ("eager", "cuda-graph")
+# The H200's band: the worst point, catalog-only, of the profile NOT fitted on (the bundled
+# model's: 0.67x, i.e. a factor 1.49; fitted the other way round, the 1.2B's worst is 0.70x),
+# rounded up (README, "Real-size models on the H200"). Its median (0.82x) is the two profiles'
+# sessions running at different host speeds, which no catalog figure can know.
+H200_BAND = 1.5
 
 
 @dataclass(frozen=True)
@@ -86,6 +155,17 @@ class Device:
     default_dtype: str = "bf16"
     framework: FrameworkCost = field(default=CUDA_EAGER)
     datasheet: str = ""
+    band: float = CATALOG_BAND  # how far a catalog-only figure can be off (a factor)
+
+    def on_stack(self, stack: str) -> Device:
+        """This device running ``stack`` ("eager": its own measured eager stack; "cuda-graph":
+        :data:`CUDA_GRAPH`, with the wide band -- it is not measured here)."""
+        if stack in ("", "eager"):
+            return self
+        if stack == "cuda-graph" and self.kind != "cpu":
+            return replace(self, framework=CUDA_GRAPH, band=CATALOG_BAND)
+        raise SpecsimError(f'stack "{stack}": unknown for {self.key} (known: '
+                           + ", ".join(STACKS if self.kind != "cpu" else ("eager",)) + ")")
 
     @property
     def eff_bw(self) -> float:
@@ -107,11 +187,13 @@ _WIDER = {"int4": ("int4", "int8", "fp16", "bf16"), "int8": ("int8", "fp16", "bf
 
 def _gpu(key: str, names: tuple[str, ...], bw: float, fp32: float, bf16: float, int8: float,
          memory: float, aliases: tuple[str, ...] = (), int4: float | None = None,
-         kind: str = "cuda", sheet: str = "") -> Device:
+         kind: str = "cuda", sheet: str = "", framework: FrameworkCost = CUDA_EAGER,
+         band: float = CATALOG_BAND) -> Device:
     tflops = {"fp32": fp32, "bf16": bf16, "fp16": bf16, "int8": int8}
     if int4:
         tflops["int4"] = int4
-    return Device(key, names, kind, bw, tflops, memory, aliases, datasheet=sheet)
+    return Device(key, names, kind, bw, tflops, memory, aliases, datasheet=sheet,
+                  framework=framework, band=band)
 
 
 DEVICES: tuple[Device, ...] = (
@@ -130,7 +212,8 @@ DEVICES: tuple[Device, ...] = (
     _gpu("H100-NVL-94GB", ("NVIDIA H100 NVL",), 3900, 60, 835, 1670, 94,
          sheet="NVIDIA H100 datasheet, NVL (dense)"),
     _gpu("H200-SXM-141GB", ("NVIDIA H200",), 4800, 67, 989, 1979, 141,
-         aliases=("H200",), sheet="NVIDIA H200 datasheet, SXM (dense)"),
+         aliases=("H200",), sheet="NVIDIA H200 datasheet, SXM (dense)",
+         framework=H200_EAGER, band=H200_BAND),
     _gpu("B200-180GB", ("NVIDIA B200",), 8000, 80, 2250, 4500, 180,
          aliases=("B200",), sheet="NVIDIA HGX B200 per-GPU figures (dense)"),
     _gpu("L4-24GB", ("NVIDIA L4",), 300, 30.3, 121, 242.5, 24,

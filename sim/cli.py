@@ -338,10 +338,26 @@ def _print_figures(result: SimResult, scenario: Scenario) -> None:
         table.add_row(*row)
     console = _console()
     console.print(table)
+    shape = f.get("target_shape")
+    if shape:
+        console.print(_shape_line(shape, f), soft_wrap=True, markup=False)
     if f.get("overloaded"):
         console.print("[bold red]overloaded:[/] the queue grows without bound at this rate")
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
+
+
+def _shape_line(shape: dict[str, Any], figures: dict[str, Any]) -> str:
+    """The target the figures priced (ASSUMED when guessed from a parameter count)."""
+    text = (f"target: {shape.get('name') or '?'}, {shape['n_params'] / 1e9:.2f} B params, "
+            f"{shape['layers']} layers x {shape['hidden']}, {shape['heads']} heads / "
+            f"{shape['kv_heads']} KV x {shape['head_dim']}, tp {figures.get('tp', 1)}, "
+            f"{figures.get('stack', '')} stack, basis {figures.get('basis')}")
+    if figures.get("band"):
+        text += f" (band x{figures['band']:g})"
+    if shape.get("assumed"):
+        text = "ASSUMED SHAPE (from the parameter count, [target] shape = \"assumed\") -- " + text
+    return text
 
 
 def _with_ci(point: dict[str, Any], key: str) -> str:
@@ -366,7 +382,9 @@ def _print_whatif(result: WhatIfResult, keys: list[str], slo_p95_ms: float | Non
              if b["best"] is not None]
     for p in result.points:
         speedup = p.get("speedup_vs_target_only")
-        if p["overloaded"]:
+        if not p.get("fits", True):
+            mark = "no (does not fit)"
+        elif p["overloaded"]:
             mark = "no (overloaded)"
         else:
             mark = ("yes" if p["feasible"] else "no (budget)" if not p["within_budget"]
@@ -386,6 +404,16 @@ def _print_whatif(result: WhatIfResult, keys: list[str], slo_p95_ms: float | Non
         )
     console = _console()
     console.print(table)
+    shapes = {_shape_line(p["target_shape"], p) for p in result.points if p.get("target_shape")}
+    for line in sorted(shapes):
+        console.print(line, soft_wrap=True, markup=False)
+    for p in result.points:
+        if not p.get("fits", True):
+            where = ", ".join(f"{k}={v}" for k, v in p["vary"].items())
+            m = p["memory"]
+            console.print(f"does not fit ({where}): needs {m['needed_gb']:.1f} GB, "
+                          f"{m['usable_gb']:.1f} GB usable on {m['gpus']} x {m['device']}",
+                          soft_wrap=True, markup=False)
     if result.interval:
         text = result.interval["text"]
         if result.interval.get("caveat"):

@@ -237,7 +237,8 @@ def options_from_points(points: list[dict[str, Any]],
             label=split_keys(p["vary"])[0],
             estimate=est,
             draws=None if draws is None else draws[i],
-            eligible=bool(p.get("within_budget", True) and not p.get("overloaded")),
+            eligible=bool(p.get("within_budget", True) and not p.get("overloaded")
+                          and p.get("fits", True)),
             p95_ci=(p.get("ci95") or {}).get("p95_s"),
         ))
     return out

@@ -61,7 +61,8 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
     workload = build_workload(scenario, rng, cal.requests, cal.arrivals)
     model, costs = cal.acceptance, cal.costs
     if scenario.policy.name == "target_only":  # no draft cache to fill: the baseline's prefill
-        costs = dataclasses.replace(costs, prefill_s_per_token=costs.target_only_prefill)
+        costs = dataclasses.replace(costs, prefill_s_per_token=costs.target_only_prefill,
+                                    prefill_with_draft=False)
     lat = scenario.latency
     own_device = costs.basis in ("trace", "scenario")
     # a trace's slow spells, and its machine's noise, belong to its own device
@@ -75,6 +76,22 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
         workload.speed = draw_speeds(lat.speed_cv, len(workload), run_seed)
     policy = scenario.make_policy()
     max_batch = scenario.server.max_batch
+    notes: list[str] = [costs.shape_note] if costs.shape_note else []
+    memory = None
+    if costs.pass_model is None and scenario.target.given:
+        notes.append("[target] prices passes only on a modelled device ([latency] hardware or "
+                     f"profile); these figures use the {costs.basis}'s own costs")
+    if costs.pass_model is not None:  # a modelled device: the model must fit it
+        from sim.memory import check
+
+        lengths = workload.prompt_tokens + workload.output_tokens
+        memory = check(costs.pass_model, float(np.mean(lengths)) if len(lengths) else 0.0,
+                       int(np.max(lengths)) if len(lengths) else 0)
+        note = memory.warning(max_batch)
+        if note:
+            notes.append(note)
+        if memory.fits:  # the server admits no more than the KV cache holds
+            max_batch = max(1, min(max_batch, memory.capacity_seqs))
 
     env = simpy.Environment()
     queue = simpy.Store(env)
@@ -120,7 +137,7 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
 
     # single stream: one request at a time, served in id order -> rows already grouped
     requests, cycles = _frames(log, workload, grouped=max_batch == 1 and log.served_in_order())
-    warnings: list[str] = []
+    warnings: list[str] = list(notes)
     overloaded = is_overloaded(
         not workload.closed, log.backlog_at_last_arrival, len(workload), max_batch
     )
@@ -141,7 +158,10 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
             "the last well-estimated position)"
         )
     baseline, baseline_warning = (
-        baseline_mean_latency(scenario, workload, costs.for_target_only())
+        baseline_mean_latency(  # bounded by the same KV capacity as the run
+            dataclasses.replace(scenario, server=dataclasses.replace(scenario.server,
+                                                                     max_batch=max_batch)),
+            workload, costs.for_target_only())
         if scenario.sim.baseline else (None, None)
     )
     if baseline_warning:
@@ -158,6 +178,14 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
     )
     figures["basis"] = costs.basis
     figures["band"] = costs.band
+    if costs.pass_model is not None:
+        figures["target_shape"] = costs.pass_model.target.to_dict()
+        figures["tp"] = costs.pass_model.tp
+        figures["stack"] = costs.pass_model.device.framework.name
+    if memory is not None:  # a modelled device: does the model fit it, what batch it holds
+        figures["memory"] = memory.to_dict()
+        figures["fits"] = memory.fits
+        figures["max_batch"] = max_batch
     figures["baseline_basis"] = costs.baseline_basis if scenario.sim.baseline else None
     figures["acceptance"] = model.info()
     figures["policy"] = policy.spec()

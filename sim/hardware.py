@@ -8,7 +8,8 @@ Every resolved cost model says how it was made (``basis``):
   device); what it did not measure -- multi-token passes, a draft model's steps -- comes from the
   cost model (:mod:`sim.costmodel`) scaled so that its 1-token pass is the profile's;
 * ``"catalog"``: datasheet + cost model only, with ``band``: the factor the figure can be off by
-  (:data:`sim.catalog.CATALOG_BAND`, from the cross-device validation);
+  (the device's ``band``: :data:`sim.catalog.CATALOG_BAND` from the cross-device validation, or
+  narrower where a profile of the device checked the stack, as the H200's);
 * ``"scenario"``: the scenario's own numbers, on no named device.
 
 Host-side costs -- an n-gram draft's lookup, the per-cycle bookkeeping -- stay what was measured:
@@ -17,11 +18,22 @@ they run on the host, not on the accelerator, and no bandwidth ratio moves them.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from sim.catalog import CATALOG_BAND, Device, device_of, get_device, same_device
-from sim.costmodel import SMOLLM2_135M, ModelShape, PassModel, normalize_dtype
+from sim.catalog import Device, device_of, get_device, same_device
+from sim.costmodel import (
+    SMOLLM2_135M,
+    ModelShape,
+    PassModel,
+    by_count,
+    normalize_dtype,
+    table_shape,
+)
 from sim.deviceprofile import DeviceProfile
+from sim.shapes import table_names
 from tracing.errors import SpecsimError
 
 MAX_TABLE_TOKENS = 17  # single-stream verify table built for 1..17 scored tokens
@@ -55,7 +67,7 @@ class DeviceCosts:
     target_prefill_s_per_token: float
     context_s_per_token: float
     pass_model: PassModel
-    note: str = ""
+    note: str = ""  # said wherever the figures are shown (an assumed shape)
 
 
 def draft_kind_of(draft_model: str, draft_params: float) -> tuple[str, int | None]:
@@ -78,17 +90,103 @@ def draft_kind_of(draft_model: str, draft_params: float) -> tuple[str, int | Non
     return ("model", None) if draft_params else ("none", None)
 
 
-def target_shape(setup: DeviceSetup, target_params: float, where: str) -> tuple[ModelShape, str]:
-    """The target's shape, and a note when it had to be assumed from the parameter count."""
+def read_config(path: str, where: str) -> tuple[dict[str, Any], float]:
+    """A transformers ``config.json`` (or a ``specsim profile`` file's ``target_config`` and
+    ``target_params``) -> (config, parameter count or 0)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise SpecsimError(f'{where}: config = "{path}": file not found') from None
+    except (OSError, ValueError) as exc:
+        raise SpecsimError(f'{where}: config = "{path}": not a readable JSON file: {exc}'
+                           ) from None
+    if not isinstance(data, dict):
+        raise SpecsimError(f'{where}: config = "{path}": not a JSON object')
+    if isinstance(data.get("target_config"), dict):  # a specsim profile
+        return data["target_config"], float(data.get("target_params") or 0.0)
+    return data, 0.0
+
+
+def config_shape(path: str, where: str) -> ModelShape:
+    """The shape a config file (see :func:`read_config`) describes."""
+    config, params = read_config(path, where)
+    name = str(config.get("_name_or_path") or Path(path).stem)
+    try:
+        return ModelShape.from_config(config, params, name, source="config")
+    except SpecsimError as exc:
+        raise SpecsimError(f'{where}: config = "{path}": {exc}') from None
+
+
+def scenario_target(cfg: Any, where: str) -> ModelShape | None:
+    """The shape a scenario's ``[target]`` names (None when it names none). A parameter count
+    alone gives the assumed shape only with ``shape = "assumed"`` (the scenario checked that)."""
+    if cfg is None or not cfg.given:
+        return None
+    if cfg.model:
+        found = table_shape(cfg.model)
+        if found is None:
+            raise SpecsimError(f'{where}: [target] model = "{cfg.model}": not in the table '
+                               f"(known: {table_names()})")
+        return found
+    if cfg.config:
+        path = Path(cfg.config)  # relative: from the scenario file's folder, else from here
+        if not path.is_absolute() and not where.startswith("<") and where:
+            beside = Path(where).parent / path
+            path = beside if beside.exists() else path
+        return config_shape(str(path), f"{where}: [target]")
+    if cfg.geometry:
+        fields = {"num_hidden_layers": cfg.layers, "hidden_size": cfg.hidden,
+                  "num_attention_heads": cfg.heads, "num_key_value_heads": cfg.kv_heads,
+                  "head_dim": cfg.head_dim, "vocab_size": cfg.vocab,
+                  "intermediate_size": cfg.intermediate, "tie_word_embeddings": cfg.tied}
+        config = {k: v for k, v in fields.items() if v is not None}
+        return ModelShape.from_config(config, cfg.params or 0.0, "target", source="explicit")
+    return assumed_shape(float(cfg.params))
+
+
+def assumed_shape(params: float) -> ModelShape:
+    """SmolLM2's proportions scaled to ``params`` (a guess, marked ``assumed``)."""
+    shape = SMOLLM2_135M.with_geometry(params=params)
+    return ModelShape(shape.n_params, shape.layers, shape.hidden, shape.heads, shape.kv_heads,
+                      shape.head_dim, shape.vocab, name=f"assumed {params:g}-parameter target",
+                      source="assumed")
+
+
+def target_shape(setup: DeviceSetup, target_params: float, where: str,
+                 scenario_cfg: Any = None) -> tuple[ModelShape, str]:
+    """The target's shape -- the scenario's ``[target]``, else the trace's -- and a note to show
+    wherever its figures are when the shape was assumed from a parameter count. A parameter
+    count alone (``[latency] target_params``) is refused unless ``[target] shape = "assumed"``."""
+    named = scenario_target(scenario_cfg, where)
+    if named is not None:
+        return named, assumed_note(named)
     if setup.target is not None:
         return setup.target, ""
     if target_params > 0:
-        shape = SMOLLM2_135M.with_geometry(params=target_params)
-        return shape, (f"{where}: the target's layers and width are unknown; assumed "
-                       f"{shape.layers} layers x {shape.hidden} wide for {target_params:g} "
-                       "parameters (SmolLM2's proportions)")
-    raise SpecsimError(f"{where}: moving costs to another device needs the target's size "
-                       "([latency] target_params, or a trace whose run metadata records it)")
+        exact = by_count(target_params)  # an exact count of a table model names it
+        if exact is not None:
+            return exact, ""
+        if scenario_cfg is not None and getattr(scenario_cfg, "shape", "") == "assumed":
+            shape = assumed_shape(target_params)
+            return shape, assumed_note(shape)
+        raise SpecsimError(f"{where}: the target's shape is unknown ([latency] target_params = "
+                           f"{target_params:g} alone does not say layers x width, which decide "
+                           "a pass's cost): give [target] model = NAME (known: "
+                           f'{table_names()}), config = "config.json" or layers/hidden/heads/'
+                           'kv_heads/head_dim/vocab; or [target] shape = "assumed" to guess '
+                           "it from SmolLM2's proportions")
+    raise SpecsimError(f"{where}: moving costs to another device needs the target's shape "
+                       "([target] model / config / geometry, or a trace whose run metadata "
+                       "records it)")
+
+
+def assumed_note(shape: ModelShape) -> str:
+    """The note an assumed shape carries ("" for a known one)."""
+    if not shape.assumed:
+        return ""
+    return (f"ASSUMED target shape: {shape.layers} layers x {shape.hidden} wide for "
+            f"{shape.n_params:g} parameters (SmolLM2's proportions; [target] shape = "
+            '"assumed"): a real model of that size may cost a different amount')
 
 
 def draft_shape(scenario_draft: object, setup: DeviceSetup, target: ModelShape,
@@ -98,6 +196,13 @@ def draft_shape(scenario_draft: object, setup: DeviceSetup, target: ModelShape,
     layers = getattr(scenario_draft, "layers", None)
     hidden = getattr(scenario_draft, "hidden", None)
     params = getattr(scenario_draft, "params", None)
+    model = getattr(scenario_draft, "model", "")
+    if model:
+        found = table_shape(model)
+        if found is None:
+            raise SpecsimError(f'[draft] model = "{model}": not in the table '
+                               f"(known: {table_names()})")
+        return found
     if layers or hidden:
         return target.with_geometry(layers=layers, hidden=hidden, params=params)
     if params:
@@ -131,18 +236,22 @@ def profile_for(setup: DeviceSetup, device: Device | None) -> DeviceProfile | No
 
 def move(*, hardware: str, dtype: str, setup: DeviceSetup, target_params: float,
          scenario_draft: object, draft_params: float, host_draft_step_s: float,
-         where: str) -> DeviceCosts:
+         where: str, scenario_target: Any = None, stack: str = "") -> DeviceCosts:
     """Costs on ``hardware`` (a catalog name) from its profile when the setup has one, else from
-    the catalog. ``host_draft_step_s``: the measured per-token cost of a host draft."""
-    device = get_device(hardware)
-    target, note = target_shape(setup, target_params, where)
+    the catalog. ``host_draft_step_s``: the measured per-token cost of a host draft;
+    ``scenario_target``: the scenario's ``[target]`` (shape and ``tp``); ``stack``: the software
+    stack (``"eager"``, ``"cuda-graph"``; "" the device's own)."""
+    device = get_device(hardware).on_stack(stack)
+    target, note = target_shape(setup, target_params, where, scenario_target)
+    tp = int(getattr(scenario_target, "tp", 1) or 1)
     draft = draft_shape(scenario_draft, setup, target, draft_params)
+    separate = draft is not None and not (draft is setup.draft and "[:" in draft.name)
     prof = profile_for(setup, device)
     dt = normalize_dtype(prof.dtype) if prof is not None and not dtype else dtype_on(
         device, setup, dtype)
-    model = PassModel(device, dt, target, draft)
+    model = PassModel(device, dt, target, draft, tp=tp, draft_separate=separate)
     basis: str = "catalog"
-    band: float | None = CATALOG_BAND
+    band: float | None = device.band
     table = [model.verify_s(n) for n in range(1, MAX_TABLE_TOKENS + 1)]
     if prof is not None:
         basis, band = "profile", None
@@ -150,7 +259,7 @@ def move(*, hardware: str, dtype: str, setup: DeviceSetup, target_params: float,
         if measured:
             context = min(p["context"] for p in prof.role_points("target")
                           if p["batch"] == 1 and p["tokens"] == 1)
-            model = PassModel(device, dt, target, draft,
+            model = PassModel(device, dt, target, draft, tp=tp, draft_separate=separate,
                               scale=measured / model.verify_s(1, 1, context))
         table = [model.verify_s(n) for n in range(1, MAX_TABLE_TOKENS + 1)]
         at = min((p["context"] for p in prof.role_points("target") if p["batch"] == 1),
@@ -159,7 +268,7 @@ def move(*, hardware: str, dtype: str, setup: DeviceSetup, target_params: float,
         for i, s in enumerate(prof.batch1_table(MAX_TABLE_TOKENS)):
             if s > kv:
                 table[i] = s - kv
-    by_architecture = any(getattr(scenario_draft, k, None) for k in ("layers", "hidden",
+    by_architecture = any(getattr(scenario_draft, k, None) for k in ("layers", "hidden", "model",
                                                                          "params"))
     draft_fit = prof.fit("draft") if prof is not None else None
     if setup.draft_kind == "host" and draft is None:
@@ -171,7 +280,7 @@ def move(*, hardware: str, dtype: str, setup: DeviceSetup, target_params: float,
     target_prefill = model.prefill_s_per_token()
     prefill = target_prefill
     if draft is not None and setup.draft_kind == "model":  # the draft fills its cache too
-        prefill += (model.scale * PassModel(device, dt, draft).prefill_s_per_token())
+        prefill += (model.scale * PassModel(device, dt, draft, tp=tp).prefill_s_per_token())
     return DeviceCosts(
         basis=basis, band=band, target_step_s=table[0], verify_table=tuple(table),
         draft_step_s=draft_step, prefill_s_per_token=prefill,
@@ -181,14 +290,14 @@ def move(*, hardware: str, dtype: str, setup: DeviceSetup, target_params: float,
 
 def anchored_draft_step(*, setup: DeviceSetup, device_name: str, target_params: float,
                         scenario_draft: object, draft_params: float, target_step_s: float,
-                        where: str) -> float:
+                        where: str, scenario_target: Any = None) -> float:
     """On the run's own device: the step cost of a ``[draft] layers / hidden / params`` draft,
     from the cost model scaled so that its target pass costs the measured ``target_step_s``."""
     device = device_of(device_name) if device_name else None
     if device is None:
         raise SpecsimError(f'{where}: a [draft] by architecture needs the device ("{device_name}"'
                            " is not in the catalog): set [latency] hardware")
-    target, _ = target_shape(setup, target_params, where)
+    target, _ = target_shape(setup, target_params, where, scenario_target)
     draft = draft_shape(scenario_draft, setup, target, draft_params)
     if draft is None:
         return 0.0

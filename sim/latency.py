@@ -61,6 +61,8 @@ class CostModel:
     baseline_basis: str = ""  # where the target-only baseline's pass cost comes from
     # batched passes, [b - 1][n - 1]: b rows scoring n tokens each (sim.batching); (): the line
     batch_table: tuple[tuple[float, ...], ...] = ()
+    shape_note: str = ""  # an assumed target shape, said wherever the figures are shown
+    prefill_with_draft: bool = False  # a modelled prefill also runs the draft model's pass
 
     def verify_s(self, tokens: int, batch: int = 1, context: int = 0) -> float:
         """One target pass scoring ``tokens`` in all over ``batch`` sequences."""
@@ -113,8 +115,21 @@ class CostModel:
         return self.draft_step_s
 
     def prefill_s(self, prompt_tokens: int) -> float:
-        """Prefill of one prompt."""
+        """Prefill of one prompt: on a modelled device, one pass over the prompt (a GPU's
+        prefill is one launch-bound or compute-bound pass, not a per-token price: a 40-token
+        prompt costs about a 1-token pass, a 4,000-token one its arithmetic), and the draft
+        model's pass when it fills a cache too; else the per-token price."""
+        if self.pass_model is not None and prompt_tokens > 0:
+            return self.pass_model.prefill_s(int(prompt_tokens), self.prefill_with_draft)
         return self.prefill_s_per_token * prompt_tokens
+
+    def prefill_many(self, prompt_tokens: np.ndarray) -> np.ndarray:
+        """:meth:`prefill_s` of every prompt."""
+        if self.pass_model is None:
+            return self.prefill_s_per_token * prompt_tokens
+        lengths = np.asarray(prompt_tokens, dtype=np.int64)
+        unique, inverse = np.unique(lengths, return_inverse=True)
+        return np.array([self.prefill_s(int(n)) for n in unique])[inverse]
 
     @property
     def target_only_prefill(self) -> float:
@@ -128,7 +143,8 @@ class CostModel:
         """These costs as a run that never drafts pays them (prefill without the draft's
         share; the 1-token pass from the device's profile when the baseline has one)."""
         out = dataclasses.replace(self, prefill_s_per_token=self.target_only_prefill,
-                                  target_only_prefill_s_per_token=None)
+                                  target_only_prefill_s_per_token=None,
+                                  prefill_with_draft=False)
         if self.baseline_step_s is not None:
             table = list(self.verify_table) or [0.0]
             table[0] = self.baseline_step_s
@@ -178,6 +194,8 @@ def resolve_costs(scenario: Scenario, fitted: LatencyConfig | None = None,
             dtype=lat.dtype,
         )
     setup = setup or DeviceSetup()
+    shape_note = ""
+    prefill_with_draft = False
     target_step, slope, draft_step = lat.target_step_s, lat.verify_slope_s, lat.draft_step_s
     table = list(lat.verify_table_s)
     batch_table = [list(row) for row in lat.batch_verify_table_s]
@@ -202,12 +220,14 @@ def resolve_costs(scenario: Scenario, fitted: LatencyConfig | None = None,
             raise SpecsimError(f'{scenario.where}: [latency] profile measured "'
                                f'{setup.profile.device}", which the catalog does not know')
         hardware = found.key
-    by_architecture = any(getattr(scenario.draft, k) for k in ("layers", "hidden", "params"))
+    by_architecture = any(getattr(scenario.draft, k) for k in ("layers", "hidden", "params",
+                                                                "model"))
     if hardware and not (source and same_device(hardware, source)):
         moved = move(hardware=hardware, dtype=lat.dtype, setup=setup,
                      target_params=lat.target_params, scenario_draft=scenario.draft,
                      draft_params=draft_params, host_draft_step_s=draft_step,
-                     where=scenario.where)
+                     where=scenario.where, scenario_target=scenario.target,
+                     stack=scenario.latency.stack)
         if moved.draft_step_s == 0.0 and draft_step > 0 and setup.draft_kind == "none":
             moved = dataclasses.replace(  # a draft of unknown kind: moves with the target
                 moved, draft_step_s=draft_step * moved.target_step_s / max(target_step, 1e-12))
@@ -216,6 +236,8 @@ def resolve_costs(scenario: Scenario, fitted: LatencyConfig | None = None,
         prefill, context, slope = moved.prefill_s_per_token, moved.context_s_per_token, 0.0
         target_only_prefill = moved.target_prefill_s_per_token
         basis, band, pass_model = moved.basis, moved.band, moved.pass_model
+        shape_note = moved.note
+        prefill_with_draft = moved.prefill_s_per_token > moved.target_prefill_s_per_token
         on_device = setup.draft_kind == "model" or by_architecture
         ridge = math.inf
         batch_table = []  # the source device's batched passes do not move
@@ -224,7 +246,7 @@ def resolve_costs(scenario: Scenario, fitted: LatencyConfig | None = None,
             setup=setup, device_name=source, target_params=lat.target_params,
             scenario_draft=scenario.draft, draft_params=draft_params,
             target_step_s=table[0] if table and table[0] else target_step,
-            where=scenario.where)
+            where=scenario.where, scenario_target=scenario.target)
     if scenario.draft.step_s is not None:
         draft_step = scenario.draft.step_s
         on_device = False
@@ -252,6 +274,8 @@ def resolve_costs(scenario: Scenario, fitted: LatencyConfig | None = None,
         baseline_step_s=baseline_step,
         baseline_basis="profile" if baseline_step is not None else basis,
         batch_table=tuple(tuple(row) for row in batch_table),
+        shape_note=shape_note,
+        prefill_with_draft=prefill_with_draft,
     )
 
 

@@ -105,6 +105,9 @@ class LatencyConfig:
     # profile, or a target-only trace of the device (its 1-token pass)
     profile: str = ""
     fitted_on: str = ""  # the device string of the trace these numbers were fitted on
+    # the software stack on a modelled device (sim.catalog.FrameworkCost): "" its own measured
+    # eager stack, "eager", or "cuda-graph" (a vLLM-like engine; not measured here)
+    stack: str = field(default="", metadata={"choices": ("", "eager", "cuda-graph")})
     dtype: str = ""  # on another device: fp32 | bf16 | fp16 | int8 | int4 ("": its default)
     # model sizes: the roofline from first principles, and the target's share of a prefill
     # that also filled the draft's cache (the target-only baseline pays only that share)
@@ -164,6 +167,7 @@ class DraftConfig:
     """[draft]: another draft model by its own cost and acceptance (unset keys change nothing)."""
 
     name: str = ""
+    model: str = ""  # a draft of the built-in table (sim.shapes), priced on the device
     step_s: float | None = field(default=None, metadata=_rng(0.0))
     params: float | None = field(default=None, metadata=_rng(0.0))
     # a draft by architecture: its step cost from the cost model on the chosen device
@@ -176,6 +180,40 @@ class DraftConfig:
     # P(the draft proposes at most k tokens), k = 1..len, among cycles that propose something
     # (a cap shorter than the policy's tau ends the draft there); the rest is uncapped
     proposal_caps: list[float] = field(default_factory=list, metadata=_rng(0.0, 1.0))
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """[target]: the target's shape on a modelled device -- a model of the built-in table
+    (``model``, :mod:`sim.shapes`), a transformers ``config`` file (relative paths from the
+    scenario's folder; a ``specsim profile`` file's ``target_config`` also reads), or the
+    geometry itself; ``tp``: GPUs (of the one device kind) the weights and KV are split over.
+    A parameter count alone is refused unless ``shape = "assumed"``."""
+
+    model: str = ""
+    config: str = ""
+    layers: int | None = field(default=None, metadata=_rng(1))
+    hidden: int | None = field(default=None, metadata=_rng(1))
+    intermediate: int | None = field(default=None, metadata=_rng(1))
+    heads: int | None = field(default=None, metadata=_rng(1))
+    kv_heads: int | None = field(default=None, metadata=_rng(1))
+    head_dim: int | None = field(default=None, metadata=_rng(1))
+    vocab: int | None = field(default=None, metadata=_rng(1))
+    params: float | None = field(default=None, metadata=_rng(0.0))
+    tied: bool | None = None
+    tp: int = field(default=1, metadata=_rng(1))
+    shape: str = field(default="", metadata={"choices": ("", "assumed")})
+
+    @property
+    def geometry(self) -> tuple[str, ...]:
+        """The geometry keys given."""
+        return tuple(k for k in ("layers", "hidden", "intermediate", "heads", "kv_heads",
+                                 "head_dim", "vocab") if getattr(self, k) is not None)
+
+    @property
+    def given(self) -> bool:
+        """True when the section names a target at all."""
+        return bool(self.model or self.config or self.geometry or self.params)
 
 
 @dataclass(frozen=True)
@@ -195,6 +233,7 @@ SECTIONS: dict[str, type] = {
     "server": ServerConfig,
     "draft": DraftConfig,
     "sim": SimConfig,
+    "target": TargetConfig,
 }
 
 
@@ -210,6 +249,7 @@ class Scenario:
     server: ServerConfig = field(default_factory=ServerConfig)
     draft: DraftConfig = field(default_factory=DraftConfig)
     sim: SimConfig = field(default_factory=SimConfig)
+    target: TargetConfig = field(default_factory=TargetConfig)
     where: str = field(default="<dict>", compare=False)
 
     @classmethod
@@ -378,12 +418,48 @@ class Scenario:
                 except UnknownDevice:
                     raise SpecsimError(f'{where}: [latency] {key} = "{name}": unknown device '
                                        f"(known: {known()})") from None
+        self._check_target(where)
         if self.latency.dtype:
             try:
                 normalize_dtype(self.latency.dtype)
             except SpecsimError as exc:
                 raise SpecsimError(f"{where}: [latency] {exc}") from None
 
+
+    def _check_target(self, where: str) -> None:
+        from sim.shapes import lookup, table_names  # local: the table
+
+        t, d = self.target, self.draft
+        named = [k for k, v in (("model", t.model), ("config", t.config),
+                                ("layers/hidden/...", t.geometry)) if v]
+        if len(named) > 1:
+            raise SpecsimError(f"{where}: [target] gives {' and '.join(named)}: name the "
+                               "target one way")
+        if t.model:
+            lookup(t.model, f"{where}: [target]")
+        if d.model:
+            lookup(d.model, f"{where}: [draft]")
+            if d.layers or d.hidden or d.params:
+                raise SpecsimError(f"{where}: [draft] model = \"{d.model}\" and layers/hidden/"
+                                   "params: name the draft one way")
+        if t.geometry:
+            missing = [k for k in ("layers", "hidden", "heads", "vocab")
+                       if getattr(t, k) is None]
+            if missing:
+                raise SpecsimError(f"{where}: [target] geometry needs {', '.join(missing)} too")
+            if t.params is None and t.intermediate is None:
+                raise SpecsimError(f"{where}: [target] geometry needs params or intermediate "
+                                   "(to count the parameters)")
+        if t.shape == "assumed" and (t.model or t.config or t.geometry):
+            raise SpecsimError(f'{where}: [target] shape = "assumed": only with a parameter '
+                               "count alone (the shape is given)")
+        params_only = (t.params and not (t.model or t.config or t.geometry))
+        if params_only and t.shape != "assumed":
+            raise SpecsimError(f"{where}: [target] params = {t.params:g} alone does not say "
+                               "the shape (layers x width decide a pass's cost): give model = "
+                               f'NAME (known: {table_names()}), config = "config.json" or '
+                               'layers/hidden/heads/kv_heads/head_dim/vocab; or shape = '
+                               '"assumed" to guess it from SmolLM2\'s proportions')
 
     def _check_file(self, where: str) -> None:
         w = self.workload
@@ -553,7 +629,7 @@ def _check_value(f: dataclasses.Field, value: Any, what: str) -> Any:
     kind = str(f.type)
     if meta.get("tokens"):
         return _check_tokens(value, what)
-    if kind == "bool":
+    if kind in ("bool", "bool | None"):
         if not isinstance(value, bool):
             raise SpecsimError(f"{what}: must be true or false")
         return value

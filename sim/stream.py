@@ -175,7 +175,7 @@ def _segment_lengths(n: np.ndarray, tau: int, survival: np.ndarray) -> np.ndarra
 
 def prefill_seconds(workload: Workload, costs: CostModel) -> np.ndarray:
     """Each request's prefill, at its speed."""
-    prefill = costs.prefill_s_per_token * workload.prompt_tokens
+    prefill = costs.prefill_many(workload.prompt_tokens)
     return prefill if workload.speed is None else prefill * workload.speed
 
 

@@ -175,6 +175,8 @@ def sweep(
     for (vary_point, scenario), (figures, warnings) in zip(cells, runs, strict=True):
         point = {"vary": vary_point, **figures, "meets_slo": "yes",
                  "within_budget": within_budget(scenario, figures), "feasible": False,
+                 # sim.memory: weights + KV fit the device(s); a point that does not is never best
+                 "fits": bool(figures.get("fits", True)),
                  "incumbent": _is_incumbent(base, vary_point, scenario), "warnings": warnings}
         if slo_p95_ms is not None:
             point["goodput_tok_s"] = brief(figures, slo_p95_ms)["goodput_tok_s"]
@@ -223,7 +225,7 @@ def decide_points(
             p = points[i]
             p["meets_slo"] = d.verdicts[k]
             p["feasible"] = bool(d.verdicts[k] == "yes" and p["within_budget"]
-                                 and not p.get("overloaded"))
+                                 and not p.get("overloaded") and p.get("fits", True))
         best = None
         if d.best is not None:
             chosen = points[idx[d.best]]

@@ -17,11 +17,13 @@ from sim.costmodel import (
 )
 from tracing.errors import SpecsimError
 
-# A device with round numbers: 1e12 B/s, 1e15 flop/s at bf16, fixed 1 ms + 0.1 ms per layer.
+# A device with round numbers: 1e12 B/s, 1e15 flop/s at bf16, fixed 1 ms + 0.1 ms per layer, on
+# a plain stack: host and device time add, the KV cache is read once.
+PLAIN = FrameworkCost(per_pass_s=1e-3, per_layer_s=1e-4, multi_token=0.5, kv_reads_1=1.0,
+                      kv_reads_multi=1.0, kv_reads_per_group=0.0, score_bytes=0.0, overlap=1.0)
 ROUND = Device("ROUND", ("Round GPU",), "cuda", mem_bw_gbps=1000.0,
                tflops={"fp32": 250.0, "bf16": 1000.0, "int8": 2000.0}, memory_gb=80,
-               bw_eff=1.0, flops_eff=1.0,
-               framework=FrameworkCost(per_pass_s=1e-3, per_layer_s=1e-4, multi_token=0.5))
+               bw_eff=1.0, flops_eff=1.0, framework=PLAIN)
 SHAPE = ModelShape(1e9, 10, 1000, 8, 2, 125, 1000, name="m")  # head 1e6 params
 
 

@@ -41,7 +41,11 @@ def hostile_trace() -> Trace:
     trace.meta.target_model = f"model{PWN}"
     trace.meta.draft_model = IMG
     trace.meta.extra["note"] = CLOSE
-    trace.meta.extra["target_n_params"] = 1.3e8  # a size: the hardware and depth what-ifs run
+    trace.meta.extra["target_n_params"] = 1.3e8  # a size and a shape: the hardware and depth
+    trace.meta.extra["target_config"] = {  # what-ifs run (a size alone says no shape)
+        "num_hidden_layers": 30, "hidden_size": 576, "intermediate_size": 1536,
+        "num_attention_heads": 9, "num_key_value_heads": 3, "head_dim": 64,
+        "vocab_size": 49152}
     trace.meta.policy_params = {"tau": 4, "note": PWN}
     return trace
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sim import Scenario, SimResult, scenario_from_trace, simulate
-from sim.catalog import CATALOG_BAND
+from sim.catalog import CATALOG_BAND, get_device
 from tracing import read_trace, summarize, validate_trace, write_trace
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "sample_synthetic.jsonl"
@@ -141,11 +141,13 @@ def test_batching_crossover() -> None:
 
 def test_catalog_hardware_whatif_ranks_devices_by_bandwidth() -> None:
     # a 7B model's weights dominate its pass: the faster memory wins
-    s = _base(latency={"source_hardware": "L4", "target_params": 7e9})
+    s = _base(latency={"source_hardware": "L4"}, target={"model": "mistral-7b"})
     a100 = simulate(s.with_overrides({"latency.hardware": "A100"}), seed=0).figures
     h100 = simulate(s.with_overrides({"latency.hardware": "H100"}), seed=0).figures
     assert h100["latency_s"]["p50"] < a100["latency_s"]["p50"]
     assert (h100["basis"], h100["band"]) == ("catalog", CATALOG_BAND)
+    h200 = simulate(s.with_overrides({"latency.hardware": "H200"}), seed=0).figures
+    assert h200["band"] == get_device("H200").band < CATALOG_BAND  # checked on its profiles
     assert simulate(s, seed=0).figures["basis"] == "scenario"
 
 
