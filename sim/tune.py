@@ -15,8 +15,8 @@ interval lies above 0 -- else 0, speculation does not pay there. Adjacent batch 
 same answer are merged into ranges (:func:`merge`); a batch size between two tuned ones takes
 the answer of the one below it (the rule ``fixed:tau_by_batch`` and vLLM's schedule follow).
 
-Calibration is done once per batch size and draw; the draft lengths reuse it
-(:meth:`Calibration.with_scenario`: only the policy changes).
+Calibration is done once per draw (:func:`calibrations`); every batch size and draft length
+reuses it (:meth:`Calibration.with_scenario`).
 """
 
 from __future__ import annotations
@@ -123,15 +123,32 @@ def at_batch(scenario: Scenario, batch: int, requests: int | None) -> Scenario:
                                     "workload.requests": n, "sim.baseline": False})
 
 
-def _run_configs(scenario: Scenario, trace: Trace | None, tables: list[dict[str, Any]],
-                 seed: int) -> list[dict[str, Any] | None]:
-    """Each policy table run once on ``scenario`` (calibrated once), brief figures."""
+def calibrations(base: Scenario, trace: Trace | None, draws: list[Any]) -> list[Any]:
+    """The calibration of the base (first) and of each draw, made once for every batch size
+    and draft length (None where the simulator refused it). Calibration reads only the
+    acceptance and latency sections, which :func:`at_batch` and the policy leave alone; a
+    workload read from an arrivals file is the exception (it is recalibrated per run)."""
+    from sim.calibrate import calibrate
+
+    out = []
+    for scenario, data in [(base, trace), *((d.scenario, d.trace) for d in draws)]:
+        try:
+            out.append(calibrate(scenario, data))
+        except SpecsimError:
+            out.append(None)
+    return out
+
+
+def _run_configs(scenario: Scenario, trace: Trace | None, cal: Any,
+                 tables: list[dict[str, Any]], seed: int) -> list[dict[str, Any] | None]:
+    """Each policy table run once on ``scenario`` with calibration ``cal``, brief figures."""
     from sim.calibrate import calibrate
     from sim.engine import run
     from sim.intervals import brief
 
     try:
-        cal = calibrate(scenario, trace)
+        if cal is None or scenario.workload.arrival == "file":
+            cal = calibrate(scenario, trace)
     except SpecsimError:
         return [None] * len(tables)
     out: list[dict[str, Any] | None] = []
@@ -150,25 +167,27 @@ def _run_configs(scenario: Scenario, trace: Trace | None, tables: list[dict[str,
 
 def simulate_batch(base: Scenario, trace: Trace | None, batch: int, taus: list[int],
                    draws: list[Any], *, requests: int | None = None,
+                   cals: list[Any] | None = None,
                    on_run: Callable[[], None] | None = None) -> list[Candidate]:
-    """Every tau (and the base's own policy, unless it is one of them) at ``batch``."""
+    """Every tau (and the base's own policy, unless it is one of them) at ``batch``;
+    ``cals``: :func:`calibrations` of ``base`` and ``draws`` (made here when None)."""
     own = own_tau(base)
     tables: list[dict[str, Any]] = [policy_table(t) for t in taus]
     labels: list[tuple[str, int | None]] = [(f"tau={t}", t) for t in taus]
     if own is None or own not in taus:
         tables.append({})  # {}: the scenario's own [policy]
         labels.append((base.policy.spec(), None))
-    scenario = at_batch(base, batch, requests)
-    seed = base.workload.seed
-    estimates = _run_configs(scenario, trace, tables, seed)
+    cals = cals if cals is not None else calibrations(base, trace, draws)
+    estimates = _run_configs(at_batch(base, batch, requests), trace, cals[0], tables,
+                             base.workload.seed)
     if on_run is not None:
         on_run()
     if estimates[0] is None:
         raise SpecsimError(f"{base.where}: the simulator refused batch {batch}")
     per_draw = []
-    for d in draws:
-        per_draw.append(_run_configs(at_batch(d.scenario, batch, requests), d.trace, tables,
-                                     d.seed))
+    for d, cal in zip(draws, cals[1:], strict=True):
+        per_draw.append(_run_configs(at_batch(d.scenario, batch, requests), d.trace, cal,
+                                     tables, d.seed))
         if on_run is not None:
             on_run()
     return [Candidate(label, tau, estimates[i] or {}, [row[i] for row in per_draw])
@@ -232,6 +251,7 @@ def tau_at(schedule: list[dict[str, Any]], batch: int) -> int:
     return int(tau)
 
 
-__all__ = ["DRAWS", "OBJECTIVES", "Candidate", "TuneResult", "at_batch", "gain", "merge",
+__all__ = ["DRAWS", "OBJECTIVES", "Candidate", "TuneResult", "at_batch", "calibrations", "gain",
+           "merge",
            "own_tau", "paired_gain", "parse_batches", "parse_taus", "policy_table",
            "simulate_batch", "tau_at", "with_policy"]

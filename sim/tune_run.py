@@ -16,6 +16,7 @@ from sim.tune import (
     OBJECTIVES,
     Candidate,
     TuneResult,
+    calibrations,
     merge,
     own_tau,
     paired_gain,
@@ -51,12 +52,13 @@ def tune(
     if 0 not in taus:
         taus = [0, *taus]
     sample = make_draws(base, trace, draws, seed=base.workload.seed)
+    cals = calibrations(base, trace, sample)
     bar = _Bar(len(batches) * (draws + 1)) if progress else None
     rows = []
     first: dict[str, Any] = {}
     try:
         for b in batches:
-            cands = simulate_batch(base, trace, b, taus, sample, requests=requests,
+            cands = simulate_batch(base, trace, b, taus, sample, requests=requests, cals=cals,
                                    on_run=bar.advance if bar is not None else None)
             first = first or cands[0].estimate
             rows.append(_row(b, cands, objective, slo_p95_ms, base))

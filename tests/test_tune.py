@@ -150,8 +150,15 @@ def test_tune_json_cli(tmp_path: Path) -> None:
     assert {"num_speculative_tokens", "num_speculative_tokens_per_batch_size"} <= set(vllm_config)
     assert got["serve_policy"] in got["serve_command"]
     assert json.loads(out.read_text())["schedule"] == got["schedule"]
-    again = run("tune", str(scenario), "--batch", "1", "--json", "-o", str(out))
-    assert again.returncode == 2 and "exists" in again.stderr  # never overwritten
+
+
+def test_tune_never_overwrites(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from analysis.cli import main
+
+    out = tmp_path / "tune.json"
+    out.write_text("kept")
+    assert main(["tune", str(tmp_path / "missing.toml"), "-o", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err and out.read_text() == "kept"
 
 
 @pytest.mark.parametrize("flags, message", [
