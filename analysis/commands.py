@@ -194,6 +194,11 @@ def _print_findings(console: Console, findings: list[dict[str, Any]]) -> None:
         table.add_row(Text(sev_text + level), Text(str(f.get("kind", ""))),
                       Text(str(f.get("title") or "")), Text(str(f.get("recommendation") or "")))
     console.print(table)
+    from sim.intervals import caveats
+
+    caveat = caveats(*((f.get("predicted") or {}).get("interval") for f in findings))
+    if caveat:
+        console.print(Text(f"about every interval above: {caveat}"), soft_wrap=True)
 
 
 # ---- report ---------------------------------------------------------------------------------

@@ -493,20 +493,36 @@ def _describe(overrides: dict[str, Any]) -> str:
                      for k, v in overrides.items())
 
 
-def _pct(change: float | None, base: float | None) -> str:
-    if change is None or not base:
-        return "-"
-    return f"{change / base:+.0%}"
+def _change_text(run: dict[str, Any], key: str) -> str:
+    """``p95 3% lower, 95% interval 10% lower to 2% higher``: the change as a ratio (its
+    interval on a log scale, :func:`sim.intervals.ratio_text`)."""
+    from sim.intervals import ratio_text
+
+    return ratio_text(key.removesuffix("_s"), (run.get("change_ratio") or {}).get(key),
+                      (run.get("change_ratio_ci95") or {}).get(key))
 
 
-def _change_text(run: dict[str, Any], start: dict[str, Any], key: str) -> str:
-    """``p95 4.42s -> 4.25s (-4% [-10%, +2%])``: the change and its interval, relative."""
-    label = key.removesuffix("_s")
-    ci = run.get("change_ci95", {}).get(key)
-    base = start[key]
-    ci_text = "" if ci is None else f" [{_pct(ci[0], base)}, {_pct(ci[1], base)}]"
-    return (f"{label} {base:.3g}s -> {run[key]:.3g}s "
-            f"({_pct(run['change'][key], base)}{ci_text})")
+def _choose(runs: list[dict[str, Any]], start: dict[str, Any], start_draws: list[Any],
+            draws: list[list[Any]], *, budget: bool) -> dict[str, Any]:
+    """The run to recommend, by :func:`sim.decide.decide` (objective p95) with the trace's own
+    configuration as the incumbent: a change is named (``improves``) only when its paired
+    interval says it helps; when none does, the lowest p95 tried is returned for the text. For
+    ``budget_bound`` a change that surely truncates fewer requests (:func:`improves`) comes
+    first. Sets each run's ``improves``."""
+    from sim.decide import Option, better, decide
+
+    incumbent = Option({}, start, start_draws)
+    options = [Option(r["overrides"], r, d) for r, d in zip(runs, draws, strict=True)]
+    for r, o in zip(runs, options, strict=True):
+        r["improves"] = (improves(r, truncation=True) if budget
+                         else better(o, incumbent, "p95"))
+    if budget and any(r["improves"] for r in runs):
+        return min((r for r in runs if r["improves"]),
+                   key=lambda r: (r["truncated_requests"], r["p95_s"]))
+    d = decide([incumbent, *options], incumbent=0)
+    if d.best is not None and not d.kept_incumbent:
+        return runs[d.best - 1]
+    return min(runs, key=lambda r: r["p95_s"])
 
 
 def improves(run: dict[str, Any], *, truncation: bool = False) -> bool:
@@ -575,6 +591,7 @@ def predict(trace: Trace, findings: list[Finding], *, seed: int = 0, draws: int 
         start = {**start_est, **intervals(start_est, start_draws)}
         own = base.with_overrides(f.base_overrides) if f.base_overrides else base
         runs, skipped = [], []
+        run_draws_of: list[list[Any]] = []
         for ov in f.overrides:
             merged = {**f.base_overrides, **ov}
             try:
@@ -588,6 +605,7 @@ def predict(trace: Trace, findings: list[Finding], *, seed: int = 0, draws: int 
                 est, vals = got
                 runs.append({"overrides": ov, **est,
                              **intervals(est, vals, start_est, start_draws)})
+                run_draws_of.append(vals)
         if not runs:
             f.predicted = {"error": "no candidate change could be simulated", "baseline": start,
                            "interval": how}
@@ -597,17 +615,13 @@ def predict(trace: Trace, findings: list[Finding], *, seed: int = 0, draws: int 
         budget = f.kind == "budget_bound"
         for r in runs:
             r["improves"] = improves(r, truncation=budget)
-        good = [r for r in runs if r["improves"]] or runs
-        if budget:
-            best = min(good, key=lambda r: (r["truncated_requests"], r["p95_s"]))
-        else:
-            best = min(good, key=lambda r: r["p95_s"])
+        best = _choose(runs, start, start_draws, run_draws_of, budget=budget)
         f.predicted = {**best, "baseline": start, "alternatives": runs, "interval": how}
         if skipped:
             f.predicted["already_runs"] = skipped
         if f.base_overrides:
             f.predicted["assumes"] = f.base_overrides
-        figures = (f"{_change_text(best, start, 'p50_s')}, {_change_text(best, start, 'p95_s')}")
+        figures = f"{_change_text(best, 'p50_s')}, {_change_text(best, 'p95_s')}"
         if f.kind == "suspicious_acceptance":
             f.predicted.pop("improves", None)
             f.recommendation += (f". With the acceptance p/q allow the simulator predicts "

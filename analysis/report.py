@@ -130,7 +130,7 @@ def run_whatifs(trace: Trace, config: WhatIfConfig | None = None) -> WhatIfs:
     budgets = sorted({max(1, round(f * passes)) for f in config.budget_fractions})
     hardware = list(config.hardware or CATALOG)  # () = every device of the catalog
     sweeps: list[tuple[str, Any, dict[str, list[Any]]]] = [
-        ("tau", _as_fixed(base), {"policy.tau": list(config.taus)}),
+        ("tau", _as_fixed(base), {"policy.tau": _with_current_tau(base, config.taus)}),
         ("budget", base, {"budget.max_verify_per_request": [0, *budgets]}),
         ("hardware", base, {"latency.hardware": hardware}),
         ("draft", base, {"draft.acceptance_scale": list(config.draft_scales)}),
@@ -173,6 +173,13 @@ def _recorded_batch(trace: Trace) -> int:
     server = (extra.get("scenario") or {}).get("server") or {}
     value = extra.get("max_batch") or server.get("max_batch") or 1
     return int(value) if isinstance(value, int | float) else 1
+
+
+def _with_current_tau(base: Any, taus: tuple[int, ...]) -> list[int]:
+    """The taus swept, with the trace's own fixed tau among them: the incumbent a change must
+    surely beat (sim.decide)."""
+    tau = base.policy.params.get("tau") if base.policy.name == "fixed" else None
+    return sorted(set(taus) | ({int(tau)} if isinstance(tau, int) else set()))
 
 
 def _as_fixed(base: Any) -> Any:
@@ -405,23 +412,47 @@ def _findings_html(findings: list[dict[str, Any]]) -> str:
             f"<span class='tag'>{_e(level)} (severity {_e(sev_text)})</span>"
             f"</h3><p>{_e(f.get('recommendation'))}</p>{_prediction_line(f)}"
             f"<details><summary>evidence and prediction</summary>"
-            f"{_kv_table(f.get('evidence') or {})}{_kv_table(f.get('predicted') or {})}"
+            f"{_kv_table(f.get('evidence') or {})}{_kv_table(_without_caveat(f.get('predicted')))}"
             f"</details></div>"
         )
     return "".join(cards)
 
 
+def _without_caveat(predicted: dict[str, Any] | None) -> dict[str, Any]:
+    """A prediction for its details table: the small-sample caveat is said once per page."""
+    p = dict(predicted or {})
+    if isinstance(p.get("interval"), dict):
+        p["interval"] = {k: v for k, v in p["interval"].items() if k != "caveat"}
+    return p
+
+
+def page_caveat(data: ReportData) -> str:
+    """The small-sample caveat of the page's intervals, once ("" when the sample is not small)."""
+    from sim.intervals import caveats
+
+    bases = [(f.get("predicted") or {}).get("interval") for f in data.findings]
+    w = data.whatifs
+    if w is not None:
+        bases += [r.interval for r in (w.tau, w.budget, w.hardware, w.draft, w.depth)
+                  if r is not None]
+    text = caveats(*bases)
+    return f"<p class='warn'>About every interval on this page: {_e(text)}.</p>" if text else ""
+
+
 def _prediction_line(f: dict[str, Any]) -> str:
-    """The prediction behind a finding with its intervals, one line (empty without one)."""
+    """The prediction behind a finding with its intervals, one line (empty without one): each
+    change a ratio with its 95% interval (log scale: never more than all of it)."""
+    from sim.intervals import ratio_text
+
     p = f.get("predicted") or {}
-    base, ci = p.get("baseline"), p.get("change_ci95") or {}
+    base = p.get("baseline")
     if not base or "p95_s" not in p:
         return ""
     parts = []
     for key in ("p50_s", "p95_s"):
-        c = ci.get(key)
-        band = f" (change {c[0] * 1e3:+.0f} to {c[1] * 1e3:+.0f} ms)" if c else ""
-        parts.append(f"{key[:3]} {base[key] * 1e3:,.0f} -> {p[key] * 1e3:,.0f} ms{band}")
+        change = ratio_text(key[:3], (p.get("change_ratio") or {}).get(key),
+                            (p.get("change_ratio_ci95") or {}).get(key))
+        parts.append(f"{key[:3]} {base[key] * 1e3:,.0f} -> {p[key] * 1e3:,.0f} ms ({change})")
     verdict = "improves" if p.get("improves") else "no change supported by the noise"
     how = (p.get("interval") or {}).get("text", "")
     return (f"<p class='pred'><b>predicted</b> with {_e(_fmt(p.get('overrides') or {}))}: "
@@ -558,6 +589,7 @@ def render_html(data: ReportData) -> str:
     body = f"""<p>{_e(meta.get('source'))} trace: target <b>{_e(meta.get('target_model'))}</b>, draft
 <b>{_e(meta.get('draft_model'))}</b> on {_e(meta.get('device'))}, policy
 <b>{_e(meta.get('policy'))}</b> {_e(_fmt(meta.get('policy_params') or {}))}</p>
+{page_caveat(data)}
 <h2>Findings</h2>{_findings_html(data.findings)}
 <div class="tiles">{_tiles(data.summary)}</div>
 <h2>What-if summary</h2>{_whatif_html(data.whatifs)}

@@ -3,6 +3,7 @@
     specsim simulate SCENARIO.toml [--trace TRACE] [--out TRACE] [--replications N] [--seed S]
                      [--json]
     specsim whatif TRACE|SCENARIO.toml --vary KEY=V1,V2,... [--vary ...] [--slo-p95-ms X]
+                   [--objective p95|p50|throughput|goodput] [--find-capacity]
                    [--out DIR|TABLE.csv|TABLE.parquet] [--jobs N]
                    [--cluster local|tcp://HOST:PORT] [--json]
 
@@ -49,6 +50,7 @@ def register(sub: Any) -> None:
         help="seeds S..S+N-1, with a confidence interval on p50/p95",
     )
     p.add_argument("--seed", type=int, metavar="S", help="seed (default: [workload] seed)")
+    add_policy(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_simulate)
 
@@ -61,11 +63,12 @@ def register(sub: Any) -> None:
     w.add_argument(
         "--vary",
         action="append",
-        required=True,
+        default=[],
         metavar="KEY=V1,V2,...",
         help="a scenario key SECTION.KEY and its values (repeatable)",
     )
     w.add_argument("--slo-p95-ms", type=float, metavar="X", help="p95 latency SLO (ms)")
+    add_policy(w)
     add_out(w, metavar="DIR", help="write the table, points and base scenario")
     add_force(w)
     w.add_argument("--jobs", type=int, metavar="N",
@@ -75,8 +78,41 @@ def register(sub: Any) -> None:
     w.add_argument("--intervals", type=int, metavar="N", default=DRAWS,
                    help="draws behind each point's 95%% intervals (replications + bootstrap over "
                    "the trace's requests; 0: none; default: %(default)s)")
+    w.add_argument("--objective", choices=("p95", "p50", "throughput", "goodput"), default="p95",
+                   help="what the best point is chosen by (sim.decide; goodput needs "
+                   "--slo-p95-ms; default: %(default)s)")
+    w.add_argument("--find-capacity", action="store_true",
+                   help="bisect the Poisson arrival rate: the highest rate (with its interval) "
+                   "at which each point meets --slo-p95-ms and the budget")
     w.add_argument("--json", action="store_true", help="print one JSON object")
     w.set_defaults(func=cmd_whatif)
+
+
+def add_policy(p: Any) -> None:
+    """``--policy NAME[:key=value,...] | FILE.py:ClassName`` (a built-in or the user's own)."""
+    p.add_argument("--policy", metavar="NAME[:k=v,..]|FILE.py:Class",
+                   help="run this policy: a built-in (fixed:tau=4, adaptive, ...) or your own "
+                   "class from a Python file (a sim.policy_base.Policy subclass)")
+
+
+def with_policy(scenario: Scenario, spec: str | None) -> Scenario:
+    """``scenario`` with ``--policy`` applied (and any solved acceptance said on stderr)."""
+    from sim.scenario import acceptance_note
+    from sim.userpolicy import is_user_policy
+
+    note = acceptance_note(scenario.acceptance)
+    if note:
+        print(f"specsim: {note}", file=sys.stderr)
+    if not spec:
+        return scenario
+    if is_user_policy(spec):
+        overrides: dict[str, Any] = {"policy.name": spec}
+    else:
+        from sim.policies import parse_policy_spec
+
+        name, params = parse_policy_spec(spec)
+        overrides = {"policy.name": name, **{f"policy.{k}": v for k, v in params.items()}}
+    return scenario.with_overrides(overrides, where=f"{scenario.where} with --policy {spec}")
 
 
 def load_base(path: str, trace_path: str | None = None) -> tuple[Scenario, Trace | None]:
@@ -130,6 +166,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         claim(args.out, args.force)
         claim(beside(args.out, "scenario.toml"), args.force)
     scenario, trace = load_base(args.scenario, args.trace)
+    scenario = with_policy(scenario, args.policy)
     if args.seed is not None:
         scenario = scenario.with_overrides({"workload.seed": args.seed})
     n = scenario.sim.replications if args.replications is None else args.replications
@@ -177,6 +214,7 @@ def cmd_whatif(args: argparse.Namespace) -> int:
         for path in output_paths(args.out):
             claim(path, args.force)
     base, trace = load_base(args.base)
+    base = with_policy(base, args.policy)
     vary = parse_vary(args.vary)
     if args.jobs is not None and args.jobs < 1:
         raise SpecsimError(f"--jobs {args.jobs}: must be >= 1")
@@ -184,6 +222,10 @@ def cmd_whatif(args: argparse.Namespace) -> int:
         check_cluster(args.cluster)
     if args.intervals < 0 or args.intervals == 1:
         raise SpecsimError(f"--intervals {args.intervals}: 0 (none) or at least 2 draws")
+    if args.find_capacity:
+        return _capacity(args, base, trace, vary)
+    if not vary:
+        raise SpecsimError("whatif: give at least one --vary KEY=V1,V2,... (or --find-capacity)")
     result = sweep(
         base,
         vary,
@@ -193,6 +235,7 @@ def cmd_whatif(args: argparse.Namespace) -> int:
         cluster=args.cluster,
         progress=not args.json and sys.stderr.isatty(),
         intervals=args.intervals,
+        objective=args.objective,
     )
     written = write_outputs(result, base, args.out, force=args.force) if args.out else []
     if args.json:
@@ -210,6 +253,37 @@ def cmd_whatif(args: argparse.Namespace) -> int:
     _print_whatif(result, list(vary), args.slo_p95_ms)
     for path in written:
         print(f"wrote {path}")
+    return 0
+
+
+def _capacity(args: argparse.Namespace, base: Scenario, trace: Trace | None,
+              vary: dict[str, list[Any]]) -> int:
+    """``whatif --find-capacity``: the highest rate per decision point (sim.capacity)."""
+    from sim.capacity import find_capacity
+    from sim.intervals import basis
+
+    if args.out:
+        raise SpecsimError("--find-capacity: prints its answer; --out is for grids")
+    if args.slo_p95_ms is None:
+        raise SpecsimError("--find-capacity: needs --slo-p95-ms X")
+    capacity = find_capacity(base, vary, trace=trace, slo_p95_ms=args.slo_p95_ms,
+                             draws=args.intervals)
+    how = basis(trace, args.intervals) if args.intervals else None
+    if args.json:
+        from tracing.cli import print_json
+
+        print_json({"capacity": capacity, "slo_p95_ms": args.slo_p95_ms, "vary": vary,
+                    "interval": how})
+        return 0
+    print(f"capacity: the highest Poisson arrival rate at which p95 <= {args.slo_p95_ms:g} ms "
+          "and the budget holds (no overload)")
+    for c in capacity:
+        where = ", ".join(f"{k}={v}" for k, v in c["vary"].items()) or "as given"
+        ci = c["ci95"]
+        band = f" (95% interval {ci[0]:.3g}-{ci[1]:.3g})" if ci else ""
+        print(f"  {where}: {c['rate_per_s']:.3g} requests/s{band}")
+    if how is not None:
+        print(how["text"] + (f"; {how['caveat']}" if how.get("caveat") else ""))
     return 0
 
 
@@ -281,20 +355,24 @@ def _print_whatif(result: WhatIfResult, keys: list[str], slo_p95_ms: float | Non
     from rich.table import Table
 
     slo = f" (SLO p95 <= {slo_p95_ms:g} ms)" if slo_p95_ms is not None else ""
-    table = Table(title=f"what-if: {len(result.points)} points{slo}")
+    table = Table(title=f"what-if: {len(result.points)} points{slo}, best by {result.objective}")
     for key in keys:
         table.add_column(key)
     for name in ("p50 ms [95% CI]", "p95 ms [95% CI]", "tok/cycle", "tok/s", "speedup"):
         table.add_column(name, justify="right")
+    table.add_column("meets SLO")
     table.add_column("feasible")
+    bests = [{**b["best"]["vary"], **b["condition"]} for b in result.best_by_condition
+             if b["best"] is not None]
     for p in result.points:
         speedup = p.get("speedup_vs_target_only")
         if p["overloaded"]:
             mark = "no (overloaded)"
         else:
-            mark = "yes" if p["feasible"] else "no (SLO)" if not p["meets_slo"] else "no (budget)"
-        tie = p["vary"] in result.tied
-        style = "bold green" if p is result.best else None
+            mark = ("yes" if p["feasible"] else "no (budget)" if not p["within_budget"]
+                    else "no (SLO)")
+        is_best = p["vary"] in bests
+        style = "bold green" if is_best else None
         table.add_row(
             *(str(p["vary"][k]) for k in keys),
             _with_ci(p, "p50"),
@@ -302,19 +380,27 @@ def _print_whatif(result: WhatIfResult, keys: list[str], slo_p95_ms: float | Non
             f"{p['tokens_per_cycle']:.2f}",
             f"{p['throughput_tok_s']:,.1f}",
             "-" if speedup is None else f"x{speedup:.2f}",
-            mark + (" <- best" if p is result.best else " (tied)" if tie else ""),
+            p["meets_slo"].replace("_", " "),
+            mark + (" <- best" if is_best else "") + (" (now)" if p.get("incumbent") else ""),
             style=style,
         )
     console = _console()
     console.print(table)
     if result.interval:
-        console.print(result.interval["text"], soft_wrap=True, markup=False)
-    if result.best is None:
-        console.print("no point meets the SLO and budget without overload")
-    else:
-        where = ", ".join(f"{k}={v}" for k, v in result.best["vary"].items())
-        console.print(f"best: {where} (p95 {_with_ci(result.best, 'p95')} ms): "
-                      f"{result.best_reason}", soft_wrap=True, markup=False)
+        text = result.interval["text"]
+        if result.interval.get("caveat"):
+            text += f"; {result.interval['caveat']}"
+        console.print(text, soft_wrap=True, markup=False)
+    for b in result.best_by_condition:
+        cond = ", ".join(f"{k}={v}" for k, v in b["condition"].items())
+        head = f"at {cond}: " if cond else ""
+        if b["best"] is None:
+            console.print(f"{head}{b['reason']}", soft_wrap=True, markup=False)
+            continue
+        where = ", ".join(f"{k}={v}" for k, v in b["best"]["vary"].items())
+        console.print(f"{head}best: {where} (p95 {_with_ci(b['best'], 'p95')} ms): "
+                      f"{b['reason']}", soft_wrap=True, markup=False)
     if any(p["overloaded"] for p in result.points):
         console.print("[bold red]overloaded points:[/] the queue grows without bound there; "
                       "their p95 is not a steady figure, so they are never feasible")
+

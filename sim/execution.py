@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sim.engine import simulate
+from sim.figures import latency_quantiles
 from sim.replicate import replicate
 from sim.scenario import Scenario
 from tracing.errors import SpecsimError
@@ -51,7 +52,9 @@ def run_points(points: Sequence[Point], trace: Trace | None) -> list[Outcome]:
         scenario = Scenario.from_dict(d, where=where)
         n = scenario.sim.replications
         result = replicate(scenario, n, trace) if n > 1 else simulate(scenario, trace)
-        out.append((result.figures, result.warnings))
+        # the latency quantiles read goodput off any SLO (not among simulate's own figures)
+        figures = {**result.figures, "latency_quantiles_s": latency_quantiles(result.trace.requests)}
+        out.append((figures, result.warnings))
     return out
 
 

@@ -96,6 +96,29 @@ CYCLE_KEYS = (
 )  # fmt: skip
 
 
+QUANTILES = tuple(range(0, 101, 5))  # the percentiles of latency_quantiles_s
+
+
+def latency_quantiles(requests: Any) -> list[float]:
+    """Every 5th percentile (0..100) of a run's request latencies (``end_s - arrival_s`` of a
+    trace's requests table): enough to read the share within any SLO (:func:`share_within`)."""
+    latency = (requests["end_s"] - requests["arrival_s"]).to_numpy(float)
+    return [round(float(v), 6) for v in np.percentile(latency, QUANTILES)] if latency.size else []
+
+
+def share_within(quantiles: list[float], limit_s: float) -> float:
+    """The share of requests whose latency is at most ``limit_s``, read off
+    ``latency_quantiles_s`` (linear between its percentiles; 0 without any)."""
+    if not quantiles:
+        return 0.0
+    q = np.maximum.accumulate(np.asarray(quantiles, dtype=float))
+    if limit_s >= q[-1]:
+        return 1.0
+    if limit_s < q[0]:
+        return 0.0
+    return float(np.interp(limit_s, q, np.asarray(QUANTILES, dtype=float) / 100.0))
+
+
 def _stats(x: np.ndarray, pcts: tuple[int, ...]) -> dict[str, float]:
     if x.size == 0:
         return {"mean": 0.0, **{f"p{p}": 0.0 for p in pcts}}

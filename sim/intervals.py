@@ -7,9 +7,11 @@ the base took from ``scenario_from_trace(trace)`` is replaced by the resample's 
 changed stays) and simulates with seed ``seed + 1 + b``. Every configuration is run over the same
 draws, so a change against the baseline is measured pairwise (common random numbers).
 
-An interval is the estimate (the full trace, seed ``seed``) plus or minus
-``t(0.975, k - 1) * sd`` of the ``k`` draws' values (the normal bootstrap interval, Student-t for
-few draws); the change's interval uses the draws' paired differences. Without a trace the draws
+An interval is the estimate (the full trace, seed ``seed``) times ``exp(+- t(0.975, k - 1) * sd)``
+of the ``k`` draws' log values (the normal bootstrap interval on a log scale, Student-t for few
+draws): a latency's interval is never below 0. A change against a baseline is a ratio, its
+interval from the draws' paired log ratios (:func:`ratio_interval`), shown in words by
+:func:`ratio_text` ("p95 3% lower, 95% interval 10% lower to 2% higher"). Without a trace the draws
 are replications only (``basis`` says which). A trace of fewer than :data:`SMALL_TRACE` requests
 is flagged ``small_sample``: its intervals are wide.
 """
@@ -27,6 +29,7 @@ from scipy import stats
 
 from sim.calibrate import scenario_from_trace
 from sim.engine import simulate
+from sim.figures import latency_quantiles
 from sim.scenario import Scenario
 from tracing.errors import SpecsimError
 from tracing.trace import Trace
@@ -46,16 +49,23 @@ class Draw:
     trace: Trace | None
 
 
-def brief(figures: dict[str, Any]) -> dict[str, float | None]:
-    """The figures intervals are put on, from ``simulate``'s figures."""
+def brief(figures: dict[str, Any], slo_p95_ms: float | None = None) -> dict[str, float | None]:
+    """The figures intervals are put on, from ``simulate``'s figures; with an SLO also
+    ``goodput_tok_s``: the throughput times the share of requests finishing within it."""
+    from sim.figures import share_within
+
     speedup = figures.get("speedup_vs_target_only")
-    return {
+    out: dict[str, float | None] = {
         "p50_s": float(figures["latency_s"]["p50"]),
         "p95_s": float(figures["latency_s"]["p95"]),
         "speedup_vs_target_only": None if speedup is None else float(speedup),
         "throughput_tok_s": float(figures.get("throughput_tok_s") or 0.0),
         "truncated_requests": float(figures.get("truncated_requests") or 0),
     }
+    if slo_p95_ms is not None:
+        share = share_within(list(figures.get("latency_quantiles_s") or []), slo_p95_ms / 1e3)
+        out["goodput_tok_s"] = float(out["throughput_tok_s"] or 0.0) * share
+    return out
 
 
 def _closed(trace: Trace) -> bool:
@@ -151,26 +161,85 @@ def make_draws(base: Scenario, trace: Trace | None, n: int = DRAWS, *, seed: int
     return draws
 
 
-def run_draws(draws: list[Draw], overrides: dict[str, Any] | None = None) -> list[dict[str, Any] | None]:
-    """Each draw simulated with ``overrides`` (None where the simulator refused the draw)."""
+def run_draws(draws: list[Draw], overrides: dict[str, Any] | None = None, *,
+              slo_p95_ms: float | None = None) -> list[dict[str, Any] | None]:
+    """Each draw simulated with ``overrides`` (None where the simulator refused the draw);
+    with an SLO its figures carry ``goodput_tok_s`` (:func:`brief`)."""
     out: list[dict[str, Any] | None] = []
     for d in draws:
         try:
             scenario = d.scenario.with_overrides(overrides) if overrides else d.scenario
-            out.append(brief(simulate(scenario, d.trace, seed=d.seed).figures))
+            result = simulate(scenario, d.trace, seed=d.seed)
+            figures = result.figures
+            if slo_p95_ms is not None:
+                figures = {**figures,
+                           "latency_quantiles_s": latency_quantiles(result.trace.requests)}
+            out.append(brief(figures, slo_p95_ms))
         except SpecsimError:
             out.append(None)
     return out
 
 
-def interval(estimate: float | None, values: list[float], confidence: float = 0.95) -> list[float] | None:
-    """``estimate +- t * sd(values)`` (None without an estimate or with fewer than 2 values)."""
+def interval(estimate: float | None, values: list[float], confidence: float = 0.95, *,
+             positive: bool = False) -> list[float] | None:
+    """``estimate +- t * sd(values)`` (None without an estimate or with fewer than 2 values).
+
+    ``positive``: the figure cannot be below 0 (a latency, a rate), so the interval is made on
+    a log scale -- ``estimate * exp(+- t * sd(log values))`` -- and is never below 0; a figure
+    that can be 0 (a count) keeps the linear interval, clipped at 0."""
     x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
     if estimate is None or x.size < 2:
         return None
     t = float(stats.t.ppf(1.0 - (1.0 - confidence) / 2.0, x.size - 1))
+    if positive and estimate > 0 and bool(np.all(x > 0)):
+        half = t * float(np.log(x).std(ddof=1))
+        return [float(estimate * math.exp(-half)), float(estimate * math.exp(half))]
     half = t * float(x.std(ddof=1))
-    return [float(estimate - half), float(estimate + half)]
+    lo, hi = float(estimate - half), float(estimate + half)
+    return [max(0.0, lo), max(0.0, hi)] if positive else [lo, hi]
+
+
+def ratio_interval(
+    a: float | None,
+    b: float | None,
+    a_draws: list[float | None],
+    b_draws: list[float | None],
+    confidence: float = 0.95,
+) -> list[float] | None:
+    """The 95% interval of the ratio ``a / b`` from paired draws, on a log scale:
+    ``a/b * exp(+- t * sd(log(a_i / b_i)))`` -- never below 0, and "3% lower" and "3% higher"
+    are equally far from 1. None without positive estimates or with fewer than 2 pairs."""
+    if a is None or b is None or a <= 0 or b <= 0:
+        return None
+    logs = [math.log(x / y) for x, y in zip(a_draws, b_draws, strict=True)
+            if x is not None and y is not None and x > 0 and y > 0
+            and math.isfinite(x) and math.isfinite(y)]
+    if len(logs) < 2:
+        return None
+    t = float(stats.t.ppf(1.0 - (1.0 - confidence) / 2.0, len(logs) - 1))
+    half = t * float(np.std(logs, ddof=1))
+    ratio = a / b
+    return [float(ratio * math.exp(-half)), float(ratio * math.exp(half))]
+
+
+def ratio_text(label: str, ratio: float | None, ci: list[float] | None) -> str:
+    """``p95 3% lower, 95% interval 10% lower to 2% higher``: a change as a ratio, in words."""
+
+    def words(r: float) -> str:
+        pct = (r - 1.0) * 100.0
+        if abs(pct) < 0.5:
+            return "no different"
+        return f"{abs(pct):.0f}% {'higher' if pct > 0 else 'lower'}"
+
+    if ratio is None:
+        return f"{label} -"
+    text = f"{label} {words(ratio)}"
+    if ci is not None:
+        text += f", 95% interval {words(ci[0])} to {words(ci[1])}"
+    return text
+
+
+POSITIVE = ("p50_s", "p95_s", "speedup_vs_target_only", "throughput_tok_s", "goodput_tok_s")
 
 
 def intervals(
@@ -179,22 +248,40 @@ def intervals(
     base_estimate: dict[str, Any] | None = None,
     base_draws: list[dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
-    """``ci95`` {figure: [lo, hi]} and, given the baseline's, ``change`` {figure: estimate change}
-    and ``change_ci95`` {figure: [lo, hi]} from the paired draws."""
+    """``ci95`` {figure: [lo, hi]} (never below 0) and, given the baseline's, ``change``
+    {figure: estimate change}, ``change_ci95`` {figure: [lo, hi]}, ``change_ratio`` {figure:
+    point / baseline} and ``change_ratio_ci95`` {figure: [lo, hi]} from the paired draws.
+
+    A latency's change interval is its ratio interval (:func:`ratio_interval`, log scale) times
+    the baseline: it never says a latency fell by more than all of it. A count's change
+    (``truncated_requests``) is the plain paired difference."""
+    keys = [k for k in FIGURES if k in estimate] + (["goodput_tok_s"] if "goodput_tok_s" in
+                                                     estimate else [])
     out: dict[str, Any] = {"ci95": {
-        key: interval(estimate.get(key), [d[key] for d in draws if d is not None and d[key] is not None])
-        for key in FIGURES}}
+        key: interval(estimate.get(key), [float(d[key]) for d in draws
+                                          if d is not None and d.get(key) is not None],
+                      positive=True)
+        for key in keys}}
     if base_estimate is None or base_draws is None:
         return out
-    change, change_ci = {}, {}
+    change, change_ci, ratio, ratio_ci = {}, {}, {}, {}
     for key in CHANGE_FIGURES:
         a, b = estimate.get(key), base_estimate.get(key)
         est = None if a is None or b is None else float(a) - float(b)
+        change[key] = est
+        if key in POSITIVE:
+            ratio[key] = None if a is None or not b else float(a) / float(b)
+            rci = ratio_interval(a, b, [None if d is None else d.get(key) for d in draws],
+                                 [None if e is None else e.get(key) for e in base_draws])
+            ratio_ci[key] = rci
+            change_ci[key] = None if rci is None or b is None else [
+                float(b) * (rci[0] - 1.0), float(b) * (rci[1] - 1.0)]
+            continue
         diffs = [float(d[key]) - float(e[key]) for d, e in zip(draws, base_draws, strict=True)
                  if d is not None and e is not None and d[key] is not None and e[key] is not None]
-        change[key] = est
         change_ci[key] = interval(est, diffs)
     out["change"], out["change_ci95"] = change, change_ci
+    out["change_ratio"], out["change_ratio_ci95"] = ratio, ratio_ci
     return out
 
 
@@ -206,12 +293,21 @@ def basis(trace: Trace | None, n: int) -> dict[str, Any]:
             + (f" and a bootstrap resample of the trace's {requests} requests (refitted)" if boot
                else " (replications only: no trace to resample)"))
     small = boot and requests < SMALL_TRACE
-    if small:
-        text += (f"; only {requests} requests: the intervals are wide, capture more to narrow "
-                 "them (and a p95 of so few requests sits near their maximum, which no resample "
-                 "exceeds: its interval understates the tail's uncertainty)")
+    caveat = (f"only {requests} requests: the intervals are wide, capture more to narrow them "
+              "(and a p95 of so few requests sits near their maximum, which no resample "
+              "exceeds: its interval understates the tail's uncertainty)") if small else ""
     return {"method": "replications + bootstrap over requests" if boot else "replications",
-            "draws": n, "requests": requests, "small_sample": small, "text": text}
+            "draws": n, "requests": requests, "small_sample": small, "text": text,
+            "caveat": caveat}
+
+
+def caveats(*bases: dict[str, Any] | None) -> str:
+    """The small-sample caveat of any of ``bases`` (:func:`basis`), once ("" if none): an
+    output says it once, not beside every figure."""
+    for b in bases:
+        if b and b.get("caveat"):
+            return str(b["caveat"])
+    return ""
 
 
 def below_zero(ci: list[float] | None) -> bool:
@@ -225,4 +321,5 @@ def above_zero(ci: list[float] | None) -> bool:
 
 
 __all__ = ["DRAWS", "SMALL_TRACE", "Draw", "above_zero", "basis", "below_zero", "bootstrap_trace",
-           "brief", "interval", "intervals", "make_draws", "refit", "run_draws"]
+           "brief", "caveats", "interval", "intervals", "make_draws", "ratio_interval", "ratio_text", "refit",
+           "run_draws"]

@@ -44,14 +44,21 @@ class Interval:
         return (self.hi - self.lo) / 2.0
 
 
-def t_interval(values: list[float] | np.ndarray, confidence: float = 0.95) -> Interval | None:
-    """Student-t interval on the mean of ``values`` (None for fewer than two values)."""
+def t_interval(values: list[float] | np.ndarray, confidence: float = 0.95, *,
+               positive: bool = False) -> Interval | None:
+    """Student-t interval on the mean of ``values`` (None for fewer than two values).
+
+    ``positive`` (a latency): the interval is made on a log scale around the mean -- ``mean *
+    exp(+- t * sd(log values) / sqrt(n))`` -- so it is never below 0, however few the values."""
     x = np.asarray(values, dtype=float)
     if x.size < 2:
         return None
     mean = float(x.mean())
-    sd = float(x.std(ddof=1))
     t = float(stats.t.ppf(1.0 - (1.0 - confidence) / 2.0, x.size - 1))
+    if positive and mean > 0 and bool(np.all(x > 0)):
+        half = t * float(np.log(x).std(ddof=1)) / math.sqrt(x.size)
+        return Interval(mean, mean * math.exp(-half), mean * math.exp(half), int(x.size))
+    sd = float(x.std(ddof=1))
     half = t * sd / math.sqrt(x.size)
     return Interval(mean, mean - half, mean + half, int(x.size))
 
@@ -82,7 +89,7 @@ def replicate(
     for key in CI_KEYS:
         values = [float(r.figures["latency_s"][key]) for r in results]
         per_rep[f"latency_s.{key}"] = values
-        interval = t_interval(values, confidence)
+        interval = t_interval(values, confidence, positive=True)
         figures["latency_s"][f"{key}_ci"] = None if interval is None else [interval.lo, interval.hi]
     figures["seed"] = first_seed
     figures["replications"] = {

@@ -71,6 +71,14 @@ class AcceptanceConfig:
     draft_confidence: float = field(default=4.0, metadata=_rng(0.0))  # Beta concentration
     per_request: bool = False  # "trace" only: each replayed request keeps its own hazards
     replay: bool = False  # "trace" only: replay recorded depths first (implies per_request)
+    # what a server reports, solved to the i.i.d. alpha (sim.scenario.solve_alpha) at the draft
+    # length ``tau`` it was measured with: vLLM's mean accepted length (1 + accepted / drafts)
+    # or the accepted tokens per draft
+    mean_accepted_length: float | None = field(default=None, metadata=_rng(1.0))
+    accepted_per_draft: float | None = field(default=None, metadata=_rng(0.0))
+    tau: int | None = field(default=None, metadata=_rng(1))
+    # acceptance by context length: [[from_tokens, alpha], ...], from_tokens increasing from 0
+    by_context: list[list[float]] = field(default_factory=list, metadata=_rng(0.0))
 
 
 @dataclass(frozen=True)
@@ -238,6 +246,8 @@ class Scenario:
                 parts[section] = _build_section(SECTIONS[section], section, table, where)
             else:
                 parts[section] = _build_section(SECTIONS[section], section, table, where)
+        if "acceptance" in parts:
+            parts["acceptance"] = _solve_acceptance(parts["acceptance"], where)
         scenario = cls(**parts, where=where)
         scenario._check_cross(where)
         return scenario
@@ -287,6 +297,11 @@ class Scenario:
             d[section][name] = _coerce(SECTIONS[section], name, value)
         # Varying alpha of a fitted ("trace") acceptance means an i.i.d. (or positional) model.
         acc = d["acceptance"]
+        if "acceptance.alpha" in overrides:  # a given alpha replaces what it was solved from
+            if not any(f"acceptance.{k}" in overrides
+                       for k in ("mean_accepted_length", "accepted_per_draft", "tau")):
+                for key in ("mean_accepted_length", "accepted_per_draft", "tau"):
+                    acc.pop(key, None)
         alpha_only = "acceptance.alpha" in overrides and "acceptance.model" not in overrides
         if alpha_only and acc.get("model") == "trace":
             acc["model"] = "positional" if isinstance(acc["alpha"], list) else "iid"
@@ -387,6 +402,78 @@ class Scenario:
             raise SpecsimError(f"{where}: [workload] rate_scale = {w.rate_scale:g}: must be > 0")
 
 
+def expected_accepted(alpha: float, tau: int) -> float:
+    """Accepted tokens per draft of ``tau`` tokens at i.i.d. acceptance ``alpha``:
+    ``alpha + alpha^2 + ... + alpha^tau``."""
+    return float(sum(alpha**k for k in range(1, tau + 1)))
+
+
+def solve_alpha(accepted_per_draft: float, tau: int) -> float:
+    """The i.i.d. alpha whose draft of ``tau`` tokens accepts ``accepted_per_draft`` on
+    average (the inverse of :func:`expected_accepted`, increasing in alpha; 0..tau)."""
+    from scipy.optimize import brentq
+
+    if accepted_per_draft <= 0:
+        return 0.0
+    if accepted_per_draft >= tau:
+        return 1.0
+    return float(brentq(lambda a: expected_accepted(a, tau) - accepted_per_draft, 0.0, 1.0,
+                        xtol=1e-12))
+
+
+def _solve_acceptance(a: AcceptanceConfig, where: str) -> AcceptanceConfig:
+    """``alpha`` from ``mean_accepted_length`` / ``accepted_per_draft`` at ``tau`` (model iid);
+    ``by_context`` checked (and its first alpha the model's ``alpha``)."""
+    w = f"{where}: [acceptance]"
+    if a.by_context:
+        rows = a.by_context
+        if not all(len(r) == 2 for r in rows):
+            raise SpecsimError(f"{w} by_context = {rows}: each entry is [from_tokens, alpha]")
+        starts = [r[0] for r in rows]
+        if starts[0] != 0:
+            raise SpecsimError(f"{w} by_context = {rows}: the first entry starts at 0 tokens")
+        if any(b <= x for x, b in itertools.pairwise(starts)):
+            raise SpecsimError(f"{w} by_context = {rows}: from_tokens must be increasing")
+        if any(not 0.0 <= r[1] <= 1.0 for r in rows):
+            raise SpecsimError(f"{w} by_context = {rows}: each alpha must be in [0, 1]")
+        if a.model == "trace":
+            raise SpecsimError(f'{w} by_context: not with model = "trace" (it fits its own '
+                               "context_buckets)")
+    given = [k for k in ("mean_accepted_length", "accepted_per_draft")
+             if getattr(a, k) is not None]
+    if not given:
+        if a.tau is not None:
+            raise SpecsimError(f"{w} tau = {a.tau}: only with mean_accepted_length or "
+                               "accepted_per_draft (the draft length they were measured at)")
+        return a
+    if len(given) > 1:
+        raise SpecsimError(f"{w} mean_accepted_length and accepted_per_draft: give one")
+    if a.tau is None:
+        raise SpecsimError(f"{w} {given[0]}: needs tau = N, the draft length it was measured at "
+                           "(vLLM's num_speculative_tokens)")
+    if a.model == "trace" or a.by_context:
+        raise SpecsimError(f"{w} {given[0]}: an i.i.d. acceptance; not with "
+                           + ('model = "trace"' if a.model == "trace" else "by_context"))
+    per_draft = (a.mean_accepted_length - 1.0 if a.mean_accepted_length is not None
+                 else float(a.accepted_per_draft or 0.0))
+    value = getattr(a, given[0])
+    if per_draft > a.tau:
+        top = a.tau + 1 if given[0] == "mean_accepted_length" else a.tau
+        raise SpecsimError(f"{w} {given[0]} = {value:g}: at most {top} with tau = {a.tau}")
+    return dataclasses.replace(a, model="iid", alpha=round(solve_alpha(per_draft, a.tau), 6))
+
+
+def acceptance_note(a: AcceptanceConfig) -> str:
+    """What an acceptance given as a server's figure was solved to ("" when given as alpha)."""
+    if a.mean_accepted_length is not None:
+        return (f"[acceptance] mean_accepted_length {a.mean_accepted_length:g} at tau {a.tau} "
+                f"-> i.i.d. alpha {a.alpha:.4f}")
+    if a.accepted_per_draft is not None:
+        return (f"[acceptance] accepted_per_draft {a.accepted_per_draft:g} at tau {a.tau} "
+                f"-> i.i.d. alpha {a.alpha:.4f}")
+    return ""
+
+
 def _toml_value(value: Any) -> str:
     """One TOML value: strings, booleans, numbers, lists and inline tables."""
     if isinstance(value, bool):
@@ -402,6 +489,11 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {value!r} as TOML")
 
 
+def policy_keys(name: str) -> set[str]:
+    """The parameters the named policy takes (its constructor's arguments)."""
+    return _policy_keys(name)
+
+
 def _policy_keys(name: str) -> set[str]:
     cls = POLICIES.get(name)
     if cls is None:
@@ -412,11 +504,20 @@ def _policy_keys(name: str) -> set[str]:
 def _build_policy(table: dict[str, Any], where: str) -> PolicyConfig:
     params = dict(table)
     name = params.pop("name", "fixed")
+    if isinstance(name, str) and name not in POLICIES:
+        from sim.userpolicy import is_user_policy, load_user_policy  # local: it imports policies
+
+        if is_user_policy(name):
+            try:
+                load_user_policy(name)
+            except SpecsimError as exc:
+                raise SpecsimError(f"{where}: [policy] name: {exc}") from None
     if not isinstance(name, str) or name not in POLICIES:
         raise SpecsimError(
             f"{where}: [policy] name = {name!r}: unknown (known: {', '.join(sorted(POLICIES))})"
         )
-    all_keys = set().union(*(_policy_keys(n) for n in POLICIES))
+    all_keys = set().union(*(_policy_keys(n) for n in POLICIES if n == name
+                             or ".py:" not in n))
     for key in params:
         if key not in all_keys:
             raise SpecsimError(

@@ -8,19 +8,21 @@ Every point runs with the same seed -- the base scenario's ``[workload] seed`` -
 differ only by the keys varied (common random numbers), and the table is the same whatever
 ``jobs`` is. With ``[sim] replications`` > 1 each point is :func:`sim.replicate.replicate`'s.
 
-A point *meets the SLO* when its p95 latency is at most ``slo_p95_ms`` (always, without one) --
-with intervals, when the SLO is within reach of its p95 interval (``meets_slo_surely``: the whole
-interval is below it);
-it is *within budget* when no request was cut short by the verify budget and the mean / max
-verify passes per request respect ``[budget]``. ``feasible`` is both and not ``overloaded`` (a
-queue that grows without bound has no steady p95: such a point is never feasible, never best).
+Each point carries ``incumbent`` (its decision keys are what the base scenario runs now),
+``within_budget`` (no request cut short by the verify budget, and the mean / max verify passes
+per request respect ``[budget]``), ``meets_slo`` -- ``"yes"`` | ``"within_noise"`` | ``"no"``
+(:func:`sim.decide.slo_verdict`: from its p95 interval with intervals, else the estimate) --
+and ``feasible`` (meets it ``"yes"``, within budget, not ``overloaded``: a queue that grows
+without bound has no steady p95).
 
 With ``intervals`` > 0 (:mod:`sim.intervals`) every point carries ``ci95`` {p50_s, p95_s,
-speedup_vs_target_only, throughput_tok_s, ...: [lo, hi]}, ``change`` and ``change_ci95`` against
-the base scenario run unchanged (``baseline`` of the result), and ``interval`` (how they were
-made). The best point (:func:`pick_best`): among feasible points whose p95 interval overlaps that
-of the lowest p95, the lowest p50, then the highest throughput; the others of that set are
-``tied`` (indistinguishable on p95 within the noise) and ``best_reason`` says so.
+speedup_vs_target_only, throughput_tok_s, ...: [lo, hi]}, ``change`` / ``change_ci95`` and
+``change_ratio`` / ``change_ratio_ci95`` against the base scenario run unchanged (``baseline``
+of the result), and ``interval`` (how they were made).
+
+The best point is :func:`sim.decide.decide`'s, per condition (the values of the grid's
+``workload.*`` keys): ``best_by_condition`` lists them, ``best`` is the first condition's. A
+``policy.KEY`` that a varied policy ignores is refused (:func:`check_policy_keys`).
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ TABLE_FORMATS = (".csv", ".parquet")
 
 @dataclass
 class WhatIfResult:
-    """A sweep's points (grid order), the best feasible point and the flat table."""
+    """A sweep's points (grid order), the best point of the first condition, the flat table and
+    the best of every condition (:func:`decide_points`)."""
 
     points: list[dict[str, Any]]
     best: dict[str, Any] | None
@@ -53,12 +56,16 @@ class WhatIfResult:
     best_reason: str = ""
     baseline: dict[str, Any] | None = None  # the base scenario's figures, with intervals
     interval: dict[str, Any] | None = None  # sim.intervals.basis: how intervals were made
+    best_by_condition: list[dict[str, Any]] = field(default_factory=list)
+    objective: str = "p95"
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``whatif --json`` object: ``points``, ``best``, ``tied``, ``best_reason``,
-        ``baseline`` and ``interval``."""
+        """The ``whatif --json`` object: ``points``, ``best`` (of the first condition),
+        ``tied``, ``best_reason``, ``best_by_condition``, ``objective``, ``baseline`` and
+        ``interval``."""
         return {"points": self.points, "best": self.best, "tied": self.tied,
-                "best_reason": self.best_reason, "baseline": self.baseline,
+                "best_reason": self.best_reason, "best_by_condition": self.best_by_condition,
+                "objective": self.objective, "baseline": self.baseline,
                 "interval": self.interval}
 
 
@@ -104,6 +111,28 @@ def grid(base: Scenario, vary: dict[str, list[Any]]) -> list[tuple[dict[str, Any
     return points
 
 
+def check_policy_keys(base: Scenario, vary: dict[str, list[Any]]) -> None:
+    """Refuse a varied ``policy.KEY`` for a policy of the grid that ignores it (e.g.
+    ``policy.tau`` with ``goodput`` or ``target_only``): its rows would all be the same run."""
+    from sim.scenario import policy_keys
+
+    names = vary.get("policy.name", [base.policy.name])
+    # goodput takes tau only as its start, before it has learned the step costs: a sweep of
+    # it gives the same rows (it chooses each step's tau up to max_tau itself)
+    ignored = {"goodput": {"tau"}}
+    for key in vary:
+        section, _, name = key.partition(".")
+        if section != "policy" or name == "name":
+            continue
+        for policy in names:
+            takes = policy_keys(str(policy)) - ignored.get(str(policy), set())
+            if name not in takes:
+                raise SpecsimError(
+                    f"--vary {key}: policy '{policy}' ignores {name} (it takes: "
+                    f"{', '.join(sorted(takes)) or 'nothing'}); vary {key} in a separate "
+                    "whatif with the policies that use it")
+
+
 def sweep(
     base: Scenario,
     vary: dict[str, list[Any]],
@@ -114,12 +143,19 @@ def sweep(
     cluster: Any = None,
     progress: bool = False,
     intervals: int = 0,
+    objective: str = "p95",
 ) -> WhatIfResult:
     """Simulate every point of the grid of ``vary`` over ``base`` (see the module docstring);
     ``cluster``: None (processes here), ``"local"``, ``"tcp://HOST:PORT"`` or a
-    ``distributed.Client``; ``intervals``: draws per point for the 95% intervals (0: none)."""
+    ``distributed.Client``; ``intervals``: draws per point for the 95% intervals (0: none);
+    ``objective``: what :func:`sim.decide.decide` ranks by (p95 | p50 | throughput | goodput)."""
+    from sim.decide import check_objective
+    from sim.intervals import brief
+
     if slo_p95_ms is not None and slo_p95_ms <= 0:
         raise SpecsimError(f"slo_p95_ms = {slo_p95_ms}: must be > 0")
+    check_objective(objective, slo_p95_ms)
+    check_policy_keys(base, vary)
     cells = grid(base, vary)
     if any(sc.needs_trace for _, sc in cells) and trace is None:
         raise SpecsimError(f"{base.where}: some keys read from a trace, but no trace was given")
@@ -133,31 +169,65 @@ def sweep(
             bar.close()
     points = []
     for (vary_point, scenario), (figures, warnings) in zip(cells, runs, strict=True):
-        meets = slo_p95_ms is None or figures["latency_s"]["p95"] * 1e3 <= slo_p95_ms
-        within = within_budget(scenario, figures)
-        overloaded = bool(figures.get("overloaded"))
-        points.append(
-            {
-                "vary": vary_point,
-                **figures,
-                "meets_slo": bool(meets),
-                "within_budget": within,
-                "feasible": bool(meets and within and not overloaded),
-                "warnings": warnings,
-            }
-        )
+        point = {"vary": vary_point, **figures, "meets_slo": "yes",
+                 "within_budget": within_budget(scenario, figures), "feasible": False,
+                 "incumbent": _is_incumbent(base, vary_point, scenario), "warnings": warnings}
+        if slo_p95_ms is not None:
+            point["goodput_tok_s"] = brief(figures, slo_p95_ms)["goodput_tok_s"]
+        points.append(point)
     baseline, how, values = None, None, None
     if intervals:
-        baseline, how, values = add_intervals(base, points, trace, intervals, progress=progress)
-        if slo_p95_ms is not None:
-            for p in points:  # within the noise of the SLO counts as meeting it
-                ci = (p.get("ci95") or {}).get("p95_s")
-                p["meets_slo_surely"] = bool(ci is not None and ci[1] * 1e3 <= slo_p95_ms)
-                if ci is not None and ci[0] * 1e3 <= slo_p95_ms and not p["meets_slo"]:
-                    p["meets_slo"] = True
-                    p["feasible"] = bool(p["within_budget"] and not p["overloaded"])
-    best, tied, reason = pick_best(points, values)
-    return WhatIfResult(points, best, points_table(points), tied, reason, baseline, how)
+        baseline, how, values = add_intervals(base, points, trace, intervals, progress=progress,
+                                              slo_p95_ms=slo_p95_ms)
+    by_condition = decide_points(points, values, objective=objective, slo_p95_ms=slo_p95_ms)
+    first = by_condition[0] if by_condition else {"best": None, "tied": [], "reason": ""}
+    return WhatIfResult(points, first["best"], points_table(points), first["tied"],
+                        first["reason"], baseline, how, by_condition, objective)
+
+
+def _is_incumbent(base: Scenario, vary_point: dict[str, Any], scenario: Scenario) -> bool:
+    """True when the point's decision keys are what ``base`` runs (the configuration now)."""
+    from sim.decide import split_keys
+
+    _, condition = split_keys(vary_point)
+    try:
+        return scenario == (base.with_overrides(condition) if condition else base)
+    except SpecsimError:
+        return False
+
+
+def decide_points(
+    points: list[dict[str, Any]],
+    draws: list[list[Any]] | None,
+    *,
+    objective: str = "p95",
+    slo_p95_ms: float | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`sim.decide.decide` per condition; sets each point's ``meets_slo`` and
+    ``feasible`` (in place) and returns ``best_by_condition``: [{``condition``, ``best`` (the
+    point, its ``vary`` without condition keys), ``tied`` (their decision keys), ``reason``,
+    ``kept_incumbent``}]."""
+    from sim.decide import decide, group_by_condition, options_from_points, split_keys
+
+    options = options_from_points(points, draws)
+    out = []
+    for condition, idx in group_by_condition([p["vary"] for p in points]):
+        inc = next((k for k, i in enumerate(idx) if points[i].get("incumbent")), None)
+        d = decide([options[i] for i in idx], objective=objective, slo_p95_ms=slo_p95_ms,
+                   incumbent=inc)
+        for k, i in enumerate(idx):
+            p = points[i]
+            p["meets_slo"] = d.verdicts[k]
+            p["feasible"] = bool(d.verdicts[k] == "yes" and p["within_budget"]
+                                 and not p.get("overloaded"))
+        best = None
+        if d.best is not None:
+            chosen = points[idx[d.best]]
+            best = {**chosen, "vary": split_keys(chosen["vary"])[0]} if condition else chosen
+        out.append({"condition": condition, "best": best,
+                    "tied": [split_keys(points[idx[k]]["vary"])[0] for k in d.tied],
+                    "reason": d.reason, "kept_incumbent": d.kept_incumbent})
+    return out
 
 
 def add_intervals(
@@ -167,10 +237,12 @@ def add_intervals(
     n: int,
     *,
     progress: bool = False,
+    slo_p95_ms: float | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], list[list[Any]]]:
-    """Put ``ci95``, ``change``, ``change_ci95`` and ``interval`` on each point (in place), from
-    ``n`` draws of :mod:`sim.intervals`; returns the baseline (``base`` unchanged), the basis
-    and each point's draws (for paired comparisons)."""
+    """Put ``ci95``, ``change``, ``change_ci95``, ``change_ratio``, ``change_ratio_ci95`` and
+    ``interval`` on each point (in place), from ``n`` draws of :mod:`sim.intervals`; returns
+    the baseline (``base`` unchanged), the basis and each point's draws (for paired
+    comparisons)."""
     from sim.intervals import basis, brief, intervals, make_draws, run_draws
 
     seed = base.workload.seed
@@ -185,8 +257,8 @@ def add_intervals(
         baseline = {**base_est, **intervals(base_est, base_draws)}
         per_point = []
         for p in points:
-            est = brief(p)
-            values = run_draws(draws, p["vary"])
+            est = brief(p, slo_p95_ms)
+            values = run_draws(draws, p["vary"], slo_p95_ms=slo_p95_ms)
             per_point.append(values)
             p.update(intervals(est, values, base_est, base_draws))
             p["interval"] = how
@@ -196,55 +268,6 @@ def add_intervals(
         if bar is not None:
             bar.close()
     return baseline, how, per_point
-
-
-def pick_best(
-    points: list[dict[str, Any]], draws: list[list[Any]] | None = None
-) -> tuple[dict[str, Any] | None, list[dict[str, Any]], str]:
-    """The best feasible point, the ``vary`` of those indistinguishable from it, and why.
-
-    Among feasible points whose p95 cannot be told from the lowest p95 -- the 95% interval of
-    the paired difference (same draws, ``draws[i]`` of point ``i``) reaches 0; without draws,
-    the points' own ``ci95.p95_s`` intervals overlap; without intervals, equal -- the lowest p50
-    wins, then the highest throughput."""
-    from sim.intervals import interval
-
-    feasible = [i for i, p in enumerate(points) if p["feasible"]]
-    if not feasible:
-        return None, [], "no point is feasible (SLO, budget, or overloaded)"
-
-    def p95(i: int) -> float:
-        return float(points[i]["latency_s"]["p95"])
-
-    def band(i: int) -> tuple[float, float]:
-        ci = (points[i].get("ci95") or {}).get("p95_s")
-        return (float(ci[0]), float(ci[1])) if ci else (p95(i), p95(i))
-
-    low = min(feasible, key=p95)
-
-    def tied_with_low(i: int) -> bool:
-        if i == low:
-            return True
-        if draws is not None:
-            diffs = [a["p95_s"] - b["p95_s"] for a, b in zip(draws[i], draws[low], strict=True)
-                     if a is not None and b is not None]
-            ci = interval(p95(i) - p95(low), diffs)
-            if ci is not None:
-                return ci[0] <= 0
-        return band(i)[0] <= band(low)[1]
-
-    close = [points[i] for i in feasible if tied_with_low(i)]
-    best = min(close, key=lambda p: (p["latency_s"]["p50"], -float(p.get("throughput_tok_s") or 0)))
-    tied = [p["vary"] for p in close if p is not best]
-    if not tied:
-        reason = "the lowest p95, clear of the others' intervals" if any(
-            "ci95" in points[i] for i in feasible) else "the lowest p95"
-    else:
-        names = "; ".join(", ".join(f"{k}={v}" for k, v in t.items()) for t in tied)
-        reason = (f"no clear best: {len(close)} points are indistinguishable on p95 within the "
-                  f"95% intervals ({names} tie with it); of those it has the best p50, then "
-                  "throughput")
-    return best, tied, reason
 
 
 def within_budget(scenario: Scenario, figures: dict[str, Any]) -> bool:

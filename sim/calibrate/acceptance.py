@@ -127,6 +127,10 @@ def build_acceptance(scenario: Scenario, trace: Trace | None = None) -> Acceptan
         hz = np.full(MAX_POSITIONS, alphas[-1], dtype=float)
         hz[: min(len(alphas), MAX_POSITIONS)] = alphas[:MAX_POSITIONS]
         model = AcceptanceModel([HazardFit(hz, len(alphas) + 1)])
+    elif a.by_context:  # i.i.d. within each context range: one bucket per entry
+        model = AcceptanceModel(
+            [HazardFit(np.full(MAX_POSITIONS, float(alpha)), None) for _, alpha in a.by_context],
+            edges=[int(start) for start, _ in a.by_context[1:]])
     else:
         alpha = a.alpha if isinstance(a.alpha, float | int) else a.alpha[0]
         model = AcceptanceModel([HazardFit(np.full(MAX_POSITIONS, float(alpha)), None)])
