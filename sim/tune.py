@@ -7,11 +7,12 @@ policy (the trace's setting). Each configuration runs on the full trace (the est
 same ``draws`` of :mod:`sim.intervals` (a bootstrap resample of the trace's requests, refitted,
 under a new seed), so every comparison is paired: the *gain* of tau over target-only -- the
 objective's ratio less 1: throughput ``new / old - 1``, a latency ``old / new - 1`` (> 0 helps)
--- has the 95% interval of the draws' paired gains.
+-- has the 95% interval of the draws' paired ratios (on a log scale, as the decision rule's).
 
-The answer at each batch size comes from the decision rule (:mod:`sim.tune_decide`): the best tau
-by the objective among those that meet the SLO, recommended over target-only only when its gain
-interval lies above 0 -- else 0, speculation does not pay there. Adjacent batch sizes with the
+The answer at each batch size comes from the one decision rule (:mod:`sim.decide`, through
+:mod:`sim.tune_decide`): the best tau by the objective among those that meet the SLO,
+recommended over target-only only when the paired interval of its gain lies above 0 -- else 0,
+speculation does not pay there. Adjacent batch sizes with the
 same answer are merged into ranges (:func:`merge`); a batch size between two tuned ones takes
 the answer of the one below it (the rule ``fixed:tau_by_batch`` and vLLM's schedule follow).
 
@@ -207,16 +208,18 @@ def own_tau(scenario: Scenario) -> int | None:
 
 def paired_gain(objective: str, new: Candidate, old: Candidate) -> tuple[float | None,
                                                                          list[float] | None]:
-    """The gain of ``new`` over ``old`` and its 95% interval from the paired draws."""
-    from sim.intervals import interval
+    """The gain of ``new`` over ``old`` and its 95% interval from the paired draws (the ratio's
+    interval on a log scale, :func:`sim.intervals.ratio_interval`, less 1)."""
+    from sim.intervals import ratio_interval
 
     key = OBJECTIVES[objective]
-    est = gain(objective, new.estimate.get(key), old.estimate.get(key))
-    values = [gain(objective, a.get(key), b.get(key)) for a, b in zip(new.draws, old.draws,
-                                                                         strict=True)
-              if a is not None and b is not None]
-    ci = interval(est, [v for v in values if v is not None])
-    return est, ci
+    a, b = new.estimate.get(key), old.estimate.get(key)
+    est = gain(objective, a, b)
+    da = [None if d is None else d.get(key) for d in new.draws]
+    db = [None if d is None else d.get(key) for d in old.draws]
+    # throughput: new / old; a latency: old / new
+    ci = ratio_interval(a, b, da, db) if objective == "throughput" else ratio_interval(b, a, db, da)
+    return est, None if ci is None else [ci[0] - 1.0, ci[1] - 1.0]
 
 
 def merge(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,81 +1,70 @@
-"""The decision at one batch size of ``specsim tune``: which draft length to recommend.
+"""The decision at one batch size of ``specsim tune``, through the one decision rule.
 
-A seam over the what-if decision rule: every candidate is classed against the SLO by its p95
-interval (``"yes"``: the whole interval below it; ``"within_noise"``: the SLO inside it; ``"no"``),
-the best by the objective is taken among those that surely meet it (``"within_noise"`` ones only
-when none does), and it is recommended over the incumbent -- target-only -- only when the 95%
-interval of its paired gain lies above 0. Otherwise the answer is 0: speculation does not
-surely pay there. When target-only itself misses the SLO and a draft length meets it, that draft
-length is the answer whatever its gain.
+Each fixed draft length at the batch size is an :class:`sim.decide.Option` (its estimate, its
+paired draws, its p95 interval) and :func:`sim.decide.decide` chooses among them with
+target-only (tau 0) as the incumbent: the best by the objective among those that meet the SLO
+(``"within_noise"`` ones only when none surely does), recommended over target-only only when
+the paired interval of the change says it helps -- else 0, speculation does not surely pay
+there; a draft length that surely meets the SLO while target-only does not wins on that alone.
+When no draft length meets the SLO, the one with the lowest p95 is shown, marked ``"no"``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sim.tune import OBJECTIVES, Candidate, paired_gain
-
-SLO_CLASSES = ("yes", "within_noise", "no")
+from sim.decide import Option, slo_verdict
+from sim.decide import decide as decide_rule
+from sim.tune import OBJECTIVES, Candidate
 
 
 def p95_interval(c: Candidate) -> list[float] | None:
-    """The candidate's p95 (seconds) 95% interval from its draws."""
+    """The candidate's p95 (seconds) 95% interval from its draws (log scale: never below 0)."""
     from sim.intervals import interval
 
     values = [d["p95_s"] for d in c.draws if d is not None and d.get("p95_s") is not None]
-    return interval(c.estimate.get("p95_s"), values)
+    return interval(c.estimate.get("p95_s"), values, positive=True)
 
 
 def slo_class(c: Candidate, slo_p95_ms: float | None) -> str:
     """``"yes"`` | ``"within_noise"`` | ``"no"``: does the candidate's p95 meet the SLO?"""
-    if slo_p95_ms is None:
-        return "yes"
-    ci = p95_interval(c)
-    if ci is None:
-        return "yes" if float(c.estimate["p95_s"]) * 1e3 <= slo_p95_ms else "no"
-    if ci[1] * 1e3 <= slo_p95_ms:
-        return "yes"
-    return "within_noise" if ci[0] * 1e3 <= slo_p95_ms else "no"
+    return slo_verdict(float(c.estimate["p95_s"]), p95_interval(c), slo_p95_ms)
 
 
-def score(c: Candidate, objective: str) -> float:
-    """Higher is better: throughput, or minus a latency."""
-    value = float(c.estimate.get(OBJECTIVES[objective]) or 0.0)
-    return value if objective == "throughput" else -value
+def option(c: Candidate) -> Option:
+    """The candidate as the decision rule's option."""
+    return Option(label={"policy.tau": c.tau}, estimate=c.estimate, draws=c.draws,
+                  p95_ci=p95_interval(c))
 
 
 def decide(cands: list[Candidate], objective: str,
            slo_p95_ms: float | None = None) -> dict[str, Any]:
     """The answer among the fixed draft lengths of ``cands`` (tau 0 among them): ``tau``,
-    ``best_tau`` (the best by the estimate, recommended or not), ``meets_slo`` and ``reason``."""
+    ``best_tau`` (the best by the estimate among those meeting the SLO, recommended or not),
+    ``meets_slo`` and ``reason``."""
     fixed = [c for c in cands if c.tau is not None]
-    zero = next(c for c in fixed if c.tau == 0)
-    classes = {id(c): slo_class(c, slo_p95_ms) for c in fixed}
-    eligible = [c for c in fixed if classes[id(c)] == "yes"]
-    if not eligible:
-        eligible = [c for c in fixed if classes[id(c)] == "within_noise"]
-    if not eligible:
-        best = max(fixed, key=lambda c: -float(c.estimate["p95_s"]))
-        return {"tau": best.tau, "best_tau": best.tau, "meets_slo": "no",
+    zero = next(i for i, c in enumerate(fixed) if c.tau == 0)
+    got = decide_rule([option(c) for c in fixed], objective=objective,
+                      slo_p95_ms=slo_p95_ms, incumbent=zero)
+    if got.best is None:
+        low = min(range(len(fixed)), key=lambda i: float(fixed[i].estimate["p95_s"]))
+        return {"tau": fixed[low].tau, "best_tau": fixed[low].tau, "meets_slo": "no",
                 "reason": f"no draft length meets the p95 SLO of {slo_p95_ms:g} ms; tau="
-                          f"{best.tau} comes closest (lowest p95)"}
-    best = max(eligible, key=lambda c: score(c, objective))
-    meets = classes[id(best)]
-    if best is zero:
-        return {"tau": 0, "best_tau": 0, "meets_slo": meets,
-                "reason": "target-only is the best by the objective"}
-    if zero not in eligible:
-        return {"tau": best.tau, "best_tau": best.tau, "meets_slo": meets,
-                "reason": f"target-only does not meet the SLO ({classes[id(zero)]}); tau="
-                          f"{best.tau} does"}
-    est, ci = paired_gain(objective, best, zero)
-    if ci is not None and ci[0] > 0:
-        return {"tau": best.tau, "best_tau": best.tau, "meets_slo": meets,
-                "reason": "its gain over target-only is above 0 within the 95% interval"}
-    shown = "no interval" if ci is None else f"[{ci[0]:+.1%}, {ci[1]:+.1%}]"
-    return {"tau": 0, "best_tau": best.tau, "meets_slo": classes[id(zero)],
-            "reason": f"tau={best.tau} is best by the estimate ({est:+.1%}) but its gain "
-                      f"interval {shown} reaches 0: speculation does not surely pay"}
+                          f"{fixed[low].tau} comes closest (lowest p95)"}
+    sign = 1.0 if objective == "throughput" else -1.0
+    pool = [i for i, v in enumerate(got.verdicts) if v == got.tier]
+    leader = max(pool, key=lambda i: sign * float(fixed[i].estimate[OBJECTIVES[objective]]))
+    tau = fixed[got.best].tau
+    reason = got.reason
+    if got.kept_incumbent and fixed[leader].tau != 0:
+        reason = (f"tau={fixed[leader].tau} is best by the estimate but its paired 95% interval "
+                  "over target-only reaches no change: speculation does not surely pay")
+    elif tau == 0:
+        reason = "target-only is the best by the objective"
+    else:
+        reason = reason.replace("the current configuration", "target-only")
+    return {"tau": tau, "best_tau": fixed[leader].tau if got.kept_incumbent else tau,
+            "meets_slo": got.verdicts[got.best], "reason": reason}
 
 
-__all__ = ["SLO_CLASSES", "decide", "p95_interval", "slo_class"]
+__all__ = ["decide", "option", "p95_interval", "slo_class"]
