@@ -44,7 +44,8 @@ def tau_of(config: str, draft: str = "ngram") -> int | None:
 
 def measured(folder: Path) -> dict[int, dict[int, list[float]]]:
     """{concurrency: {tau: [throughput of each round]}} from the client traces."""
-    from analysis.validate_load import LoadPoint, measured as figures
+    from analysis.validate_load import LoadPoint
+    from analysis.validate_load import measured as figures
     from tracing.io import read_trace
 
     out: dict[int, dict[int, list[float]]] = {}
