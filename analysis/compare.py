@@ -203,9 +203,10 @@ def _per_batch(trace: Trace) -> dict[int, dict[str, float]]:
     if "batch_size" not in c.columns or c["batch_size"].isna().all():
         return {}
     out = {}
-    for size, rows in c.dropna(subset=["batch_size"]).groupby("batch_size"):
-        out[int(size)] = {"cycles": float(len(rows)), "mean_tau": float(rows["tau"].mean()),
-                          "tokens_per_cycle": float(rows["emitted"].mean())}
+    for _, rows in c.dropna(subset=["batch_size"]).groupby("batch_size"):
+        out[int(rows["batch_size"].iloc[0])] = {
+            "cycles": float(len(rows)), "mean_tau": float(rows["tau"].mean()),
+            "tokens_per_cycle": float(rows["emitted"].mean())}
     return out
 
 

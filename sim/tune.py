@@ -131,7 +131,7 @@ def calibrations(base: Scenario, trace: Trace | None, draws: list[Any]) -> list[
     workload read from an arrivals file is the exception (it is recalibrated per run)."""
     from sim.calibrate import calibrate
 
-    out = []
+    out: list[Any] = []
     for scenario, data in [(base, trace), *((d.scenario, d.trace) for d in draws)]:
         try:
             out.append(calibrate(scenario, data))
