@@ -502,6 +502,20 @@ def _change_text(run: dict[str, Any], key: str) -> str:
                       (run.get("change_ratio_ci95") or {}).get(key))
 
 
+def _decided_tau(text: str, overrides: dict[str, Any]) -> str:
+    """The cost curve's "tau=N is already the best" replaced by the decision's tau when the
+    simulation surely finds a better one (the finding and the what-if never disagree)."""
+    import re
+
+    tau = overrides.get("policy.tau")
+    if tau is None:
+        return text
+    return re.sub(r"the current draft length \(tau=(\d+)\) is already the model's best on "
+                  r"this device; ",
+                  lambda m: f"draft tau={tau} instead of {m.group(1)} on this device (the "
+                  "simulated decision), or ", text)
+
+
 def _choose(runs: list[dict[str, Any]], start: dict[str, Any], start_draws: list[Any],
             draws: list[list[Any]], *, budget: bool) -> dict[str, Any]:
     """The run to recommend, by :func:`sim.decide.decide` (objective p95) with the trace's own
@@ -628,6 +642,7 @@ def predict(trace: Trace, findings: list[Finding], *, seed: int = 0, draws: int 
                                  f"{figures}")
             continue
         if best["improves"]:
+            f.recommendation = _decided_tau(f.recommendation, best["overrides"])
             f.recommendation += f". Simulated with {_describe(best['overrides'])}: {figures}"
         else:
             f.recommendation += (

@@ -209,7 +209,13 @@ def decide(
                 " or the budget; of those that do, the best")
     else:
         head = "the best"
-    if tied:
+    if len(pool) == 1:
+        meets = "meets the SLO surely" if slo_p95_ms is not None and tier == "yes" else "qualifies"
+        reason = (f"the only point that {meets}, within budget and without overload{noise}"
+                  if incumbent is None else
+                  f"the current configuration does not meet the SLO{' surely' if tier == 'yes' else ''}"
+                  f" or the budget; this is the only point that does{noise}")
+    elif tied:
         reason = (f"no clear best: {head} {objective} estimate, but {len(tied)} other point(s) "
                   f"cannot be told from it within the paired 95% intervals{noise}")
     else:

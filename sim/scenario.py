@@ -297,11 +297,11 @@ class Scenario:
             d[section][name] = _coerce(SECTIONS[section], name, value)
         # Varying alpha of a fitted ("trace") acceptance means an i.i.d. (or positional) model.
         acc = d["acceptance"]
-        if "acceptance.alpha" in overrides:  # a given alpha replaces what it was solved from
-            if not any(f"acceptance.{k}" in overrides
-                       for k in ("mean_accepted_length", "accepted_per_draft", "tau")):
-                for key in ("mean_accepted_length", "accepted_per_draft", "tau"):
-                    acc.pop(key, None)
+        solved_from = ("mean_accepted_length", "accepted_per_draft", "tau")
+        if "acceptance.alpha" in overrides and not any(  # a given alpha replaces them
+                f"acceptance.{k}" in overrides for k in solved_from):
+            for key in solved_from:
+                acc.pop(key, None)
         alpha_only = "acceptance.alpha" in overrides and "acceptance.model" not in overrides
         if alpha_only and acc.get("model") == "trace":
             acc["model"] = "positional" if isinstance(acc["alpha"], list) else "iid"

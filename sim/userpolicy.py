@@ -6,7 +6,9 @@ The class follows the same protocol as the built-ins: it subclasses
 arguments are its ``[policy]`` keys. :func:`load_user_policy` imports the file (it runs: give
 only files you trust), checks the class and registers it in :data:`sim.policies.POLICIES` under
 the spec itself, so a scenario's ``[policy] name = "path/to/file.py:ClassName"`` works wherever a
-built-in name does (``simulate``, ``whatif``, worker processes, which load it again).
+built-in name does (``simulate``, ``whatif``, worker processes, which load it again), and
+:func:`sim.policies.make_policy` builds it from the same spec (the live decoder's ``--policy``).
+A class without its own ``name`` is named after itself in traces.
 Relative paths are taken from the current directory. A missing file, a file that fails to
 import, a missing class or one that is not a Policy is a one-line SpecsimError.
 """
@@ -54,6 +56,8 @@ def load_user_policy(spec: str) -> type[Policy]:
     if not (isinstance(cls, type) and issubclass(cls, Policy)):
         raise SpecsimError(f"--policy {spec}: {cls_name} is not a policy (subclass "
                            "sim.policy_base.Policy and override next_tau / observe)")
+    if "name" not in vars(cls):  # the built-ins' "fixed" would misname it in a trace
+        cls.name = cls_name
     POLICIES[spec] = cls
     return cls
 

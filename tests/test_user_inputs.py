@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sim.engine import simulate
-from sim.scenario import Scenario, expected_accepted, solve_alpha
+from sim.scenario import Scenario
 from tracing.errors import SpecsimError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,6 +22,8 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_mean_accepted_length_is_solved_to_alpha() -> None:
+    from sim.scenario import expected_accepted, solve_alpha
+
     s = Scenario.from_dict({"acceptance": {"mean_accepted_length": 3.0, "tau": 4},
                             "workload": {"requests": 60, "output_tokens": 200}})
     assert s.acceptance.model == "iid"
@@ -98,3 +100,14 @@ def test_a_users_policy_from_a_file(tmp_path: Path) -> None:
         bad = cli("simulate", str(scenario), "--policy", spec)
         assert bad.returncode == 2 and words in bad.stderr
         assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_the_shared_policy_parser_takes_a_file(tmp_path: Path) -> None:
+    from sim.policies import make_policy
+
+    src = tmp_path / "mine.py"
+    src.write_text(POLICY)
+    policy = make_policy(f"{src}:AlwaysTwo")
+    assert type(policy).__name__ == "AlwaysTwo" and policy.name == "always_two"
+    with pytest.raises(SpecsimError, match="no class Nope"):
+        make_policy(f"{src}:Nope")
