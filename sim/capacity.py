@@ -96,9 +96,12 @@ def find_capacity(
     trace: Trace | None,
     slo_p95_ms: float,
     draws: int = 0,
+    jobs: int | None = 1,
 ) -> list[dict[str, Any]]:
     """``capacity``: [{``vary``, ``rate_per_s``, ``ci95``, ``draws_rate_per_s``}] per decision
-    point of the grid of ``vary`` over ``base``."""
+    point of the grid of ``vary`` over ``base``; the searches (one per point and draw) run in
+    ``jobs`` worker processes (None: all cores), each deterministic, so the answer does not
+    depend on ``jobs``."""
     from sim.decide import is_condition
     from sim.intervals import interval, make_draws
     from sim.whatif import check_policy_keys, grid
@@ -115,21 +118,49 @@ def find_capacity(
         base = base.with_overrides({"workload.requests": MIN_REQUESTS})
     seed = base.workload.seed
     samples = make_draws(base, trace, draws, seed=seed) if draws else []
-    out = []
-    for point, scenario in grid(base, vary) if vary else [({}, base)]:
+    cells = grid(base, vary) if vary else [({}, base)]
+    tasks: list[tuple[Scenario, Trace | None, float, int, float]] = []
+    for point, scenario in cells:
         start = start_rate(scenario, trace, seed)
-        rate = bisect_rate(scenario, trace, slo_p95_ms, seed=seed, start=start)
-        per_draw = []
+        tasks.append((scenario, trace, slo_p95_ms, seed, start))
         for d in samples:
             try:
                 sc = d.scenario.with_overrides(point) if point else d.scenario
-                per_draw.append(bisect_rate(sc, d.trace, slo_p95_ms, seed=d.seed, start=start))
             except SpecsimError:
-                continue
+                sc = None
+            tasks.append((sc, d.trace, slo_p95_ms, d.seed, start))  # type: ignore[arg-type]
+    rates = _run(tasks, jobs)
+    out = []
+    per = 1 + len(samples)
+    for k, (point, _) in enumerate(cells):
+        rate = rates[k * per] or 0.0
+        per_draw = [r for r in rates[k * per + 1:(k + 1) * per] if r is not None]
         ci = interval(rate, [r for r in per_draw if r > 0], positive=True) if rate > 0 else None
         out.append({"vary": point, "rate_per_s": rate, "ci95": ci,
                     "draws_rate_per_s": per_draw})
     return out
+
+
+def _task(task: tuple[Scenario | None, Trace | None, float, int, float]) -> float | None:
+    scenario, trace, slo_p95_ms, seed, start = task
+    if scenario is None:
+        return None
+    try:
+        return bisect_rate(scenario, trace, slo_p95_ms, seed=seed, start=start)
+    except SpecsimError:
+        return None  # a draw the simulator refused: left out of the interval
+
+
+def _run(tasks: list[Any], jobs: int | None) -> list[float | None]:
+    """Each search, in order: here (``jobs`` 1) or in a pool of worker processes."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
+    if workers == 1:
+        return [_task(t) for t in tasks]
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(_task, tasks))
 
 
 __all__ = ["BRACKET", "MIN_REQUESTS", "STEPS", "bisect_rate", "find_capacity", "start_rate"]

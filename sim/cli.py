@@ -267,7 +267,7 @@ def _capacity(args: argparse.Namespace, base: Scenario, trace: Trace | None,
     if args.slo_p95_ms is None:
         raise SpecsimError("--find-capacity: needs --slo-p95-ms X")
     capacity = find_capacity(base, vary, trace=trace, slo_p95_ms=args.slo_p95_ms,
-                             draws=args.intervals)
+                             draws=args.intervals, jobs=args.jobs)
     how = basis(trace, args.intervals) if args.intervals else None
     if args.json:
         from tracing.cli import print_json

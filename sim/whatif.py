@@ -115,8 +115,12 @@ def check_policy_keys(base: Scenario, vary: dict[str, list[Any]]) -> None:
     """Refuse a varied ``policy.KEY`` for a policy of the grid that ignores it (e.g.
     ``policy.tau`` with ``goodput`` or ``target_only``): its rows would all be the same run."""
     from sim.scenario import policy_keys
+    from sim.userpolicy import is_user_policy, load_user_policy
 
     names = vary.get("policy.name", [base.policy.name])
+    for policy in names:
+        if is_user_policy(str(policy)):
+            load_user_policy(str(policy))
     # goodput takes tau only as its start, before it has learned the step costs: a sweep of
     # it gives the same rows (it chooses each step's tau up to max_tau itself)
     ignored = {"goodput": {"tau"}}

@@ -187,3 +187,34 @@ def test_find_capacity(tmp_path: Path) -> None:
         assert simulate(sc).figures["latency_s"]["p95"] <= 2.5
     bad = cli("whatif", str(scenario), "--find-capacity", "--vary", "policy.tau=1")
     assert bad.returncode == 2 and "slo-p95-ms" in bad.stderr
+
+
+def test_objectives_choose_by_their_figure() -> None:
+    base = small(workload={"requests": 40, "output_tokens": 48, "prompt_tokens": 32,
+                           "arrival": "poisson", "rate_per_s": 1.0})
+    grid_ = {"policy.tau": [0, 1, 2, 4, 8]}
+    slo = 2000.0
+    good = sweep(base, grid_, jobs=1, slo_p95_ms=slo, objective="goodput")
+    pool = [p for p in good.points if p["feasible"]]
+    assert pool and all("goodput_tok_s" in p for p in good.points)
+    assert good.best is not None and good.objective == "goodput"
+    assert good.best["goodput_tok_s"] == max(p["goodput_tok_s"] for p in pool)
+    fast = sweep(base, grid_, jobs=1, objective="throughput")
+    assert fast.best is not None
+    assert fast.best["throughput_tok_s"] == max(p["throughput_tok_s"] for p in fast.points
+                                                if p["feasible"])
+    with pytest.raises(SpecsimError, match="goodput"):
+        sweep(base, grid_, jobs=1, objective="goodput")
+
+
+def test_capacity_does_not_depend_on_jobs() -> None:
+    from sim.capacity import find_capacity
+
+    base = small()
+    one = find_capacity(base, {"policy.tau": [2, 4]}, trace=None, slo_p95_ms=2500, draws=2,
+                        jobs=1)
+    two = find_capacity(base, {"policy.tau": [2, 4]}, trace=None, slo_p95_ms=2500, draws=2,
+                        jobs=2)
+    assert one == two and all(c["rate_per_s"] > 0 for c in one)
+    with pytest.raises(SpecsimError, match=r"workload\.rate_per_s"):
+        find_capacity(base, {"workload.rate_per_s": [1.0]}, trace=None, slo_p95_ms=2500)

@@ -145,7 +145,7 @@ def test_intervals_are_deterministic(where: str) -> None:
         assert [f.predicted for f in fa] == [f.predicted for f in fb]
 
 
-def test_a_point_within_the_noise_of_the_slo_meets_it() -> None:
+def test_a_point_within_the_noise_of_the_slo_is_not_surely_meeting_it() -> None:
     trace = read_trace(str(DEMO))
     base = scenario_from_trace(trace)
     replay = simulate(base, trace, seed=0).figures["latency_s"]["p95"]

@@ -95,6 +95,11 @@ def test_a_users_policy_from_a_file(tmp_path: Path) -> None:
               "acceptance.alpha=0.5,0.9", "--json", "--intervals", "0", "--jobs", "2")
     assert res.returncode == 0, res.stderr
     assert all(p["mean_tau"] == pytest.approx(2.0, abs=0.01) for p in json.loads(res.stdout)["points"])
+    res = cli("whatif", str(scenario), "--vary", f"policy.name=fixed,{src}:AlwaysTwo",
+              "--vary", "policy.tau=4", "--json", "--intervals", "0", "--jobs", "1")
+    assert res.returncode == 0, res.stderr
+    taus = [p["mean_tau"] for p in json.loads(res.stdout)["points"]]
+    assert taus[0] > 3 and taus[1] == pytest.approx(2.0, abs=0.01)
     for spec, words in ((f"{tmp_path}/nope.py:AlwaysTwo", "no such file"),
                         (f"{src}:Missing", "no class Missing")):
         bad = cli("simulate", str(scenario), "--policy", spec)
