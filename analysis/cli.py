@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Imported here so that `specsim --help` stays fast and torch is never imported eagerly.
     from analysis import commands as analysis_commands
     from analysis import costs as analysis_costs
+    from analysis import tune_cli as analysis_tune
     from analysis import validate as analysis_validate
     from live import cli as live_cli
     from live import serve_cli
@@ -48,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     from tracing import cli as tracing_cli
 
     for module in (live_cli, serve_cli, tracing_cli, sim_cli, analysis_commands,
-                   analysis_validate, analysis_costs):
+                   analysis_validate, analysis_costs, analysis_tune):
         module.register(sub)
     return parser
 

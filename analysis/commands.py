@@ -122,10 +122,17 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     trace = read_trace(args.trace)
     findings, metrics = findings_and_metrics(trace, whatif=not args.no_whatif)
     warnings = timing_warnings(findings)
+    schedule = None
+    if not args.no_whatif:  # the draft length per batch size, where the trace shows it varies
+        from analysis.tune_view import schedule_or_warning
+
+        schedule, problem = schedule_or_warning(trace)
+        warnings += [problem] if problem else []
     if args.json:
         from tracing.cli import print_json
 
-        print_json({"findings": findings, "metrics": metrics, "warnings": warnings})
+        print_json({"findings": findings, "metrics": metrics, "warnings": warnings,
+                    "schedule": schedule})
         return 0
     err = Console(stderr=True)
     for warning in warnings:
@@ -139,6 +146,11 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     for figure, why in (metrics.get("unavailable") or {}).items():  # an imported trace's gaps
         console.print(Text(f"not available: {figure} -- {why}"), soft_wrap=True)
     _print_findings(console, findings)
+    if schedule is not None:
+        from analysis.tune_view import schedule_lines
+
+        for line in schedule_lines(schedule):
+            console.print(Text(line), soft_wrap=True)
     return 0
 
 
@@ -208,7 +220,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         best = data.whatifs.best() if data.whatifs else None
         print_json({"written": [str(out)], "bytes": out.stat().st_size,
                     "findings": data.findings, "figures": [h for h, _ in data.figures],
-                    "best": best, "warnings": data.warnings})
+                    "best": best, "warnings": data.warnings,
+                    "schedule": data.whatifs.schedule if data.whatifs else None})
         return 0
     print(f"{out}: {out.stat().st_size / 1e6:.1f} MB, {len(data.findings)} findings, "
           f"{len(data.figures)} figures")
@@ -332,6 +345,9 @@ def _print_compare(console: Console, a: str, b: str, result: dict[str, Any]) -> 
         console.print(Text(f"outputs: {result['outputs']}"), soft_wrap=True)
     for note in result["missing"]:
         console.print(Text(f"missing: {note}"), soft_wrap=True)
+    console.print(Text(f"A: {result['a']['policy_spec']}; B: {result['b']['policy_spec']}"),
+                  soft_wrap=True)
+    _print_by_batch(console, result.get("by_batch_size") or [])
     sig = [(k, v) for k, v in result["metrics"].items() if v["significant"]]
     table = Table(title=f"B ({b}) against A ({a}): {len(sig)} of {len(result['metrics'])} "
                   f"metrics differ significantly ({result['method']})")
@@ -346,6 +362,23 @@ def _print_compare(console: Console, a: str, b: str, result: dict[str, Any]) -> 
         console.print("no significant difference")
     for path in result.get("written", []):
         console.print(Text(f"wrote {path}"))
+
+
+def _print_by_batch(console: Console, rows: list[dict[str, Any]]) -> None:
+    """Mean draft length and tokens per cycle of A and B at each engine batch size."""
+    if not rows:
+        return
+    table = Table(title="by engine batch size: mean tau / tokens per cycle (cycles)")
+    for col in ("batch", "A", "B"):
+        table.add_column(col, justify="right")
+
+    def cell(x: dict[str, float] | None) -> str:
+        return "-" if x is None else (f"{x['mean_tau']:.2f} / {x['tokens_per_cycle']:.2f} "
+                                      f"({x['cycles']:.0f})")
+
+    for row in rows:
+        table.add_row(str(row["batch_size"]), cell(row["a"]), cell(row["b"]))
+    console.print(table)
 
 
 def _best_line(w: WhatIfs | None) -> str:

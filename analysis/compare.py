@@ -187,16 +187,51 @@ def compare(a: Trace, b: Trace, *, draws: int = DRAWS, seed: int = 0) -> dict[st
         "missing": _missing(a, "a") + _missing(b, "b"),
         "significant": [k for k, v in metrics.items() if v["significant"]],
         "metrics": metrics,
+        "by_batch_size": by_batch_size(a, b),
     })
     return out
+
+
+def _per_batch(trace: Trace) -> dict[int, dict[str, float]]:
+    """Per engine-step batch size: cycles, mean draft length and mean tokens emitted per row."""
+    c = trace.cycles
+    if not len(c):
+        return {}
+    if ("batch_size" not in c.columns or c["batch_size"].isna().all()) \
+            and trace.meta.source == "sim":  # a simulated step's cycles share its start
+        c = c.assign(batch_size=c.groupby("start_s")["request_id"].transform("size"))
+    if "batch_size" not in c.columns or c["batch_size"].isna().all():
+        return {}
+    out = {}
+    for _, rows in c.dropna(subset=["batch_size"]).groupby("batch_size"):
+        out[int(rows["batch_size"].iloc[0])] = {
+            "cycles": float(len(rows)), "mean_tau": float(rows["tau"].mean()),
+            "tokens_per_cycle": float(rows["emitted"].mean())}
+    return out
+
+
+def by_batch_size(a: Trace, b: Trace) -> list[dict[str, Any]]:
+    """What each run did at each batch size its engine steps ran at: a tuned schedule (tau by
+    batch size) beside a fixed one shows here. [] when neither trace records batch sizes."""
+    pa, pb = _per_batch(a), _per_batch(b)
+    return [{"batch_size": size, "a": pa.get(size), "b": pb.get(size)}
+            for size in sorted(set(pa) | set(pb))]
 
 
 def _describe(trace: Trace) -> dict[str, Any]:
     m = trace.meta
     return {"path": trace.path, "source": m.source, "target_model": m.target_model,
             "draft_model": m.draft_model, "policy": m.policy, "policy_params": m.policy_params,
+            "policy_spec": _spec(m.policy, m.policy_params),
             "temperature": m.temperature, "requests": len(trace.requests),
             "cycles": len(trace.cycles)}
+
+
+def _spec(policy: str | None, params: dict[str, Any] | None) -> str:
+    """``fixed:tau=4,tau_by_batch=1:4,4:2`` (the policy as ``--policy`` takes it)."""
+    items = ",".join(f"{k}={v}" for k, v in (params or {}).items())
+    name = policy or "unknown"
+    return f"{name}:{items}" if items else name
 
 
 def page(a: Trace, b: Trace, result: dict[str, Any]) -> str:

@@ -70,6 +70,7 @@ class WhatIfs:
     replay: dict[str, Any] | None = None  # simulate --json figures of the trace's own config
     replay_latency_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
     warnings: list[str] = field(default_factory=list)
+    schedule: dict[str, Any] | None = None  # draft length per batch size (analysis.tune_view)
 
     def best(self) -> dict[str, Any] | None:
         """The best feasible configuration change: of the tau sweep, else of the budget one."""
@@ -150,6 +151,10 @@ def run_whatifs(trace: Trace, config: WhatIfConfig | None = None) -> WhatIfs:
         out.depth = depth_sweep(base, trace, slo_p95_ms=slo, jobs=config.jobs)
     except SpecsimError as exc:
         out.warnings.append(f"what-if draft depth: {exc}")
+    from analysis.tune_view import schedule_or_warning
+
+    out.schedule, problem = schedule_or_warning(trace, base)
+    out.warnings += [problem] if problem else []
     return out
 
 
@@ -489,6 +494,12 @@ def _whatif_html(w: WhatIfs | None) -> str:
             f"speedup {F.speedup_text(best.get('speedup_vs_target_only'))}; "
             f"{result.best_reason}")
         parts.append(f"<li><b>{_e(name)}</b>: {_e(text)}</li>")
+    if w.schedule is not None:
+        from analysis.tune_view import schedule_lines
+
+        head, *rest = schedule_lines(w.schedule)
+        parts.append(f"<li><b>draft length per batch size</b>: {_e(head)}<br>"
+                     + "<br>".join(_e(line.strip()) for line in rest) + "</li>")
     return parts[0] + "<ul>" + "".join(parts[1:]) + "</ul>"
 
 
