@@ -8,7 +8,8 @@ keeps the same interface (``feed`` / ``crop_to`` / ``reset`` / ``length``) over 
 addresses, position ``i`` always lives in slot ``i``, and
 
 * **rollback is by position**: ``crop_to(n)`` moves the write position back to ``n``
-  (``StaticCache.crop``); the rejected entries stay in their slots, are never attended to (the
+  (each layer's ``cumulative_length``, through ``StaticCache.crop`` where the layers have it, by
+  hand where they do not: transformers 5.17's ``StaticLayer`` has no ``crop``); the rejected entries stay in their slots, are never attended to (the
   causal mask stops at the query's position) and are overwritten by the next forward;
 * the decode step (1 token: draft steps, target-only steps) and the verify step (``1 + tau``
   tokens) are compiled once with ``torch.compile`` (inductor; ``mode="reduce-overhead"``, i.e.
@@ -30,6 +31,7 @@ from typing import Any
 import torch
 from transformers import StaticCache
 
+from live.kvcache import cache_keyword
 from tracing.errors import SpecsimError
 
 MAX_STEP = 64  # longest feed run through the compiled steps (longer: eager, like a prefill)
@@ -65,6 +67,8 @@ class StaticLM:
         self.max_step = max_step
         self.windowed = False
         self.cache = StaticCache(config=config, max_cache_len=self.max_len)
+        self._cache_kw = cache_keyword(model)  # ``cache`` (transformers >= 5.2x), else
+        # ``past_key_values``: a misnamed keyword would be swallowed and the cache ignored
         self.length = 0
         self.compiled = compile
         self.compile_s = 0.0
@@ -84,11 +88,11 @@ class StaticLM:
 
     def _step_one(self, tokens: torch.Tensor) -> torch.Tensor:
         """One forward over ``tokens`` (1, 1) after the cached positions: logits (1, 1, V)."""
-        return self.model(input_ids=tokens, cache=self.cache, use_cache=True).logits
+        return self.model(input_ids=tokens, use_cache=True, **{self._cache_kw: self.cache}).logits
 
     def _step_many(self, tokens: torch.Tensor) -> torch.Tensor:
         """One forward over ``tokens`` (1, k >= 2) after the cached positions: (1, k, V)."""
-        return self.model(input_ids=tokens, cache=self.cache, use_cache=True).logits
+        return self.model(input_ids=tokens, use_cache=True, **{self._cache_kw: self.cache}).logits
 
     def reset(self) -> None:
         """Forget the sequence: the write position goes back to 0 (tensors kept in place, so
@@ -106,8 +110,8 @@ class StaticLM:
                                " positions (a longer prompt or more new tokens than it was sized"
                                " for)")
         if self.length == 0 or k > self.max_step:  # prefill: eager, only the last logits
-            out = self.model(input_ids=tokens, cache=self.cache, use_cache=True,
-                             logits_to_keep=logits_to_keep)
+            out = self.model(input_ids=tokens, use_cache=True, logits_to_keep=logits_to_keep,
+                             **{self._cache_kw: self.cache})
             self.length += k
             return out.logits[0]
         kind = "one" if k == 1 else "many"
@@ -144,5 +148,17 @@ class StaticLM:
             raise ValueError(f"cannot crop a cache of {self.length} tokens to {length}")
         if remove:
             with torch.inference_mode():
-                self.cache.crop(-remove)
+                crop_static(self.cache, remove)
             self.length = length
+
+
+def crop_static(cache: Any, remove: int) -> None:
+    """Move every layer of a ``StaticCache`` back by ``remove`` positions. transformers >= 5.2x
+    gives ``StaticLayer.crop``; 5.17's ``StaticLayer`` has none (its ``Cache.crop`` then fails
+    with AttributeError), but keeps the same write position, a 0-d ``cumulative_length`` tensor,
+    which is moved back in place (in place: compiled graphs hold its address)."""
+    for layer in cache.layers:
+        if hasattr(layer, "crop"):
+            layer.crop(-remove)
+        elif getattr(layer, "is_initialized", False):
+            layer.cumulative_length.sub_(remove)

@@ -63,6 +63,27 @@ def test_rollback_by_position_equals_reencoding(model: Any) -> None:
                                    atol=1e-5, rtol=1e-4)
 
 
+def test_rollback_without_static_layer_crop(model: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """transformers 5.17-5.2x: ``StaticLayer`` has no ``crop`` (``StaticCache.crop`` then raised
+    AttributeError in ``crop_to``); the write position is moved back by hand, and decoding
+    after the rollback equals decoding without it."""
+    from transformers import cache_utils
+
+    if hasattr(cache_utils.StaticLayer, "crop"):
+        monkeypatch.delattr(cache_utils.StaticLayer, "crop")
+    seq = [5, 6, 7, 8, 9, 10]
+    with torch.inference_mode():
+        lm = StaticLM(model, 24, compile=False)
+        lm.feed(torch.tensor([seq]))
+        lm.feed(torch.tensor([[40, 41, 42]]), logits_to_keep=3)
+        lm.crop_to(len(seq) + 1)  # keep 40, reject 41 and 42
+        assert lm.length == len(seq) + 1
+        assert all(int(layer.cumulative_length) == len(seq) + 1 for layer in lm.cache.layers)
+        got = lm.feed(torch.tensor([[7]]))[-1]
+        want = model(torch.tensor([[*seq, 40, 7]])).logits[0, -1]
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
 def _drafts(model: Any, static_len: int | None) -> list[Any]:
     lm = StaticLM(model, static_len, compile=False) if static_len else None
     return [NgramDraft(3), LayerSkipDraft(model, 1, "ls", static_len=None),

@@ -16,11 +16,15 @@ eager and hf, and whether each output equals hf's token for token.
 
     python tests/bench/bench_compile.py --target smollm2 --limit 2 --max-new-tokens 32 --rounds 3
     python tests/bench/bench_compile.py --target random --device cuda   # SmolLM2-shaped, random
+
+``--json FILE`` also writes the medians, every round, the compile time and the software stack.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import platform
 import statistics
 import sys
 import time
@@ -78,6 +82,7 @@ def main() -> int:
     ap.add_argument("--draft", default="", help="also a speculative pair with this draft")
     ap.add_argument("--tau", type=int, default=4)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--json", default="", help="also write the results to this JSON file")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -129,7 +134,32 @@ def main() -> int:
         same = sum(a == b for a, b in zip(outs[k], outs["hf"], strict=True))
         print(f"{k:<20} {med[k]:9.2f} {med['eager'] / med[k]:8.2f}x {med['hf'] / med[k]:6.2f}x"
               f"  {same}/{len(prompts)}   rounds: " + " ".join(f"{x:.1f}" for x in ms[k]))
+    if args.json:
+        write_json(args, target, compile_s, ms, med, outs)
     return 0
+
+
+def write_json(args: argparse.Namespace, target: Any, compile_s: float,
+               ms: dict[str, list[float]], med: dict[str, float],
+               outs: dict[str, list[list[int]]]) -> None:
+    import transformers
+
+    device = str(args.device)
+    if device.startswith("cuda"):
+        device = torch.cuda.get_device_name(torch.device(device))
+    out = {"device": device, "target": args.target, "dtype": str(getattr(target, "dtype", "")),
+           "prompts": args.prompts, "n_prompts": args.limit, "max_new_tokens": args.max_new_tokens,
+           "rounds": args.rounds, "draft": args.draft, "tau": args.tau,
+           "compile_s": round(compile_s, 3), "torch_threads": torch.get_num_threads(),
+           "ms_per_token": {k: round(v, 4) for k, v in med.items()},
+           "ms_per_token_rounds": {k: [round(x, 4) for x in v] for k, v in ms.items()},
+           "same_tokens_as_hf": {k: sum(a == b for a, b in zip(outs[k], outs["hf"], strict=True))
+                                 for k in outs},
+           "software": {"python": platform.python_version(), "torch": torch.__version__,
+                        "transformers": transformers.__version__,
+                        "cuda": str(torch.version.cuda or "")},
+           "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":
