@@ -14,7 +14,8 @@ once and hands the engine a :class:`Calibration`: the scenario plus its replay t
 * ``costs`` (:mod:`sim.calibrate.costs` fits, :func:`sim.latency.resolve_costs` resolves): the
   :class:`~sim.latency.CostModel` the servers charge, and ``fitted_latency`` (the fitted
   ``[latency]`` numbers, or None);
-* ``speeds``: each trace request's measured speed against those costs (``replay_speed``).
+* ``speeds``: each trace request's measured speed against the trace's OWN fitted costs
+  (``replay_speed``), kept as a factor under any what-if cost change.
 
 The engine (:func:`sim.engine.run`), the servers, the workload and the acceptance and cost
 models take only a Calibration, never a trace. :func:`scenario_from_trace` (a scenario that
@@ -34,7 +35,7 @@ from sim.acceptance import MIN_REACHED, AcceptanceModel
 from sim.calibrate.acceptance import build_acceptance, fit_proposals
 from sim.calibrate.arrivals import ArrivalTable, load_arrivals
 from sim.calibrate.batching import max_batch_of
-from sim.calibrate.costs import fit_latency, request_speeds
+from sim.calibrate.costs import fit_latency, trace_speeds
 from sim.calibrate.device import load_profile, setup_of
 from sim.calibrate.requests import RequestTables
 from sim.latency import CostModel, hardware_note, resolve_costs
@@ -81,13 +82,17 @@ def calibrate(scenario: Scenario, trace: Trace | None = None) -> Calibration:
     fitted = fit_latency(trace) if trace is not None and lat.model == "trace" else None
     setup = setup_of(trace, load_profile(lat.profile) if lat.profile else None)
     costs = resolve_costs(scenario, fitted, setup)
+    # Each request's speed factor, measured once against the trace's own costs and kept
+    # whatever this scenario changes (sim.calibrate.costs.trace_speeds). The factors are the
+    # trace's device's slow spells: a run priced on another device (basis profile / catalog)
+    # drops them, and its target-only baseline with it (both take workload.speed).
     own_device = costs.basis in ("trace", "scenario")
     speeds = pool = None
     if lat.replay_speed and trace is not None and len(trace.requests) and own_device:
-        speeds = request_speeds(trace, costs)
+        speeds = trace_speeds(trace, fitted)
     elif lat.speed_model == "empirical" and trace is not None and len(trace.requests) \
             and own_device:
-        pool = request_speeds(trace, costs)
+        pool = trace_speeds(trace, fitted)
     return Calibration(
         scenario=scenario,
         acceptance=build_acceptance(scenario, trace),
