@@ -7,6 +7,7 @@ what-if's costs and cancelled the change (a draft 64x dearer predicted the same 
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,7 @@ def test_draft_step_what_if_moves_latency_and_speedup_together() -> None:
     runs = [simulate(base.with_overrides({"draft.step_s": s}), trace).figures
             for s in (0.001, 0.004, 0.016, 0.064)]
     p50 = [f["latency_s"]["p50"] for f in runs]
-    assert all(a < b for a, b in zip(p50, p50[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(p50))
     assert p50[-1] > 2.0 * p50[0]
     baseline = [f["speedup_vs_target_only"] * f["latency_s"]["mean"] for f in runs]
     assert max(baseline) == pytest.approx(min(baseline), rel=1e-9)
