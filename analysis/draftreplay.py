@@ -1,0 +1,149 @@
+"""A deterministic draft of another size, replayed exactly over a greedy run's recorded tokens.
+
+In a greedy run the output does not depend on the draft, and the target accepts a drafted token
+exactly when it is the output's next token. An n-gram (prompt lookup) draft is a deterministic
+function of the context, so the cycles it would have run -- what it proposed and how much of it
+was accepted -- follow from the prompt and output token ids alone (``specsim capture
+--record-tokens`` writes them to ``TRACE.tokens.jsonl``): no model of acceptance at all.
+
+:func:`replay_ngram` rebuilds a trace of run A as if its draft had been ``ngram:n=N``: A's
+requests, timings and per-request speeds, with the replayed cycles, each priced by A's fitted
+costs at that request's measured speed (:func:`sim.calibrate.costs.trace_speeds`), so that
+calibrating the rebuilt trace gives back A's costs and speeds with the other draft's
+acceptance. ``specsim validate`` predicts the ``draft`` pairs of n-gram runs with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tracing.errors import SpecsimError
+from tracing.trace import Trace
+
+
+def draft_spec(name: str) -> tuple[str, int] | None:
+    """``("ngram", n)`` / ``("layerskip", layers)`` with the live decoder's defaults (n 3,
+    layers 8), None for another draft."""
+    kind, _, options = (name or "").strip().partition(":")
+    key, default = {"ngram": ("n", 3), "layerskip": ("layers", 8)}.get(kind, ("", 0))
+    if not key:
+        return None
+    value = default
+    for item in options.split(","):
+        k, _, v = item.partition("=")
+        if k.strip() == key and v.strip().isdigit():
+            value = int(v)
+    return kind, value
+
+
+def tokens_path(trace_path: str) -> Path:
+    """``TRACE.tokens.jsonl``: where ``capture --record-tokens`` put the token ids."""
+    return Path(f"{trace_path}.tokens.jsonl")
+
+
+def read_tokens(trace_path: str) -> dict[Any, tuple[list[int], list[int]]]:
+    """request id -> (prompt ids, output ids); {} when the trace has no token file."""
+    path = tokens_path(trace_path)
+    if not path.exists():
+        return {}
+    out: dict[Any, tuple[list[int], list[int]]] = {}
+    for i, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            out[row["request_id"]] = ([int(x) for x in row["prompt_ids"]],
+                                      [int(x) for x in row["output_ids"]])
+        except (ValueError, KeyError, TypeError):
+            raise SpecsimError(f"{path}:{i}: not a token record (request_id, prompt_ids, "
+                               "output_ids)") from None
+    return out
+
+
+def lookup(ids: np.ndarray, n: int, tau: int) -> list[int]:
+    """Prompt lookup: the tokens that followed the earliest occurrence of the context's longest
+    suffix of at most ``n`` tokens that has a continuation (n, n-1, ..., 1), at most ``tau``."""
+    size = len(ids)
+    for k in range(min(n, size - 1), 0, -1):
+        windows = np.lib.stride_tricks.sliding_window_view(ids[: size - 1], k)
+        hits = np.flatnonzero((windows == ids[size - k:]).all(axis=1))
+        if hits.size:
+            j = int(hits[0]) + k
+            return ids[j: j + tau].tolist()
+    return []
+
+
+def ngram_cycles(prompt: list[int], output: list[int], n: int, tau: int
+                 ) -> list[tuple[int, int, int, int]]:
+    """(tau, accepted, emitted, context) of each cycle of a greedy ``fixed:tau`` run whose
+    draft is ``ngram:n``: proposals looked up in the context, accepted while they match the
+    output, then the target's own token."""
+    ids = np.asarray(prompt + output, dtype=np.int64)
+    cycles = []
+    done = 0
+    while done < len(output):
+        room = len(output) - done - 1
+        proposal = lookup(ids[: len(prompt) + done], n, min(tau, room)) if room > 0 else []
+        accepted = 0
+        while accepted < len(proposal) and proposal[accepted] == output[done + accepted]:
+            accepted += 1
+        emitted = min(accepted + 1, len(output) - done)
+        cycles.append((len(proposal), accepted, emitted, len(prompt) + done))
+        done += emitted
+    return cycles
+
+
+def replay_ngram(trace: Trace, path: str, n: int) -> Trace:
+    """Trace ``trace`` (read from ``path``) as if drafted by ``ngram:n`` (module docstring).
+    Needs a greedy ``fixed`` run with its token file."""
+    from sim.calibrate.costs import fit_latency, own_costs, trace_speeds
+    from sim.calibrate.requests import request_order
+
+    meta = trace.meta
+    tau = (meta.policy_params or {}).get("tau")
+    if meta.policy != "fixed" or not isinstance(tau, int) or (meta.temperature or 0) > 0:
+        raise SpecsimError(f"{path}: an n-gram replay needs a greedy fixed-tau run")
+    tokens = read_tokens(path)
+    if not tokens:
+        raise SpecsimError(f"{tokens_path(path)}: no token ids (capture with --record-tokens)")
+    fitted = fit_latency(trace)
+    costs = own_costs(fitted)
+    order = trace.requests.iloc[request_order(trace)]
+    speeds = dict(zip(order["request_id"], trace_speeds(trace, fitted), strict=True))
+    rows, requests = [], []
+    clock = 0.0
+    for req in order.itertuples(index=False):
+        if req.request_id not in tokens:
+            raise SpecsimError(f"{tokens_path(path)}: no tokens for request {req.request_id}")
+        prompt, output = tokens[req.request_id]
+        speed = speeds[req.request_id]
+        start = clock
+        t = start + req.prefill_s
+        first = None
+        for i, (k, acc, emitted, ctx) in enumerate(ngram_cycles(prompt, output, n, tau)):
+            draft_s = k * costs.draft_step_s * speed
+            verify_s = (costs.verify_s(k + 1) + costs.context_s_per_token * ctx) * speed
+            rows.append({"request_id": req.request_id, "cycle": i, "start_s": t, "tau": k,
+                         "accepted": acc, "emitted": emitted, "draft_s": draft_s,
+                         "verify_s": verify_s, "overhead_s": costs.overhead_s,
+                         "context_tokens": ctx})
+            t += draft_s + verify_s + costs.overhead_s
+            first = t if first is None else first
+        requests.append({**req._asdict(), "arrival_s": start, "start_s": start,
+                         "first_token_s": first if first is not None else t, "end_s": t,
+                         "output_tokens": len(output),
+                         "verify_passes": sum(1 for r in rows if r["request_id"] == req.request_id)})
+        clock = t
+    cycles = pd.DataFrame(rows)
+    for col in trace.cycles.columns:
+        if col not in cycles.columns:
+            cycles[col] = np.nan if trace.cycles[col].dtype.kind == "f" else None
+    new_meta = dataclasses.replace(meta, draft_model=f"ngram:n={n}")
+    return Trace(new_meta, pd.DataFrame(requests)[list(trace.requests.columns)],
+                 cycles[list(trace.cycles.columns)], path)
