@@ -118,26 +118,22 @@ def predict(a: Run, b: Run) -> tuple[dict[str, Any], list[str]]:
     change = draft_change(a, b)
     if change is None:
         pred, warnings, _ = predict_with(a, b)
-    elif change[0] == "ngram":  # replayed exactly over A's recorded tokens
-        from analysis.draftreplay import replay_ngram
-
-        replayed = Run(a.path, replay_ngram(a.trace, a.path, change[1]), a.workload, b.draft,
-                       a.policy, a.max_tau, a.device)
-        pred, warnings, _ = predict_with(replayed, b)
-    else:  # layer skip: the draft step by depth from the cost model (--vary draft.layers)
-        pred, warnings, _ = predict_with(a, b, draft={"layers": change[1]})
+    else:  # ngram: --vary draft.n (replayed exactly); layer skip: --vary draft.layers
+        key = "n" if change[0] == "ngram" else "layers"
+        pred, warnings, _ = predict_with(a, b, draft={key: change[1]})
     return pred, warnings
 
 
 def draft_change(a: Run, b: Run) -> tuple[str, int] | None:
     """``("ngram", n)`` / ``("layerskip", layers)`` when B differs from A only by its draft's
     size (the same kind, policy and tau), else None -- the ``draft`` pairs. An n-gram of
-    another size is replayed exactly over A's recorded output (``analysis.draftreplay``; A needs
-    its ``TRACE.tokens.jsonl``: ``capture --record-tokens``). Layer skip of another depth:
+    another size (``[draft] n``) is replayed exactly over A's recorded output
+    (:mod:`sim.calibrate.draftreplay`; A needs its ``TRACE.tokens.jsonl``: ``capture
+    --record-tokens``). Layer skip of another depth:
     the draft step is priced by the cost model on A's device anchored to A's target pass
     (``[draft] layers``), and A's acceptance is kept -- the acceptance model for another depth
     is "unchanged", which the validation checks (tokens per cycle error)."""
-    from analysis.draftreplay import draft_spec, tokens_path
+    from sim.calibrate.draftreplay import draft_spec, tokens_path
 
     da, db = draft_spec(a.draft), draft_spec(b.draft)
     if da is None or db is None or da[0] != db[0] or da == db or a.policy != b.policy:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis.draftreplay import draft_spec, ngram_cycles, replay_ngram
 from analysis.validate import validate
+from sim.calibrate.draftreplay import draft_spec, ngram_cycles, replay_ngram
 from tracing.errors import SpecsimError
 from tracing.io import read_trace
 
@@ -71,3 +71,29 @@ def test_validate_draft_kind_for_layerskip_depths_prices_the_depth() -> None:
     # a deeper draft costs more per step: B predicted slower than A replayed
     assert (pair[(shallow, deep)]["predicted"]["p50_s"]
             > 1.1 * pair[(shallow, shallow)]["predicted"]["p50_s"])
+
+
+def test_whatif_draft_n_replays_the_other_size() -> None:
+    """``--vary draft.n=4`` on the n=1 capture: the n=4 capture's cycles, A's costs."""
+    from sim.calibrate import scenario_from_trace
+    from sim.engine import simulate
+    from tracing.summary import summarize
+
+    path = _path("edit", "ngram_n_1")
+    trace = read_trace(path)
+    base = scenario_from_trace(trace)
+    got = simulate(base.with_overrides({"draft.n": 4}), trace).figures
+    want = summarize(read_trace(_path("edit", "ngram_n_4")))
+    assert got["tokens_per_cycle"] == pytest.approx(float(want["tokens_per_cycle"]), rel=1e-9)
+    own = simulate(base, trace).figures
+    assert got["tokens_per_cycle"] > own["tokens_per_cycle"]  # n=1 matched worse on edit
+
+
+def test_whatif_draft_n_refuses_a_trace_that_cannot_replay(capsys) -> None:  # type: ignore[no-untyped-def]
+    from analysis.cli import main
+
+    code = main(["whatif", _path("chat", "layerskip_layers_4"), "--vary", "draft.n=2",
+                 "--intervals", "0"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "[draft] n = 2: the trace's draft is 'layerskip:layers=4', not an n-gram" in err

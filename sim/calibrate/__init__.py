@@ -51,6 +51,7 @@ from sim.scenario import (
     WorkloadConfig,
     _policy_keys,
 )
+from tracing.errors import SpecsimError
 from tracing.trace import Trace
 
 
@@ -93,9 +94,10 @@ def calibrate(scenario: Scenario, trace: Trace | None = None) -> Calibration:
     elif lat.speed_model == "empirical" and trace is not None and len(trace.requests) \
             and own_device:
         pool = trace_speeds(trace, fitted)
+    accept_as, accept_from = _draft_of_size(scenario, trace)
     return Calibration(
         scenario=scenario,
-        acceptance=build_acceptance(scenario, trace),
+        acceptance=build_acceptance(accept_as, accept_from),
         costs=costs,
         requests=RequestTables.from_trace(trace) if trace is not None else None,
         fitted_latency=fitted,
@@ -106,6 +108,31 @@ def calibrate(scenario: Scenario, trace: Trace | None = None) -> Calibration:
         draft_model=str(trace.meta.draft_model or "") if trace is not None else "",
         arrivals=_arrivals(scenario),
     )
+
+
+def _draft_of_size(scenario: Scenario, trace: Trace | None
+                   ) -> tuple[Scenario, Trace | None]:
+    """The scenario and trace acceptance is built from: with ``[draft] n``, the trace's n-gram
+    run replayed as ``ngram:n`` over its recorded tokens (:mod:`sim.calibrate.draftreplay`),
+    its short proposals refitted on the replay; else the two unchanged."""
+    n = scenario.draft.n
+    if n is None:
+        return scenario, trace
+    from sim.calibrate.draftreplay import draft_spec, replay_ngram
+
+    if trace is None or not trace.path:
+        raise SpecsimError(f"{scenario.where}: [draft] n replays an n-gram draft over a greedy "
+                           "trace's recorded tokens: give a trace file captured with "
+                           "--record-tokens")
+    kind = draft_spec(str(trace.meta.draft_model or ""))
+    if kind is None or kind[0] != "ngram":
+        raise SpecsimError(f"{scenario.where}: [draft] n = {n}: the trace's draft is "
+                           f"{trace.meta.draft_model!r}, not an n-gram")
+    replayed = replay_ngram(trace, trace.path, n)
+    none, caps = fit_proposals(replayed)
+    draft = dataclasses.replace(scenario.draft, no_proposal_prob=round(none, 6),
+                                proposal_caps=[round(p, 6) for p in caps])
+    return dataclasses.replace(scenario, draft=draft), replayed
 
 
 def _arrivals(scenario: Scenario) -> ArrivalTable | None:

@@ -10,7 +10,12 @@ was accepted -- follow from the prompt and output token ids alone (``specsim cap
 requests, timings and per-request speeds, with the replayed cycles, each priced by A's fitted
 costs at that request's measured speed (:func:`sim.calibrate.costs.trace_speeds`), so that
 calibrating the rebuilt trace gives back A's costs and speeds with the other draft's
-acceptance. ``specsim validate`` predicts the ``draft`` pairs of n-gram runs with it.
+acceptance. ``[draft] n = N`` (``whatif --vary draft.n=2,4``) replays it in calibration, and
+``specsim validate`` predicts the ``draft`` pairs of n-gram runs with it.
+
+Token records are found by request id, or -- for a trace whose ids were renumbered (a bootstrap
+resample, :mod:`sim.intervals`) -- by the request's prompt text: in a greedy run the same prompt
+gives the same output.
 """
 
 from __future__ import annotations
@@ -47,12 +52,15 @@ def tokens_path(trace_path: str) -> Path:
     return Path(f"{trace_path}.tokens.jsonl")
 
 
-def read_tokens(trace_path: str) -> dict[Any, tuple[list[int], list[int]]]:
+Tokens = tuple[list[int], list[int]]
+
+
+def read_tokens(trace_path: str) -> dict[Any, Tokens]:
     """request id -> (prompt ids, output ids); {} when the trace has no token file."""
     path = tokens_path(trace_path)
     if not path.exists():
         return {}
-    out: dict[Any, tuple[list[int], list[int]]] = {}
+    out: dict[Any, Tokens] = {}
     for i, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
@@ -115,30 +123,32 @@ def replay_ngram(trace: Trace, path: str, n: int) -> Trace:
     fitted = fit_latency(trace)
     costs = own_costs(fitted)
     order = trace.requests.iloc[request_order(trace)]
+    tokens = _by_request(trace, path, tokens)
     speeds = dict(zip(order["request_id"], trace_speeds(trace, fitted), strict=True))
-    rows, requests = [], []
+    rows: list[dict[str, Any]] = []
+    requests: list[dict[str, Any]] = []
     clock = 0.0
-    for req in order.itertuples(index=False):
-        if req.request_id not in tokens:
-            raise SpecsimError(f"{tokens_path(path)}: no tokens for request {req.request_id}")
-        prompt, output = tokens[req.request_id]
-        speed = speeds[req.request_id]
+    records: list[dict[str, Any]] = order.to_dict("records")  # type: ignore[assignment]
+    for req in records:
+        rid = req["request_id"]
+        prompt, output = tokens[rid]
+        speed = float(speeds[rid])
         start = clock
-        t = start + req.prefill_s
-        first = None
-        for i, (k, acc, emitted, ctx) in enumerate(ngram_cycles(prompt, output, n, tau)):
+        t = start + float(req["prefill_s"])
+        first: float | None = None
+        replayed = ngram_cycles(prompt, output, n, tau)
+        for i, (k, acc, emitted, ctx) in enumerate(replayed):
             draft_s = k * costs.draft_step_s * speed
             verify_s = (costs.verify_s(k + 1) + costs.context_s_per_token * ctx) * speed
-            rows.append({"request_id": req.request_id, "cycle": i, "start_s": t, "tau": k,
+            rows.append({"request_id": rid, "cycle": i, "start_s": t, "tau": k,
                          "accepted": acc, "emitted": emitted, "draft_s": draft_s,
                          "verify_s": verify_s, "overhead_s": costs.overhead_s,
                          "context_tokens": ctx})
             t += draft_s + verify_s + costs.overhead_s
             first = t if first is None else first
-        requests.append({**req._asdict(), "arrival_s": start, "start_s": start,
+        requests.append({**req, "arrival_s": start, "start_s": start,
                          "first_token_s": first if first is not None else t, "end_s": t,
-                         "output_tokens": len(output),
-                         "verify_passes": sum(1 for r in rows if r["request_id"] == req.request_id)})
+                         "output_tokens": len(output), "verify_passes": len(replayed)})
         clock = t
     cycles = pd.DataFrame(rows)
     for col in trace.cycles.columns:
@@ -147,3 +157,25 @@ def replay_ngram(trace: Trace, path: str, n: int) -> Trace:
     new_meta = dataclasses.replace(meta, draft_model=f"ngram:n={n}")
     return Trace(new_meta, pd.DataFrame(requests)[list(trace.requests.columns)],
                  cycles[list(trace.cycles.columns)], path)
+
+
+def _by_request(trace: Trace, path: str, tokens: dict[Any, Tokens]) -> dict[Any, Tokens]:
+    """Each of ``trace``'s requests' token ids: by prompt text when the requests carry it (the
+    original run's record of that prompt: renumbered ids still find theirs), else by id."""
+    from tracing.io import read_trace
+
+    r = trace.requests
+    texts = r["prompt_text"].tolist() if "prompt_text" in r.columns else [None] * len(r)
+    by_text: dict[str, Tokens] = {}
+    if any(isinstance(t, str) for t in texts):
+        source = read_trace(path).requests
+        for rid, text in zip(source["request_id"], source["prompt_text"], strict=True):
+            if rid in tokens and isinstance(text, str):
+                by_text.setdefault(text, tokens[rid])
+    out: dict[Any, Tokens] = {}
+    for rid, text in zip(r["request_id"], texts, strict=True):
+        got = by_text.get(text) if isinstance(text, str) else tokens.get(rid)
+        if got is None:
+            raise SpecsimError(f"{tokens_path(path)}: no token ids for request {rid}")
+        out[rid] = got
+    return out
