@@ -21,8 +21,9 @@ GROUPS = {"chat / layerskip 4, 8, 12": "chat_layerskip_*", "chat / ngram 2, 4": 
 
 
 def main() -> int:
-    from analysis.validate import validate
     from record_validation import TABLE_HEAD, table_row
+
+    from analysis.validate import validate
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dir", default=str(ROOT / "traces" / "validation" / "draft"))
