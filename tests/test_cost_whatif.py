@@ -90,3 +90,13 @@ def test_diagnose_cheaper_draft_advice_reflects_the_real_cost() -> None:
         saved = 1.0 - alt["p50_s"] / start
         assert saved == pytest.approx(share * (1.0 - 1.0 / factor), rel=0.15)
         assert alt["improves"] is True
+
+
+def test_draft_width_what_if_moves_latency() -> None:
+    """``[draft] layers / hidden``: a wider draft of the same depth costs more per step."""
+    trace = read_trace(str(LAYERSKIP))
+    base = scenario_from_trace(trace)
+    p50 = [simulate(base.with_overrides({"draft.layers": 8, "draft.hidden": h}), trace)
+           .figures["latency_s"]["p50"] for h in (192, 576, 1152)]
+    assert p50[0] < p50[1] < p50[2]
+    assert p50[2] > 1.5 * p50[0]
