@@ -97,3 +97,10 @@ def test_whatif_draft_n_refuses_a_trace_that_cannot_replay(capsys) -> None:  # t
     assert code == 2
     err = capsys.readouterr().err
     assert "[draft] n = 2: the trace's draft is 'layerskip:layers=4', not an n-gram" in err
+
+
+def test_ngram_cycles_clip_by_max_new_tokens_not_by_an_eos_end() -> None:
+    """The decoder clips tau by the tokens max_new_tokens leaves, not knowing that an EOS will
+    end the output sooner: an output [3, 1, EOS] of a 10-token limit drafts 3, not 2."""
+    assert ngram_cycles([1, 2, 3, 1, 2], [3, 1, 9], n=2, tau=4, max_new=10) == [(3, 2, 3, 5)]
+    assert ngram_cycles([1, 2, 3, 1, 2], [3, 1, 9], n=2, tau=4) == [(2, 2, 3, 5)]

@@ -87,19 +87,24 @@ def lookup(ids: np.ndarray, n: int, tau: int) -> list[int]:
     return []
 
 
-def ngram_cycles(prompt: list[int], output: list[int], n: int, tau: int
-                 ) -> list[tuple[int, int, int, int]]:
+def ngram_cycles(prompt: list[int], output: list[int], n: int, tau: int,
+                 max_new: int | None = None) -> list[tuple[int, int, int, int]]:
     """(tau, accepted, emitted, context) of each cycle of a greedy ``fixed:tau`` run whose
-    draft is ``ngram:n``: proposals looked up in the context, accepted while they match the
-    output, then the target's own token."""
+    draft is ``ngram:n``: proposals looked up in the context (as long as the request's
+    ``max_new`` tokens leave room for: the decoder's clip, which does not know where an EOS
+    will end the output), accepted while they match the output, then the target's own token.
+    (Past an output's EOS the target's choices are unknown: a proposal running past it counts
+    as accepted up to the EOS only.)"""
     ids = np.asarray(prompt + output, dtype=np.int64)
+    limit = len(output) if max_new is None else max(max_new, len(output))
     cycles = []
     done = 0
     while done < len(output):
-        room = len(output) - done - 1
+        room = limit - done - 1
         proposal = lookup(ids[: len(prompt) + done], n, min(tau, room)) if room > 0 else []
         accepted = 0
-        while accepted < len(proposal) and proposal[accepted] == output[done + accepted]:
+        while (accepted < len(proposal) and done + accepted < len(output)
+               and proposal[accepted] == output[done + accepted]):
             accepted += 1
         emitted = min(accepted + 1, len(output) - done)
         cycles.append((len(proposal), accepted, emitted, len(prompt) + done))
@@ -120,6 +125,9 @@ def replay_ngram(trace: Trace, path: str, n: int) -> Trace:
     tokens = read_tokens(path)
     if not tokens:
         raise SpecsimError(f"{tokens_path(path)}: no token ids (capture with --record-tokens)")
+    limit = (meta.extra or {}).get("max_new_tokens")
+    max_new = int(limit) if isinstance(limit, int | float) and not isinstance(limit, bool) \
+        else None
     fitted = fit_latency(trace)
     costs = own_costs(fitted)
     order = trace.requests.iloc[request_order(trace)]
@@ -136,7 +144,7 @@ def replay_ngram(trace: Trace, path: str, n: int) -> Trace:
         start = clock
         t = start + float(req["prefill_s"])
         first: float | None = None
-        replayed = ngram_cycles(prompt, output, n, tau)
+        replayed = ngram_cycles(prompt, output, n, tau, max_new)
         for i, (k, acc, emitted, ctx) in enumerate(replayed):
             draft_s = k * costs.draft_step_s * speed
             verify_s = (costs.verify_s(k + 1) + costs.context_s_per_token * ctx) * speed
