@@ -291,6 +291,12 @@ def _budget_bound(trace: Trace, m: dict[str, Any]) -> Finding | None:
     if wanted > 0:  # pooled acceptance: per-request replay needs the recorded lengths
         base = {"workload.output_tokens": wanted, "acceptance.per_request": False,
                 "acceptance.replay": False}
+    reach = _budget_reach(trace, cap, mean_cap, wanted)
+    infeasible = ""
+    if reach is not None and not reach["feasible"]:
+        from sim.budget import describe
+
+        infeasible = describe(reach) + ". "
     finding = Finding(
         "budget_bound",
         severity,
@@ -304,15 +310,36 @@ def _budget_bound(trace: Trace, m: dict[str, Any]) -> Finding | None:
             "output_tokens_at_cap": float(out[at_cap].mean()) if at_cap.any() else 0.0,
             "output_tokens_below_cap": float(out[~at_cap].mean()) if (~at_cap).any() else 0.0,
             "tokens_per_verify_pass": m["tokens_per_verify_pass"],
+            "budget_reach": reach,
         },
-        "outputs are being truncated by the budget: raise it or draft longer so each pass "
-        "yields more tokens"
+        infeasible + "outputs are being truncated by the budget: raise it or draft longer so each "
+        "pass yields more tokens"
         + (f" (simulated at max_new_tokens={wanted})" if wanted else
            " (simulated on the recorded, already truncated lengths)"),
         overrides=overrides,
     )
     finding.base_overrides = base
     return finding
+
+
+def _budget_reach(trace: Trace, cap: int, mean_cap: float, wanted: int) -> dict[str, Any] | None:
+    """What the trace's budget reaches at its own tokens per verify pass vs what its requests
+    asked (``max_new_tokens``, else the scenario's output length of a simulated trace, else the
+    recorded -- already truncated -- lengths): :func:`sim.budget.reach`."""
+    from sim.budget import reach
+
+    r = trace.requests
+    passes = float(r["verify_passes"].sum())
+    if passes <= 0:
+        return None
+    bound = [float(x) for x in (cap, mean_cap) if x > 0]
+    asked = float(wanted)
+    if asked <= 0:
+        workload = ((trace.meta.extra or {}).get("scenario") or {}).get("workload") or {}
+        length = workload.get("output_tokens")
+        asked = float(length) if isinstance(length, int | float) and not isinstance(
+            length, bool) else float(r["output_tokens"].mean())
+    return reach(min(bound), float(r["output_tokens"].sum()) / passes, asked)
 
 
 def _queueing_bound(trace: Trace, m: dict[str, Any]) -> Finding | None:

@@ -8,7 +8,9 @@ with B's measured p50 and p95 latency, tokens per cycle and speedup over target-
 
 Kinds of pair: ``replay`` (A = B: the trace's own configuration replayed), ``same config``
 (another run of the same configuration), ``other policy`` (same draft, another policy or tau),
-``other draft`` (another draft: A's acceptance and draft cost stand in for B's, so it is always
+``draft`` (the same kind of draft of another size, same policy: an n-gram's ``n`` replayed
+exactly over A's recorded tokens, a layer skip's depth priced by ``[draft] layers``:
+:func:`draft_change`), ``other draft`` (another draft: A's acceptance and draft cost stand in for B's, so it is always
 flagged), ``other hardware`` (A and B captured on different devices: :mod:`analysis.crossdevice`,
 priced by the catalog and, with ``--profile``, by a measured profile of B's device). A prediction *extrapolates* when it drafts at positions A never drafted (so their
 acceptance is carried from A's last positions), when the draft differs, when A has no
@@ -47,7 +49,7 @@ from tracing.trace import Trace
 METRICS = ("p50_s", "p95_s", "tokens_per_cycle", "speedup")
 REPLICATIONS = 20  # simulated runs averaged per prediction when the latency model has noise
 MIN_COVERAGE = 0.8  # below: B's drafting is mostly drawn, not read from A (extrapolates)
-GOALS = {"replay": 0.05, "same config": 0.05, "other policy": 0.10}
+GOALS = {"replay": 0.05, "same config": 0.05, "other policy": 0.10, "draft": 0.10}
 
 
 @dataclass
@@ -111,15 +113,40 @@ def measured(run: Run, baseline_mean_s: float | None) -> dict[str, Any]:
 
 
 def predict(a: Run, b: Run) -> tuple[dict[str, Any], list[str]]:
-    """B predicted from A alone: A's fitted scenario with B's policy, budget and lengths."""
-    pred, warnings, _ = predict_with(a, b)
+    """B predicted from A alone: A's fitted scenario with B's policy, budget and lengths; for a
+    ``draft`` pair, with B's draft size (:func:`draft_change`)."""
+    change = draft_change(a, b)
+    if change is None:
+        pred, warnings, _ = predict_with(a, b)
+    else:  # ngram: --vary draft.n (replayed exactly); layer skip: --vary draft.layers
+        key = "n" if change[0] == "ngram" else "layers"
+        pred, warnings, _ = predict_with(a, b, draft={key: change[1]})
     return pred, warnings
 
 
-def predict_with(a: Run, b: Run, latency: dict[str, Any] | None = None
-                 ) -> tuple[dict[str, Any], list[str], Any]:
+def draft_change(a: Run, b: Run) -> tuple[str, int] | None:
+    """``("ngram", n)`` / ``("layerskip", layers)`` when B differs from A only by its draft's
+    size (the same kind, policy and tau), else None -- the ``draft`` pairs. An n-gram of
+    another size (``[draft] n``) is replayed exactly over A's recorded output
+    (:mod:`sim.calibrate.draftreplay`; A needs its ``TRACE.tokens.jsonl``: ``capture
+    --record-tokens``). Layer skip of another depth:
+    the draft step is priced by the cost model on A's device anchored to A's target pass
+    (``[draft] layers``), and A's acceptance is kept -- the acceptance model for another depth
+    is "unchanged", which the validation checks (tokens per cycle error)."""
+    from sim.calibrate.draftreplay import draft_spec, tokens_path
+
+    da, db = draft_spec(a.draft), draft_spec(b.draft)
+    if da is None or db is None or da[0] != db[0] or da == db or a.policy != b.policy:
+        return None
+    if db[0] == "ngram" and not tokens_path(a.path).exists():
+        return None
+    return db
+
+
+def predict_with(a: Run, b: Run, latency: dict[str, Any] | None = None,
+                 draft: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str], Any]:
     """:func:`predict` with ``[latency]`` overrides (another device: ``hardware``,
-    ``profile``); also returns the simulation result."""
+    ``profile``) and ``[draft]`` ones; also returns the simulation result."""
     from sim import Scenario, scenario_from_trace
     from sim.replicate import replicate
     from sim.scenario import _policy_keys
@@ -128,6 +155,7 @@ def predict_with(a: Run, b: Run, latency: dict[str, Any] | None = None
     meta = b.trace.meta
     d = base.to_dict()
     d["latency"].update(latency or {})
+    d.setdefault("draft", {}).update(draft or {})
     recorded = dict(meta.policy_params or {})
     known = _policy_keys(meta.policy)
     d["policy"] = {"name": meta.policy, **{k: v for k, v in recorded.items() if k in known}}
@@ -170,11 +198,12 @@ def _spans(values: list[int]) -> str:
 
 
 def kind_of(a: Run, b: Run) -> str:
-    """replay, same config, other policy or other draft."""
+    """replay, same config, other policy, draft (the same draft kind of another size:
+    :func:`draft_change`) or other draft."""
     if a is b:
         return "replay"
     if a.draft != b.draft:
-        return "other draft"
+        return "draft" if draft_change(a, b) is not None else "other draft"
     return "same config" if a.policy == b.policy else "other policy"
 
 
@@ -291,7 +320,7 @@ def _pair(a: Run, b: Run, meas: dict[str, Any]) -> dict[str, Any]:
 def summarize_errors(pairs: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and max |error| per kind (covered vs extrapolated) and metric; goals checked."""
     out: dict[str, Any] = {}
-    for kind in ("replay", "same config", "other policy", "other draft"):
+    for kind in ("replay", "same config", "other policy", "draft", "other draft"):
         for extrapolated in (False, True):
             rows = [p for p in pairs if p["kind"] == kind and p["extrapolated"] == extrapolated]
             if not rows:
@@ -313,7 +342,7 @@ def summarize_errors(pairs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 KIND_COLORS = {"replay": "#1f77b4", "same config": "#2ca02c", "other policy": "#ff7f0e",
-               "other draft": "#9467bd", "other hardware (catalog)": "#8c564b",
+               "draft": "#17becf", "other draft": "#9467bd", "other hardware (catalog)": "#8c564b",
                "other hardware (profile)": "#e377c2"}
 
 

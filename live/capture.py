@@ -13,6 +13,7 @@ output is captured as JSONL beside it and converted at the end.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import time
@@ -46,6 +47,7 @@ class CaptureConfig:
     warmup_tokens: int = 16  # an untimed decode of the first prompt before the first request
     profile_tokens: int = 17  # verify passes profiled for 1..N scored tokens (0: no profile)
     compile: bool = False  # static KV cache + torch.compile'd decode/verify steps (live.static)
+    record_tokens: bool = False  # also write OUT.tokens.jsonl: each request's token ids
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -64,6 +66,12 @@ class CaptureConfig:
         parent = Path(self.out).resolve().parent
         if not parent.is_dir():
             raise SpecsimError(f"--out {self.out}: directory {parent} does not exist")
+
+
+def tokens_path(trace_path: str) -> str:
+    """Where ``--record-tokens`` writes a trace's token ids: ``TRACE.tokens.jsonl`` beside it
+    (one line per request: ``request_id``, ``prompt_ids``, ``output_ids``)."""
+    return f"{trace_path}.tokens.jsonl"
 
 
 @dataclass
@@ -268,6 +276,9 @@ class LiveRun:
         self.clock = RunClock()
         self.writer = TraceWriter(self.jsonl_path, meta)
         self.writer.open()
+        # --record-tokens: prompt and output ids per request, for an exact replay of a
+        # deterministic draft over a greedy run (sim.calibrate.ngram_replay)
+        self.tokens_file = open(tokens_path(config.out), "w") if config.record_tokens else None  # noqa: SIM115
         if not pause_between:
             self.clock.resume()  # else it starts with this run's first request
 
@@ -346,6 +357,11 @@ class LiveRun:
             prefill_s=out.prefill_s, verify_passes=out.verify_passes, prompt_text=prompt.text,
             output_text=self.target.tokenizer.decode(tokens, skip_special_tokens=True),
         ))
+        if self.tokens_file is not None:
+            self.tokens_file.write(json.dumps({
+                "request_id": rid, "prompt_ids": input_ids[0].tolist(), "output_ids": tokens,
+            }) + "\n")
+            self.tokens_file.flush()
         self._count(rid, seen)
         step(0, 1)
         return True
@@ -360,6 +376,8 @@ class LiveRun:
         """Close the trace (and convert it to Parquet when ``out`` asks for it)."""
         self.result.wall_s = self.clock()
         self.writer.close()
+        if self.tokens_file is not None:
+            self.tokens_file.close()
         if self.format != ".jsonl":
             try:
                 convert_trace(self.jsonl_path, self.config.out)

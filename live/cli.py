@@ -54,6 +54,9 @@ def register(sub: Any) -> None:
     p.add_argument("--compile", action="store_true",
                    help="static KV cache + torch.compile'd decode and verify steps (compiled "
                         "in the untimed warm-up; not for sliding-window models)")
+    p.add_argument("--record-tokens", action="store_true",
+                   help="also write TRACE.tokens.jsonl (each request's prompt and output token "
+                        "ids: an n-gram draft of another size is then replayed exactly)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("-o", "--out", metavar="TRACE",
@@ -118,6 +121,7 @@ def _cmd_capture(args: argparse.Namespace) -> int:
         temperature=args.temperature, top_p=args.top_p, seed=args.seed, device=args.device,
         dtype=args.dtype, limit=args.limit, warmup_tokens=args.warmup_tokens,
         profile_tokens=args.profile_tokens, compile=args.compile,
+        record_tokens=args.record_tokens,
     )
     results: list[CaptureResult]
     if args.out is not None:

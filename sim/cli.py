@@ -330,6 +330,7 @@ def _print_figures(result: SimResult, scenario: Scenario) -> None:
         ("tokens per cycle", f"{f['tokens_per_cycle']:.3f}"),
         ("acceptance rate", f"{f['acceptance_rate']:.3f}"),
         ("verify passes / request", f"{f['verify_passes_per_request']:.2f}"),
+        ("truncated by budget", str(f.get("truncated_requests", 0))),
         ("throughput (tok/s)", f"{f['throughput_tok_s']:,.1f}"),
         ("speedup vs target-only", "-" if speedup is None else f"x{speedup:.2f}"),
         ("utilization", f"{f['utilization']:.1%}"),
@@ -358,6 +359,23 @@ def _shape_line(shape: dict[str, Any], figures: dict[str, Any]) -> str:
     if shape.get("assumed"):
         text = "ASSUMED SHAPE (from the parameter count, [target] shape = \"assumed\") -- " + text
     return text
+
+
+def _print_budgets(console: Any, points: list[dict[str, Any]]) -> None:
+    """Per point with a budget that truncated requests or cannot be met: how many were cut
+    and what the budget can reach (:func:`sim.budget.describe`)."""
+    from sim.budget import describe
+
+    for p in points:
+        b = p.get("budget")
+        cut = int(p.get("truncated_requests") or 0)
+        if not cut and not (b and not b["feasible"]):
+            continue
+        where = ", ".join(f"{k}={v}" for k, v in p["vary"].items())
+        text = f"{where}: {cut} of {p['requests']} requests truncated by the budget"
+        if b:
+            text += f"; {describe(b)}"
+        console.print(text, soft_wrap=True, markup=False)
 
 
 def _with_ci(point: dict[str, Any], key: str) -> str:
@@ -428,6 +446,7 @@ def _print_whatif(result: WhatIfResult, keys: list[str], slo_p95_ms: float | Non
         where = ", ".join(f"{k}={v}" for k, v in b["best"]["vary"].items())
         console.print(f"{head}best: {where} (p95 {_with_ci(b['best'], 'p95')} ms): "
                       f"{b['reason']}", soft_wrap=True, markup=False)
+    _print_budgets(console, result.points)
     if any(p["overloaded"] for p in result.points):
         console.print("[bold red]overloaded points:[/] the queue grows without bound there; "
                       "their p95 is not a steady figure, so they are never feasible")

@@ -21,6 +21,7 @@ import simpy
 
 from sim.acceptance import Depths
 from sim.baseline import baseline_mean_latency
+from sim.budget import budget_reach, describe
 from sim.calibrate import Calibration, calibrate
 from sim.drafting import Drafting
 from sim.figures import CYCLE_KEYS, Log, compute_figures, is_overloaded
@@ -175,7 +176,14 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
         truncated=log.truncated,
         overloaded=overloaded,
         baseline_mean_latency_s=baseline,
+        asked_tokens=workload.output_tokens,
     )
+    reach = budget_reach(scenario.budget, figures["output_tokens"],
+                         int(log.verify_passes.sum()), workload.output_tokens)
+    if reach is not None:
+        figures["budget"] = reach
+        if not reach["feasible"]:
+            warnings.append(describe(reach))
     figures["basis"] = costs.basis
     figures["band"] = costs.band
     if costs.pass_model is not None:

@@ -14,7 +14,10 @@ Definitions (seconds unless named otherwise; percentiles are numpy's linear ones
 * ``throughput_tok_s``: output tokens / (last end - first arrival).
 * ``speedup_vs_target_only``: mean latency of target-only decoding of the same workload on the
   same server (no budget) / this run's mean latency -- queueing included, so speculation that
-  pays per request can still lose under load.
+  pays per request can still lose under load. When a budget truncated requests the two did
+  unequal work, so it compares latency per output token instead: (baseline mean latency / mean
+  tokens asked) / (this run's mean latency / mean tokens emitted).
+* ``budget`` (runs with a ``[budget]``): what it can reach, :func:`sim.budget.budget_reach`.
 * ``utilization``: fraction of the run the server was busy. ``overloaded``: an open workload
   whose backlog at the last arrival exceeds max(10, 4 * max_batch, 5% of the requests) -- the
   queue grows without bound at that rate.
@@ -141,6 +144,7 @@ def compute_figures(
     truncated: int,
     overloaded: bool,
     baseline_mean_latency_s: float | None,
+    asked_tokens: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Figures from per-request and per-cycle columns (named as in the trace schema)."""
     arrival, start, first, end = (
@@ -162,6 +166,10 @@ def compute_figures(
     speedup = None
     if baseline_mean_latency_s is not None and mean_latency > 0:
         speedup = baseline_mean_latency_s / mean_latency
+        if truncated and asked_tokens is not None and asked_tokens.size and out_tokens.sum():
+            # equal work: seconds per output token, the baseline decoding every token asked
+            speedup = (baseline_mean_latency_s / float(asked_tokens.mean())) / (
+                mean_latency / float(out_tokens.mean()))
     return {
         "requests": int(end.size),
         "cycles": int(tau.size),

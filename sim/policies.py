@@ -248,16 +248,18 @@ class BudgetedPolicy(Policy):
     requests at most ``floor(n * mean_verify)`` passes were ever run (a pass is taken when
     ``next_tau`` commits to a cycle, so concurrent requests cannot overdraw it).
 
-    While passes remain, tau is raised (up to ``max_tau``) so that the expected tokens per pass
-    cover the tokens still to generate (the inner policy's acceptance estimate when it has one,
-    else a pooled one of this wrapper). A request with no pass left ENDS: ``budget_exhausted``
-    returns True and its output is truncated there -- the only rule that keeps the budget hard,
-    since acceptance is random and no draft length guarantees finishing.
+    THE rule (the only thing a budget does): the wrapped policy decides every draft length --
+    the wrapper passes it through unchanged, a tau of 0 (a target-only step) included, and never
+    drafts more than the wrapped policy asks. A request runs a verify pass only while one is left
+    to it (its ``max_verify``, the run's ``mean_verify`` pool); when none is left it ENDS there:
+    ``budget_exhausted`` returns True and its output is truncated, like ``max_new_tokens``. So
+    ``fixed:tau=8`` under a budget drafts 8 (a budget that is short truncates requests, it does
+    not turn every policy into the same long-draft one); whether a budget can be met at all is
+    said by :func:`sim.budget.budget_reach` (tokens per request the budget reaches at the
+    run's tokens per pass vs what the workload asks).
     """
 
-    def __init__(
-        self, inner: Policy, *, max_verify: int = 0, mean_verify: float = 0.0, max_tau: int = 16
-    ) -> None:
+    def __init__(self, inner: Policy, *, max_verify: int = 0, mean_verify: float = 0.0) -> None:
         _check_int(inner.name, "max_verify", max_verify, 0)
         if (
             isinstance(mean_verify, bool)
@@ -271,8 +273,7 @@ class BudgetedPolicy(Policy):
         self.name = inner.name
         self.tau = inner.tau
         self.tau_by_batch = inner.tau_by_batch
-        self.max_verify, self.mean_verify, self.max_tau = max_verify, float(mean_verify), max_tau
-        self.hazard = HazardEstimate(max_tau, decay=0.99)
+        self.max_verify, self.mean_verify = max_verify, float(mean_verify)
         self.pool = _Pool()  # the run's mean_verify pool, shared by every fork
 
     @property
@@ -286,7 +287,7 @@ class BudgetedPolicy(Policy):
         return self.pool.used
 
     def fork(self) -> Policy:
-        """The inner policy forked; the budget pool and the pooled acceptance estimate shared."""
+        """The inner policy forked; the budget pool shared."""
         twin = copy.copy(self)
         twin.inner = self.inner.fork()
         return twin
@@ -318,21 +319,13 @@ class BudgetedPolicy(Policy):
         return self.passes_left(state) < 1 or self.inner.budget_exhausted(state)
 
     def next_tau(self, state: PolicyState) -> int:
-        tau = self.inner.next_tau(state)
-        left = self.passes_left(state)
-        self.pool.used += 1
-        if math.isfinite(left) and left >= 1 and not isinstance(self.inner, TargetOnly):
-            survival_of = getattr(self.inner, "survival", None)
-            survival = survival_of() if callable(survival_of) else self.hazard.survival()
-            cap = useful_tau(state, self.max_tau)
-            tau = max(tau, tau_for_need(survival, remaining_tokens(state) / left, cap))
-        return tau
+        self.pool.used += 1  # the pass this cycle commits to
+        return self.inner.next_tau(state)
 
     def keep_drafting(self, position: int, draft_prob: float) -> bool:
         return self.inner.keep_drafting(position, draft_prob)
 
     def observe(self, cycle: CycleRecord) -> None:
-        self.hazard.update(cycle.tau, cycle.accepted)
         self.inner.observe(cycle)
 
 

@@ -180,6 +180,9 @@ class DraftConfig:
     # P(the draft proposes at most k tokens), k = 1..len, among cycles that propose something
     # (a cap shorter than the policy's tau ends the draft there); the rest is uncapped
     proposal_caps: list[float] = field(default_factory=list, metadata=_rng(0.0, 1.0))
+    # an n-gram draft of this size, replayed exactly over a greedy n-gram trace's recorded
+    # tokens (sim.calibrate.draftreplay; the trace captured with --record-tokens)
+    n: int | None = field(default=None, metadata=_rng(1))
 
 
 @dataclass(frozen=True)

@@ -231,3 +231,28 @@ def test_capture_keeps_a_mean_verify_budget(tiny_dir: Path, tiny: LoadedModel,
     trace = read_trace(out)
     assert int(trace.requests["verify_passes"].sum()) <= 9
     assert len(trace.cycles) == int(trace.requests["verify_passes"].sum())
+
+
+@pytest.mark.model
+def test_record_tokens_writes_ids_that_replay_the_run(tmp_path: Path) -> None:
+    """``--record-tokens``: TRACE.tokens.jsonl holds each request's prompt and output ids, and
+    an n-gram replay over them gives back the run's own cycles (issue 26)."""
+    from sim.calibrate.draftreplay import read_tokens, replay_ngram
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"prompt": "Repeat exactly: the cat sat on the mat."}) + "\n")
+    out = tmp_path / "smol.jsonl"
+    proc = _cli("--target", "smollm2", "--draft", "ngram:n=2", "--prompts", str(prompts),
+                "--max-new-tokens", "16", "--record-tokens", "--seed", "0", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    trace = read_trace(out)
+    tokens = read_tokens(str(out))
+    assert set(tokens) == {0}
+    assert len(tokens[0][1]) == int(trace.requests["output_tokens"].iloc[0])
+    replayed = replay_ngram(trace, str(out), 2)
+    cols = ["tau", "emitted", "context_tokens"]
+    assert (replayed.cycles[cols].to_numpy() == trace.cycles[cols].to_numpy()).all()
+    # accepted too, but on a cycle an EOS cut short (the target's choices past it are unknown)
+    cut = (trace.cycles["emitted"] < trace.cycles["accepted"] + 1).to_numpy()
+    assert (replayed.cycles["accepted"].to_numpy()[~cut]
+            == trace.cycles["accepted"].to_numpy()[~cut]).all()

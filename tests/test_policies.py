@@ -211,17 +211,22 @@ def test_hard_budget_never_exceeded(spec: str) -> None:
         assert out <= 60
 
 
-def test_budget_raises_tau_to_finish() -> None:
+@pytest.mark.parametrize(("spec", "tau"), [("fixed:tau=1,max_verify=25", 1),
+                                           ("fixed:tau=2,mean_verify=2", 2)])
+def test_budget_never_drafts_more_than_the_policy(spec: str, tau: int) -> None:
+    """The one rule (issue 26): the wrapped policy's tau passes through; a request with no pass
+    left is truncated. (Before, the wrapper raised tau to 16 when the budget was short.)"""
     rng = np.random.default_rng(4)
-    p = make_policy("fixed:tau=1,max_verify=25")
-    finished = 0
+    p = make_policy(spec)
+    truncated = 0
     for rid in range(50):
-        out, passes, _taus = run_request(
+        out, passes, taus = run_request(
             p, rng, alpha=0.9, max_new=100, draft_s=0.001, step_s=0.02, rid=rid
         )
-        finished += out == 100
+        assert taus and max(taus) <= tau
         assert passes <= 25
-    assert finished >= 40  # tau=1 alone would need ~53 passes for 100 tokens
+        truncated += out < 100
+    assert truncated > 0  # tau=1 needs ~53 passes for 100 tokens: the budget truncates
 
 
 def test_mean_budget_pool_never_overdrawn() -> None:

@@ -116,13 +116,16 @@ def test_budgets_are_never_exceeded(budget: dict, max_batch: int) -> None:
     assert any("verify budget" in w for w in result.warnings)
 
 
-def test_budget_makes_policy_draft_longer() -> None:
+def test_budget_keeps_the_policys_tau_and_truncates() -> None:
+    """Issue 26: a tight budget no longer raises tau (it made every policy the same long-draft
+    one); it keeps the policy's tau and truncates the requests it cannot finish."""
     s = _base(acceptance={"alpha": 0.9}, policy={"name": "fixed", "tau": 1})
     loose = simulate(s, seed=5).figures
     tight = simulate(s.with_overrides({"budget.max_verify_per_request": 20}), seed=5).figures
     assert loose["verify_passes_per_request"] > 30
     assert tight["verify_passes_max"] <= 20
-    assert tight["mean_tau"] > loose["mean_tau"]
+    assert tight["mean_tau"] == loose["mean_tau"] == 1.0
+    assert tight["truncated_requests"] > 0 and loose["truncated_requests"] == 0
 
 
 def test_batching_crossover() -> None:

@@ -14,7 +14,8 @@ once and hands the engine a :class:`Calibration`: the scenario plus its replay t
 * ``costs`` (:mod:`sim.calibrate.costs` fits, :func:`sim.latency.resolve_costs` resolves): the
   :class:`~sim.latency.CostModel` the servers charge, and ``fitted_latency`` (the fitted
   ``[latency]`` numbers, or None);
-* ``speeds``: each trace request's measured speed against those costs (``replay_speed``).
+* ``speeds``: each trace request's measured speed against the trace's OWN fitted costs
+  (``replay_speed``), kept as a factor under any what-if cost change.
 
 The engine (:func:`sim.engine.run`), the servers, the workload and the acceptance and cost
 models take only a Calibration, never a trace. :func:`scenario_from_trace` (a scenario that
@@ -34,7 +35,7 @@ from sim.acceptance import MIN_REACHED, AcceptanceModel
 from sim.calibrate.acceptance import build_acceptance, fit_proposals
 from sim.calibrate.arrivals import ArrivalTable, load_arrivals
 from sim.calibrate.batching import max_batch_of
-from sim.calibrate.costs import fit_latency, request_speeds
+from sim.calibrate.costs import fit_latency, trace_speeds
 from sim.calibrate.device import load_profile, setup_of
 from sim.calibrate.requests import RequestTables
 from sim.latency import CostModel, hardware_note, resolve_costs
@@ -50,6 +51,7 @@ from sim.scenario import (
     WorkloadConfig,
     _policy_keys,
 )
+from tracing.errors import SpecsimError
 from tracing.trace import Trace
 
 
@@ -81,16 +83,21 @@ def calibrate(scenario: Scenario, trace: Trace | None = None) -> Calibration:
     fitted = fit_latency(trace) if trace is not None and lat.model == "trace" else None
     setup = setup_of(trace, load_profile(lat.profile) if lat.profile else None)
     costs = resolve_costs(scenario, fitted, setup)
+    # Each request's speed factor, measured once against the trace's own costs and kept
+    # whatever this scenario changes (sim.calibrate.costs.trace_speeds). The factors are the
+    # trace's device's slow spells: a run priced on another device (basis profile / catalog)
+    # drops them, and its target-only baseline with it (both take workload.speed).
     own_device = costs.basis in ("trace", "scenario")
     speeds = pool = None
     if lat.replay_speed and trace is not None and len(trace.requests) and own_device:
-        speeds = request_speeds(trace, costs)
+        speeds = trace_speeds(trace, fitted)
     elif lat.speed_model == "empirical" and trace is not None and len(trace.requests) \
             and own_device:
-        pool = request_speeds(trace, costs)
+        pool = trace_speeds(trace, fitted)
+    accept_as, accept_from = _draft_of_size(scenario, trace)
     return Calibration(
         scenario=scenario,
-        acceptance=build_acceptance(scenario, trace),
+        acceptance=build_acceptance(accept_as, accept_from),
         costs=costs,
         requests=RequestTables.from_trace(trace) if trace is not None else None,
         fitted_latency=fitted,
@@ -101,6 +108,31 @@ def calibrate(scenario: Scenario, trace: Trace | None = None) -> Calibration:
         draft_model=str(trace.meta.draft_model or "") if trace is not None else "",
         arrivals=_arrivals(scenario),
     )
+
+
+def _draft_of_size(scenario: Scenario, trace: Trace | None
+                   ) -> tuple[Scenario, Trace | None]:
+    """The scenario and trace acceptance is built from: with ``[draft] n``, the trace's n-gram
+    run replayed as ``ngram:n`` over its recorded tokens (:mod:`sim.calibrate.draftreplay`),
+    its short proposals refitted on the replay; else the two unchanged."""
+    n = scenario.draft.n
+    if n is None:
+        return scenario, trace
+    from sim.calibrate.draftreplay import draft_spec, replay_ngram
+
+    if trace is None or not trace.path:
+        raise SpecsimError(f"{scenario.where}: [draft] n replays an n-gram draft over a greedy "
+                           "trace's recorded tokens: give a trace file captured with "
+                           "--record-tokens")
+    kind = draft_spec(str(trace.meta.draft_model or ""))
+    if kind is None or kind[0] != "ngram":
+        raise SpecsimError(f"{scenario.where}: [draft] n = {n}: the trace's draft is "
+                           f"{trace.meta.draft_model!r}, not an n-gram")
+    replayed = replay_ngram(trace, trace.path, n)
+    none, caps = fit_proposals(replayed)
+    draft = dataclasses.replace(scenario.draft, no_proposal_prob=round(none, 6),
+                                proposal_caps=[round(p, 6) for p in caps])
+    return dataclasses.replace(scenario, draft=draft), replayed
 
 
 def _arrivals(scenario: Scenario) -> ArrivalTable | None:

@@ -197,6 +197,23 @@ def speed_spread(speeds: np.ndarray) -> float:
     return round(min(1.0, math.sqrt(math.expm1(sigma * sigma))), 6)
 
 
+def own_costs(lat: LatencyConfig) -> CostModel:
+    """The single-stream costs a fitted ``[latency]`` charges on the trace's own device: what
+    :func:`request_speeds` measures each request against (see :func:`trace_speeds`)."""
+    return CostModel(lat.target_step_s, lat.verify_slope_s, lat.draft_step_s,
+                     lat.prefill_s_per_token, lat.overhead_s, lat.context_s_per_token, math.inf,
+                     tuple(lat.verify_table_s))
+
+
+def trace_speeds(trace: Trace, fitted: LatencyConfig | None = None) -> np.ndarray:
+    """Each request's speed factor, measured ONCE against the trace's own fitted costs
+    (``fitted``, else :func:`fit_latency`), never against the costs of a what-if: a what-if that
+    changes a cost (draft step, ``[draft]`` layers / hidden, target, profile) scales the changed
+    part and keeps the factor. Measuring against the changed costs would turn the change into
+    the factor and cancel it (a draft 64x dearer predicting the same latency)."""
+    return request_speeds(trace, own_costs(fitted if fitted is not None else fit_latency(trace)))
+
+
 def request_speeds(trace: Trace, costs: CostModel) -> np.ndarray:
     """Each trace request's measured seconds in model passes (prefill, draft, verify) over what
     ``costs`` charges for the same passes (the same cycles, taus and contexts), requests in
