@@ -20,10 +20,10 @@ httpx = pytest.importorskip("httpx")
 
 from live.engine import Engine, EngineRequest, Overloaded  # noqa: E402
 from live.sampling import SamplingConfig  # noqa: E402
-from live.serve import Served, ServeConfig, start_service  # noqa: E402
+from live.serve import ServeConfig, Served, start_service  # noqa: E402
 from live.server import Service, create_app  # noqa: E402
 
-TIMEOUT_S = 60  # a request that hangs fails its test instead of hanging the suite
+TIMEOUT_S = 20  # a request that hangs fails its test instead of hanging the suite
 
 
 @pytest.fixture(scope="module")
@@ -302,4 +302,19 @@ def test_a_dead_engine_fails_health_and_serve_exits_nonzero(tiny: Any, tmp_path:
     assert call(service, "GET", "/health").status_code == 503
     monkeypatch.setattr(serve_mod, "start_service",
                         lambda cfg: serve_mod.Served(service, engine, cfg))
-    assert serve_mod.serve(config) == 1
+    servers: list[Any] = []
+    real_make = serve_mod.make_server
+
+    def make(served: Any, **kw: Any) -> Any:
+        servers.append(real_make(served, **kw))
+        return servers[-1]
+
+    monkeypatch.setattr(serve_mod, "make_server", make)
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(serve_mod.serve(config)), daemon=True)
+    thread.start()
+    thread.join(TIMEOUT_S)
+    if thread.is_alive():  # still serving on a dead engine: stop it, and fail
+        servers[0].should_exit = True
+        thread.join(TIMEOUT_S)
+    assert codes == [1]
