@@ -117,4 +117,6 @@ def _cmd_load(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
     else:
         print(format_summary(summary))
+    if summary.get("interrupted"):
+        return 130  # stopped by SIGINT; the trace holds what completed
     return 0 if summary["errors"] == 0 else 1
