@@ -318,3 +318,64 @@ def test_a_dead_engine_fails_health_and_serve_exits_nonzero(tiny: Any, tmp_path:
         servers[0].should_exit = True
         thread.join(TIMEOUT_S)
     assert codes == [1]
+
+
+# -- property: any body, either endpoint: never a 5xx, and the engine is alive after it -------
+
+_EXTREME_INTS = [-1, 0, 2**31, 2**63 - 1, 2**63, 2**64, -(2**63) - 1, 10**30]
+_ODD_TEXT = ["", "\ud800", "a\udfffb", "<|im_end|>", "\x00", "é" * 5, "[" * 50]
+
+
+def _hostile() -> Any:
+    from hypothesis import strategies as st
+
+    return st.one_of(st.none(), st.booleans(), st.integers(-3, 8),
+                     st.sampled_from(_EXTREME_INTS), st.floats(allow_nan=True),
+                     st.sampled_from(_ODD_TEXT), st.text(max_size=12),
+                     st.lists(st.integers(-2, 400), max_size=4),
+                     st.dictionaries(st.sampled_from(["text", "type", "include_usage"]),
+                                     st.booleans() | st.text(max_size=3), max_size=2))
+
+
+def _bodies() -> Any:
+    from hypothesis import strategies as st
+
+    hostile = _hostile()
+    message = st.fixed_dictionaries({
+        "role": st.sampled_from(["user", "system", "assistant", "tool", "\ud800", ""]) | hostile,
+        "content": st.text(max_size=16) | st.sampled_from(_ODD_TEXT) | hostile})
+    fields = {
+        "prompt": st.text(max_size=24) | st.lists(st.integers(0, 299), min_size=1, max_size=6)
+        | hostile,
+        "messages": st.lists(message, max_size=3) | hostile,
+        "max_tokens": st.integers(1, 6) | hostile,
+        "max_completion_tokens": st.integers(1, 6) | hostile,
+        "temperature": st.floats(0, 2) | hostile, "top_p": st.floats(0, 1) | hostile,
+        "seed": hostile, "stop": st.lists(st.sampled_from([*_ODD_TEXT, "a", "the"]), max_size=5)
+        | hostile, "stream": hostile, "stream_options": hostile, "ignore_eos": hostile,
+        "n": hostile, "logprobs": hostile, "echo": hostile, "model": hostile,
+    }
+    return st.fixed_dictionaries({}, optional=fields)
+
+
+def test_any_body_gets_no_5xx_and_leaves_the_engine_alive(served: Served) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    svc = served.service
+
+    @settings(max_examples=60, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                     HealthCheck.too_slow])
+    @given(_bodies(), st.sampled_from(["/v1/completions", "/v1/chat/completions"]))
+    def check(body: dict[str, Any], path: str) -> None:
+        text = json.dumps(body)  # NaN/Infinity and lone surrogates as JSON writes them
+        resp = post_raw(svc, path, text)
+        assert resp.status_code < 500, (body, resp.text[:300])
+        if resp.status_code != 200:
+            assert_json_error(resp, resp.status_code)
+        assert call(svc, "GET", "/health").status_code == 200
+        assert served.engine.error is None
+
+    check()
+    assert_alive(svc)
