@@ -223,8 +223,8 @@ def _check_finite(config: LoadConfig) -> None:
         raise SpecsimError(f"--top-p must be in (0, 1], got {config.top_p}")
     if not config.timeout_s > 0:
         raise SpecsimError(f"--timeout must be > 0, got {config.timeout_s}")
-    if not 0 <= config.seed < 2**62:
-        raise SpecsimError(f"--seed must be in 0..2**62, got {config.seed}")
+    if not -(2**62) <= config.seed < 2**62:  # seed + index stays a valid request seed
+        raise SpecsimError(f"--seed must be within +-2**62, got {config.seed}")
 
 
 def _error_message(raw: bytes) -> str:
