@@ -109,15 +109,28 @@ def test_two_requests_sharing_an_id_keep_their_own_lines(tmp_path: Path,
                                    ["--concurrency", "1", "--top-p", "2"],
                                    ["--concurrency", "1", "--timeout", "0"],
                                    ["--concurrency", "1", "--rate-scale", "inf"]])
-def test_bad_flags_exit_2(tmp_path: Path, flags: list[str]) -> None:
+def test_bad_flags_exit_2_before_sending(tmp_path: Path, monkeypatch: Any,
+                                         flags: list[str]) -> None:
+    """Against a server that answers well: the flag is refused before any request goes out
+    (``--rate inf`` used to run, then traceback writing a trace with ``rate: Infinity``)."""
+    sent: list[Any] = []
+
+    def handler(request: Any) -> Any:
+        sent.append(request)
+        return httpx.Response(200, content=sse(good(f"r{len(sent)}")),
+                              headers={"content-type": "text/event-stream"})
+
+    real = httpx.AsyncClient
+    monkeypatch.setattr(httpx, "AsyncClient",
+                        functools.partial(real, transport=httpx.MockTransport(handler)))
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        rc = main(["load", "--endpoint", "http://127.0.0.1:9", "--requests", "1", *flags,
-                   "-o", str(tmp_path / "c.jsonl")])
+        rc = main(["load", "--endpoint", "http://server.invalid", "--model", "m",
+                   "--requests", "2", "--no-progress", *flags, "-o", str(tmp_path / "c.jsonl")])
     assert rc == 2
     lines = err.getvalue().strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("specsim: error:"), err.getvalue()
-    assert not (tmp_path / "c.jsonl").exists()
+    assert not sent and not (tmp_path / "c.jsonl").exists()
 
 
 def test_no_completions_print_no_latencies() -> None:
