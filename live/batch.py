@@ -172,16 +172,21 @@ class BatchDecoder:
         start = self.clock()
         ids = request.input_ids.to(self.device)
         prompt = [int(t) for t in ids[0].tolist()]
-        self.lm.add_row(ids[:, :-1] if len(prompt) > 1 else None)
-        if self.draft is not None:
-            self.draft.add(ids)
-        request.policy.reset(request.key)
-        self._sync()
-        record = not request.sampling.greedy or uses_confidence(request.policy)
         # a request's seed is its own here (OpenAI's ``seed``: same seed, same output), not a
-        # run's seed shared by every request (capture derives those with request_seed)
-        row = Row(request, prompt, prompt[-1], make_generator(request.sampling.seed, self.device),
-                  record, start, self.clock() - start)
+        # run's seed shared by every request (capture derives those with request_seed); made
+        # first, so a seed the generator refuses fails before any cache is touched
+        generator = make_generator(request.sampling.seed, self.device)
+        self.lm.add_row(ids[:, :-1] if len(prompt) > 1 else None)
+        try:
+            if self.draft is not None:
+                self.draft.add(ids)
+            request.policy.reset(request.key)
+            self._sync()
+        except BaseException:  # leave the batch as it was: the failed row goes
+            self.lm.remove_rows([len(self.rows)])
+            raise
+        record = not request.sampling.greedy or uses_confidence(request.policy)
+        row = Row(request, prompt, prompt[-1], generator, record, start, self.clock() - start)
         self.rows.append(row)
         return row
 

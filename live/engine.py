@@ -10,6 +10,15 @@ cancellations, admit waiting requests while there are free rows (prefilling each
 and the request line of each request that ended. Each request gets its own policy object, built
 from the spec. :meth:`Engine.shutdown` ends every request still waiting or running as
 ``interrupted`` and closes the trace, which stays valid.
+
+Failures stay with the request that caused them: an exception while admitting (prefilling) one
+request ends that request alone with ``stop_reason: "error"`` (its last event carries
+``finish="error"`` and the message); an exception in a batched step ends the requests of that
+step as ``error`` and the engine goes on with an empty batch. Only an exception the engine cannot
+recover from (one while ending requests) stops the thread; ``error`` then says why (``/health``
+fails and ``serve`` exits non-zero). The bound on requests is exact: at most ``max_queue``
+waiting plus ``max_batch`` running (a request counts from :meth:`Engine.submit` until its request
+line is written, so one being prefilled still holds its place).
 """
 
 from __future__ import annotations
@@ -43,11 +52,13 @@ class Overloaded(SpecsimError):
 @dataclass
 class StepEvent:
     """What one engine step gave a request; ``finish`` is set on its last event: ``stop``
-    (EOS or a stop sequence), ``length``, ``budget`` or ``abort`` (interrupted)."""
+    (EOS or a stop sequence), ``length``, ``budget``, ``abort`` (interrupted) or ``error``
+    (the request failed in the engine; ``error`` says why)."""
 
     tokens: list[int]
     cycle: CycleRecord | None = None
     finish: str | None = None
+    error: str | None = None
 
 
 @dataclass
@@ -82,7 +93,7 @@ class EngineRequest:
 
 
 _FINISH = {"eos": "stop", "length": "length", "budget": "length", "interrupted": "abort",
-           "error": "abort"}
+           "error": "error"}
 
 
 class Engine:
@@ -108,6 +119,7 @@ class Engine:
         self._waiting: deque[EngineRequest] = deque()
         self._running: dict[int, EngineRequest] = {}
         self._queued = 0  # submitted, not yet admitted nor cancelled (guarded by _lock)
+        self._inflight = 0  # submitted, request line not yet written (guarded by _lock)
         self._lock = threading.Lock()
         self._keys = itertools.count()
         self._thread: threading.Thread | None = None
@@ -130,9 +142,10 @@ class Engine:
         if self._stopped.is_set():
             raise Overloaded("server is shutting down")
         with self._lock:
-            if self._queued >= self.max_queue + self.decoder.free:
+            if self._inflight >= self.max_queue + self.decoder.max_batch:
                 raise Overloaded(f"waiting queue full ({self.max_queue} requests)")
             self._queued += 1
+            self._inflight += 1
         request.key = next(self._keys)
         request.arrival_s = self.clock()
         self._inbox.put(("submit", request))
@@ -175,7 +188,7 @@ class Engine:
                     break
                 self._admit()
                 if self._running:
-                    self._after_step(self.decoder.step())
+                    self._step()
                 self.metrics.set_load(len(self._running), self._queued)
         except BaseException as exc:  # surfaced by /health; requests end as interrupted
             self.error = exc
@@ -228,13 +241,35 @@ class Engine:
                 self._queued -= 1
             import torch
 
-            ids = torch.tensor([request.prompt_ids], dtype=torch.long)
-            row = self.decoder.add(BatchRequest(
-                key=request.key, input_ids=ids, max_new_tokens=request.max_tokens,
-                sampling=request.sampling, policy=self.policy.fork(),
-                eos_token_ids=set() if request.ignore_eos else self.eos, stop=request.stop, trace_id=request.request_id))
+            rows = len(self.decoder.rows)
+            try:
+                ids = torch.tensor([request.prompt_ids], dtype=torch.long)
+                row = self.decoder.add(BatchRequest(
+                    key=request.key, input_ids=ids, max_new_tokens=request.max_tokens,
+                    sampling=request.sampling, policy=self.policy.fork(),
+                    eos_token_ids=set() if request.ignore_eos else self.eos, stop=request.stop,
+                    trace_id=request.request_id))
+            except Exception as exc:  # this request fails; the batch is as it was
+                if len(self.decoder.rows) != rows:
+                    raise
+                self._finish(request, "error", error=_describe(exc))
+                continue
             request.start_s, request.prefill_s = row.start_s, row.prefill_s
             self._running[request.key] = request
+
+    def _step(self) -> None:
+        """One batched step; when it raises, the step's requests end as ``error`` (their rows
+        leave the batch) and the engine goes on."""
+        try:
+            outcomes = self.decoder.step()
+        except Exception as exc:
+            message = _describe(exc)
+            for key, request in list(self._running.items()):
+                self.decoder.cancel(key)  # raising here is what stops the engine
+                del self._running[key]
+                self._finish(request, "error", error=message)
+            return
+        self._after_step(outcomes)
 
     def _after_step(self, outcomes: list[StepOutcome]) -> None:
         cost = self.decoder.step_cost
@@ -258,8 +293,11 @@ class Engine:
                 self._finish(request, out.finished, out.new_tokens, out.cycle, out.row)
 
     def _finish(self, request: EngineRequest, reason: str, tokens: list[int] | None = None,
-                cycle: CycleRecord | None = None, row: Row | None = None) -> None:
+                cycle: CycleRecord | None = None, row: Row | None = None,
+                error: str | None = None) -> None:
         """Write the request line and send the last event."""
+        with self._lock:
+            self._inflight -= 1
         now = self.clock()
         request.end_s = now
         request.stop_reason = reason
@@ -268,7 +306,7 @@ class Engine:
         if self.writer is not None:
             self.writer.write_request(self._record(request))
         self.metrics.observe_request(request, reason)
-        request.post(StepEvent(tokens or [], cycle, _FINISH.get(reason, "stop")))
+        request.post(StepEvent(tokens or [], cycle, _FINISH.get(reason, "stop"), error))
 
     def _record(self, request: EngineRequest) -> RequestRecord:
         start = float(request.start_s or 0.0)
@@ -306,3 +344,9 @@ class Engine:
                 with self._lock:
                     self._queued -= 1
                 self._finish(item, reason)
+
+
+def _describe(exc: BaseException) -> str:
+    """One line naming a failure (its type and message, cut to 200 characters)."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return text.splitlines()[0][:200] if text else type(exc).__name__

@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from live.load_reply import MalformedReply, parse_chunk
 from tracing.errors import SpecsimError
 
 
@@ -51,6 +53,7 @@ class LoadConfig:
         from live.serve import check_output
         from tracing.io import trace_format
 
+        _check_finite(self)
         modes = [m for m in (self.rate, self.concurrency, self.arrivals) if m is not None]
         if len(modes) != 1:
             raise SpecsimError("load: give exactly one of --rate, --concurrency, --arrivals")
@@ -89,6 +92,8 @@ class ClientRecord:
     metrics: dict[str, Any] | None = None
     text: str = ""
     error: str | None = None
+    sent: bool = False  # the request went out
+    interrupted: bool = False  # cut by SIGINT before it ended
 
     @property
     def first_token_s(self) -> float | None:
@@ -140,7 +145,7 @@ async def _send(client: Any, url: str, body: dict[str, Any], rec: ClientRecord,
     import httpx
 
     rec.send_s = clock()
-    seen = 0  # completion tokens so far, from usage
+    rec.sent = True
     try:
         async with client.stream("POST", url, json=body) as resp:
             rec.status = resp.status_code
@@ -149,43 +154,77 @@ async def _send(client: Any, url: str, body: dict[str, Any], rec: ClientRecord,
                 rec.error = f"HTTP {resp.status_code}: {_error_message(raw)}"
                 rec.end_s = clock()
                 return
-            async for line in resp.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    break
-                now = clock()
-                obj = json.loads(data)
-                if "error" in obj:
-                    rec.error = f"stream error: {_error_message(json.dumps(obj).encode())}"
-                    break
-                rec.request_id = rec.request_id or obj.get("id")
-                use = obj.get("usage")
-                if obj.get("metrics") is not None:
-                    rec.metrics = obj["metrics"]
-                choices = obj.get("choices") or []
-                if not choices:
-                    rec.usage = use or rec.usage
-                    continue
-                choice = choices[0]
-                text = choice.get("text")
-                if text is None:
-                    text = (choice.get("delta") or {}).get("content") or ""
-                rec.text += text
-                if use is not None and "completion_tokens" in use:
-                    tokens = int(use["completion_tokens"]) - seen
-                    seen = int(use["completion_tokens"])
-                    rec.usage = use
-                else:
-                    tokens = 1 if text else 0
-                if tokens > 0 or choice.get("finish_reason"):
-                    rec.chunks.append((now, max(0, tokens)))
-                rec.finish_reason = choice.get("finish_reason") or rec.finish_reason
-    except (httpx.HTTPError, json.JSONDecodeError, OSError) as exc:
+            await _read_stream(resp, rec, clock)
+    except (httpx.HTTPError, OSError, UnicodeDecodeError) as exc:
         rec.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    except MalformedReply as exc:
+        rec.error = f"malformed reply: {exc}"
+    except asyncio.CancelledError:  # SIGINT: the request is cut, the run ends
+        rec.interrupted = True
+        rec.end_s = clock()
+        rec.chunks = [(t, n) for t, n in rec.chunks if n > 0]
+        raise
+    if rec.error is None and rec.finish_reason is None:
+        rec.error = "stream ended without a finish_reason"
     rec.end_s = clock()
     rec.chunks = [(t, n) for t, n in rec.chunks if n > 0]
+
+
+async def _read_stream(resp: Any, rec: ClientRecord, clock: Callable[[], float]) -> None:
+    """Fill ``rec`` from a 200 stream's ``data:`` chunks, each checked
+    (:func:`live.load_reply.parse_chunk`; a bad one raises :class:`MalformedReply`)."""
+    seen = 0  # completion tokens so far, from usage
+    async for line in resp.aiter_lines():
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            break
+        now = clock()
+        try:
+            obj = json.loads(data)
+        except (json.JSONDecodeError, RecursionError):
+            raise MalformedReply(f"a chunk is not valid JSON: {data[:60]!r}") from None
+        if isinstance(obj, dict) and "error" in obj:
+            rec.error = f"stream error: {_error_message(json.dumps(obj).encode())}"
+            return
+        chunk = parse_chunk(obj)
+        rec.request_id = rec.request_id or chunk.id
+        if chunk.metrics is not None:
+            rec.metrics = chunk.metrics
+        if not chunk.has_choice:
+            rec.usage = chunk.usage or rec.usage
+            continue
+        rec.text += chunk.text
+        if chunk.completion_tokens is not None:
+            if chunk.completion_tokens < seen:
+                raise MalformedReply(f"usage.completion_tokens went down from {seen} to "
+                                     f"{chunk.completion_tokens}")
+            tokens = chunk.completion_tokens - seen
+            seen = chunk.completion_tokens
+            rec.usage = chunk.usage
+        else:
+            tokens = 1 if chunk.text else 0
+        if tokens > 0 or chunk.finish_reason:
+            rec.chunks.append((now, tokens))
+        rec.finish_reason = chunk.finish_reason or rec.finish_reason
+
+
+def _check_finite(config: LoadConfig) -> None:
+    """Float flags are finite numbers (``--rate inf`` is not a rate) in their ranges."""
+    for flag, value in (("--rate", config.rate), ("--rate-scale", config.rate_scale),
+                        ("--temperature", config.temperature), ("--top-p", config.top_p),
+                        ("--timeout", config.timeout_s)):
+        if value is not None and not math.isfinite(value):
+            raise SpecsimError(f"{flag} must be a finite number, got {value}")
+    if config.temperature < 0:
+        raise SpecsimError(f"--temperature must be >= 0, got {config.temperature}")
+    if not 0 < config.top_p <= 1:
+        raise SpecsimError(f"--top-p must be in (0, 1], got {config.top_p}")
+    if not config.timeout_s > 0:
+        raise SpecsimError(f"--timeout must be > 0, got {config.timeout_s}")
+    if not -(2**62) <= config.seed < 2**62:  # seed + index stays a valid request seed
+        raise SpecsimError(f"--seed must be within +-2**62, got {config.seed}")
 
 
 def _error_message(raw: bytes) -> str:
@@ -209,9 +248,19 @@ async def discover_model(client: Any, endpoint: str) -> str:
                            "pass --model") from None
 
 
-async def drive(config: LoadConfig, advance: Callable[[ClientRecord], None] | None = None
-                ) -> tuple[list[ClientRecord], str, float]:
-    """Send every request on the schedule; returns the records, the model and the wall time."""
+@dataclass
+class Started:
+    """What a run has begun, for whoever must write it up after a SIGINT: the model and every
+    record (sent or not)."""
+
+    model: str | None = None
+    records: list[ClientRecord] = field(default_factory=list)
+
+
+async def drive(config: LoadConfig, advance: Callable[[ClientRecord], None] | None = None,
+                started: Started | None = None) -> tuple[list[ClientRecord], str, float]:
+    """Send every request on the schedule; returns the records, the model and the wall time
+    (``started`` is filled in as the run begins)."""
     import httpx
 
     from live.prompts import load_prompts
@@ -236,6 +285,8 @@ async def drive(config: LoadConfig, advance: Callable[[ClientRecord], None] | No
         t0 = time.perf_counter()
         records = [ClientRecord(i, 0.0, prompts[i % len(prompts)].text, config.max_tokens)
                    for i in range(config.requests)]
+        if started is not None:
+            started.model, started.records = model, records
 
         async def one(i: int) -> None:
             body = _payload(config, model, prompts[i % len(prompts)], i)
@@ -285,14 +336,29 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[ClientRecord], No
 
 
 def run_load(config: LoadConfig, *, progress: bool = False) -> dict[str, Any]:
-    """Drive the endpoint, write the client trace to ``config.out``; returns the summary."""
+    """Drive the endpoint, writing the client trace as requests end (:mod:`live.load_stream`);
+    returns the summary. On SIGINT the trace keeps what completed, the requests in flight are
+    marked ``interrupted`` and the summary says ``interrupted``."""
+    from live.load_stream import StreamedTrace
     from live.load_summary import summarize_records
-    from live.load_trace import client_trace
-    from tracing.io import write_trace
 
-    with _progress(progress, config.requests) as advance:
-        records, model, wall = asyncio.run(drive(config, advance))
-    write_trace(client_trace(records, config, model), config.out)
+    t0 = time.perf_counter()
+    started = Started()
+    with StreamedTrace(config) as out, _progress(progress, config.requests) as advance:
+        def done(rec: ClientRecord) -> None:
+            out.add(rec, started.model or "unknown")
+            advance(rec)
+
+        try:
+            records, model, wall = asyncio.run(drive(config, done, started))
+        except KeyboardInterrupt:
+            records = [r for r in started.records if r.sent]
+            for rec in records:
+                if rec.end_s is None:
+                    rec.interrupted = True
+            model, wall = started.model or "unknown", time.perf_counter() - t0
+        out.finish(records, model)
     summary = summarize_records(records, wall)
     summary["out"] = config.out
+    summary["interrupted"] = sum(r.interrupted for r in records)
     return summary

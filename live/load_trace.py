@@ -44,7 +44,8 @@ def _request(rec: ClientRecord, rid: Any, cycles: list[Any], prompt_tokens: int,
              start_s: float, prefill_s: float) -> RequestRecord:
     end = rec.end_s if rec.end_s is not None else start_s
     first = rec.first_token_s if rec.first_token_s is not None else end
-    reason = "error" if rec.error is not None else _STOP.get(rec.finish_reason or "", "eos")
+    reason = ("interrupted" if rec.interrupted else "error" if rec.error is not None
+              else _STOP.get(rec.finish_reason or "", "eos"))
     values: dict[str, Any] = dict(
         request_id=rid, arrival_s=rec.send_s, start_s=start_s,
         first_token_s=min(max(first, start_s), max(end, start_s)), end_s=max(end, start_s),
@@ -59,8 +60,12 @@ def client_trace(records: list[ClientRecord], config: LoadConfig, model: str) ->
     requests, cycles = [], []
     bases: dict[str, int] = {}
     spec: dict[str, Any] = {}  # the server's per-request summaries, by request id
+    used: set[Any] = set()
     for rec in records:
         rid = rec.request_id or f"client-{rec.index}"
+        if rid in used:  # two replies with one id: each request keeps its own line
+            rid = f"{rid}#{rec.index}"
+        used.add(rid)
         n = len(rec.chunks)
         steps, basis = _server_steps(rec, n)
         summary = (rec.metrics or {}).get("speculative_decoding")

@@ -5,12 +5,16 @@ Plain functions, no HTTP and no engine: :func:`parse_completion` turns a JSON bo
 :class:`BadRequest` (HTTP 400 with OpenAI's error shape, :func:`error_body`). Unknown fields are
 ignored, as OpenAI-compatible servers do; fields we cannot honour (``n > 1``, ``logprobs``,
 ``best_of``, ``echo``) are refused rather than silently dropped; vLLM's ``ignore_eos`` is
-honoured (benchmarks use it for fixed output lengths). :class:`TextStream` turns a
+honoured (benchmarks use it for fixed output lengths). Every field is typed and bounded here,
+before anything reaches the tokenizer or the engine: numbers finite and in range (``seed`` an
+integer below 2**63), strings valid Unicode (no lone surrogates, which the tokenizer cannot
+encode), a prompt of token ids a flat list (or one list in a list). :class:`TextStream` turns a
 growing token list into text deltas that never show a stop sequence or half a UTF-8 character.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +23,7 @@ from tracing.errors import SpecsimError
 
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
 MAX_STOP_SEQUENCES = 4
+SEED_LIMIT = 2**63  # torch.Generator.manual_seed takes [-2**63, 2**64); we take [-2**63, 2**63)
 
 
 class BadRequest(SpecsimError):
@@ -63,22 +68,37 @@ def _number(body: dict[str, Any], key: str, default: float, lo: float, hi: float
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise BadRequest(f"'{key}' must be a number, got {value!r}", key)
+        raise BadRequest(f"'{key}' must be a number, got {value!r:.40}", key)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BadRequest(f"'{key}' must be a finite number, got {value}", key)
     if value < lo or value > hi or (lo_open and value == lo):
         bound = f"({lo}, {hi}]" if lo_open else f"[{lo}, {hi}]"
         raise BadRequest(f"'{key}' must be in {bound}, got {value}", key)
     return float(value)
 
 
-def _integer(body: dict[str, Any], key: str, lo: int) -> int | None:
+def _integer(body: dict[str, Any], key: str, lo: int, hi: int | None = None) -> int | None:
     value = body.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRequest(f"'{key}' must be an integer, got {value!r}", key)
+        raise BadRequest(f"'{key}' must be an integer, got {value!r:.40}", key)
     if value < lo:
-        raise BadRequest(f"'{key}' must be >= {lo}, got {value}", key)
+        raise BadRequest(f"'{key}' must be >= {lo}, got {value!r:.40}", key)
+    if hi is not None and value >= hi:
+        raise BadRequest(f"'{key}' must be < {hi}, got {value!r:.40}", key)
     return int(value)
+
+
+def _text(value: str, where: str, param: str) -> str:
+    """``value`` when it is valid Unicode (a lone surrogate such as "\\ud800" is not: JSON can
+    carry it, UTF-8 and the tokenizer cannot)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BadRequest(f"{where} is not valid Unicode (character {exc.start} is a lone "
+                         "surrogate)", param) from None
+    return value
 
 
 def _messages(value: Any) -> list[dict[str, str]]:
@@ -98,20 +118,19 @@ def _messages(value: Any) -> list[dict[str, str]]:
             content = "".join(texts)
         if not isinstance(content, str):
             raise BadRequest(f"messages[{i}].content must be a string", "messages")
-        out.append({"role": msg["role"], "content": content})
+        out.append({"role": _text(msg["role"], f"messages[{i}].role", "messages"),
+                    "content": _text(content, f"messages[{i}].content", "messages")})
     return out
 
 
 def _prompt(value: Any) -> tuple[str | None, list[int] | None]:
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str | list):
+        value = value[0]  # one prompt in a list (a batch of one); one level only
     if isinstance(value, str):
-        return value, None
-    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
-        return value[0], None
+        return _text(value, "'prompt'", "prompt"), None
     if (isinstance(value, list) and value
             and all(isinstance(t, int) and not isinstance(t, bool) for t in value)):
         return None, [int(t) for t in value]
-    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], list):
-        return _prompt(value[0])
     raise BadRequest("'prompt' must be a string or a list of token ids (one prompt)", "prompt")
 
 
@@ -122,6 +141,8 @@ def parse_completion(body: Any, chat: bool) -> CompletionParams:
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise BadRequest("'model' must be a string", "model")
+    if model is not None:
+        _text(model, "'model'", "model")
     params = CompletionParams(chat=chat, model=model)
     if chat:
         if "messages" not in body:
@@ -139,7 +160,7 @@ def parse_completion(body: Any, chat: bool) -> CompletionParams:
             params.max_tokens = COMPLETIONS_DEFAULT_MAX_TOKENS
     params.temperature = _number(body, "temperature", 1.0, 0.0, 2.0)
     params.top_p = _number(body, "top_p", 1.0, 0.0, 1.0, lo_open=True)
-    params.seed = _integer(body, "seed", -(2**63))
+    params.seed = _integer(body, "seed", -SEED_LIMIT, SEED_LIMIT)
     if params.seed is not None and params.seed < 0:
         params.seed &= 2**63 - 1
     stop = body.get("stop")
@@ -150,7 +171,7 @@ def parse_completion(body: Any, chat: bool) -> CompletionParams:
         raise BadRequest("'stop' must be a non-empty string or a list of them", "stop")
     if stop and len(stop) > MAX_STOP_SEQUENCES:
         raise BadRequest(f"'stop' takes at most {MAX_STOP_SEQUENCES} sequences", "stop")
-    params.stop = list(stop or [])
+    params.stop = [_text(s, "'stop'", "stop") for s in stop or []]
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise BadRequest("'stream' must be a boolean", "stream")

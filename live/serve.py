@@ -5,7 +5,9 @@ profile (:mod:`live.batch_profile`, batch 1..max_batch x tokens 1..tau+1) into t
 metadata; open the server trace (refusing to overwrite without ``force``); start the engine
 thread; serve HTTP. SIGINT/SIGTERM: the engine ends every request in flight as
 ``interrupted`` (their streams get ``finish_reason: "abort"``), uvicorn closes the connections,
-the trace is closed and stays valid; a second SIGINT exits at once.
+the trace is closed and stays valid; a second SIGINT exits at once. Should the engine thread
+die (a failure it cannot recover from; one request's failure never does that), ``/health`` turns
+503, the server shuts down and ``serve`` returns 1, so a supervisor restarts it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class ServeConfig:
     max_batch: int = 8
     max_step_tokens: int = 512
     max_queue: int = 64
+    max_body_bytes: int = 1 << 20
     host: str = "127.0.0.1"
     port: int = 8000
     served_model_name: str | None = None
@@ -44,7 +47,7 @@ class ServeConfig:
     force: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("max_batch", "max_step_tokens", "profile_rounds"):
+        for name in ("max_batch", "max_step_tokens", "profile_rounds", "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise SpecsimError(f"--{name.replace('_', '-')} must be >= 1, "
                                    f"got {getattr(self, name)}")
@@ -168,7 +171,8 @@ def start_service(config: ServeConfig, target: Any = None) -> Served:
     engine.start()
     max_len = _max_positions(target)
     service = Service(engine=engine, tokenizer=target.tokenizer, model_name=name,
-                      max_model_len=max_len, num_spec_tokens=spec_tokens)
+                      max_model_len=max_len, num_spec_tokens=spec_tokens,
+                      max_body_bytes=config.max_body_bytes)
     return Served(service, engine, config)
 
 
@@ -184,6 +188,13 @@ def make_server(served: Served, *, log_level: str = "warning") -> Any:
     engine = served.engine
 
     class SpecsimServer(uvicorn.Server):
+        async def on_tick(self, counter: int) -> bool:
+            if engine.error is not None and not self.should_exit:
+                print(f"specsim serve: the engine failed ({engine.error!r}); shutting down",
+                      file=sys.stderr, flush=True)
+                self.should_exit = True
+            return await super().on_tick(counter)
+
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             engine.stop()
             if self.should_exit and sig == signal.SIGINT:
@@ -198,7 +209,7 @@ def make_server(served: Served, *, log_level: str = "warning") -> Any:
 
 
 def serve(config: ServeConfig, *, log_level: str = "warning") -> int:
-    """Run the server until SIGINT/SIGTERM; returns the exit code (0 after a signal)."""
+    """Run the server until SIGINT/SIGTERM (returns 0) or until the engine fails (returns 1)."""
     served = start_service(config)
     server = make_server(served, log_level=log_level)
     print(f"specsim serve: http://{config.host}:{config.port}/v1 ({served.service.model_name}, "
@@ -208,5 +219,9 @@ def serve(config: ServeConfig, *, log_level: str = "warning") -> int:
         server.run()
     finally:
         served.engine.shutdown()
+    if served.engine.error is not None:
+        print(f"specsim serve: stopped after an engine failure; trace {config.trace_out}",
+              file=sys.stderr, flush=True)
+        return 1
     print(f"specsim serve: stopped; trace {config.trace_out}", file=sys.stderr, flush=True)
     return 0

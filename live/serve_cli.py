@@ -29,6 +29,8 @@ def register(sub: Any) -> None:
                    help="tokens one target pass may score, sum of tau+1 (default 512)")
     p.add_argument("--max-queue", type=int, default=64,
                    help="requests that may wait for a row; past it, 503 (default 64)")
+    p.add_argument("--max-body-bytes", type=int, default=1 << 20,
+                   help="largest request body accepted; a larger one gets 413 (default 1 MiB)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--served-model-name", default=None,
@@ -89,7 +91,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     config = ServeConfig(
         target=args.target, trace_out=args.trace_out, draft=args.draft, policy=args.policy,
         max_batch=args.max_batch, max_step_tokens=args.max_step_tokens,
-        max_queue=args.max_queue, host=args.host, port=args.port,
+        max_queue=args.max_queue, max_body_bytes=args.max_body_bytes, host=args.host, port=args.port,
         served_model_name=args.served_model_name, device=args.device, dtype=args.dtype,
         threads=args.threads, profile_tokens=args.profile_tokens,
         profile_rounds=args.profile_rounds, profile_context=args.profile_context,
@@ -115,4 +117,6 @@ def _cmd_load(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
     else:
         print(format_summary(summary))
+    if summary.get("interrupted"):
+        return 130  # stopped by SIGINT; the trace holds what completed
     return 0 if summary["errors"] == 0 else 1

@@ -3,7 +3,8 @@
 ``/metrics`` (Prometheus text exposition format, version 0.0.4) carries vLLM's spec-decode
 counters -- ``vllm:spec_decode_num_drafts``, ``vllm:spec_decode_num_draft_tokens``,
 ``vllm:spec_decode_num_accepted_tokens`` and ``vllm:spec_decode_num_accepted_tokens_per_pos``
-(label ``position``, 0-based) -- exposed with the ``_total`` suffix as counters are, plus
+(label ``position``, 0-based) -- exposed with the ``_total`` suffix as counters are (on their HELP and TYPE lines too, as
+prometheus_client writes them), plus
 vLLM's request and token counters and the queue and batch gauges (``vllm:num_requests_running``,
 ``vllm:num_requests_waiting``, ``specsim:batch_size`` = rows in the last engine step). A step
 with ``tau == 0`` is no draft (vLLM counts only steps that verified drafted tokens).
@@ -28,6 +29,9 @@ SPEC_COUNTERS = {
     "vllm:spec_decode_num_accepted_tokens": "Number of accepted tokens.",
 }
 PER_POS = "vllm:spec_decode_num_accepted_tokens_per_pos"
+# the trace's stop reason -> vLLM's ``finished_reason`` label value (vLLM's FinishReason words)
+FINISHED_REASON = {"eos": "stop", "length": "length", "budget": "length",
+                   "interrupted": "abort", "error": "error"}
 
 
 class ServerMetrics:
@@ -64,10 +68,12 @@ class ServerMetrics:
                 self.accepted_per_pos[i] += 1
 
     def observe_request(self, request: Any, reason: str) -> None:
-        """Count a finished request (``reason``: the trace's stop reason)."""
+        """Count a finished request (``reason``: the trace's stop reason, counted under vLLM's
+        ``finished_reason`` word: ``stop``, ``length``, ``abort``, ``error``)."""
+        word = FINISHED_REASON.get(reason, "abort")
         with self._lock:
             self.prompt_tokens += len(request.prompt_ids)
-            self.finished[reason] = self.finished.get(reason, 0) + 1
+            self.finished[word] = self.finished.get(word, 0) + 1
 
     def observe_rejected(self) -> None:
         """Count a request turned away (overload)."""
@@ -87,11 +93,13 @@ class ServerMetrics:
         lines: list[str] = []
 
         def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
-            lines.append(f"# HELP {name} {help_text}")
-            lines.append(f"# TYPE {name} {kind}")
-            suffix = "_total" if kind == "counter" else ""
+            # A counter's samples, HELP and TYPE lines all carry ``_total`` (what vLLM, through
+            # prometheus_client, writes; a parser files the family under the bare name).
+            full = f"{name}_total" if kind == "counter" else name
+            lines.append(f"# HELP {full} {help_text}")
+            lines.append(f"# TYPE {full} {kind}")
             for labels, value in samples:
-                lines.append(f"{name}{suffix}{{{labels}}} {value}")
+                lines.append(f"{full}{{{labels}}} {value}")
 
         with self._lock:
             values = {"vllm:spec_decode_num_drafts": self.drafts,
@@ -107,7 +115,7 @@ class ServerMetrics:
                    [(label, self.generation_tokens)])
             metric("vllm:request_success", "counter", "Count of finished requests by reason.",
                    [(f'{label},finished_reason="{r}"', n)
-                    for r, n in sorted(self.finished.items())])
+                    for r, n in sorted(self.finished.items())])  # vLLM's words: stop, ...
             metric("specsim:requests_rejected", "counter", "Requests refused with 503 (overload).",
                    [(label, self.rejected)])
             metric("vllm:num_requests_running", "gauge", "Number of requests in the batch.",

@@ -42,23 +42,47 @@ def print_json(obj: Any) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from tracing.salvage import orphan_cycles, salvage
+
+    if args.salvage:
+        claim(args.salvage, args.force, flag="--salvage")
+        kept = salvage(args.trace, args.salvage)
+        if args.json:
+            print_json({"valid": True, "path": args.trace, "salvaged": kept})
+        else:
+            cut = (f"; left out the cut line {kept['dropped_line']}" if kept["dropped_line"]
+                   else "; nothing was cut")
+            print(f"{args.salvage}: {kept['requests']} requests, {kept['cycles']} cycles kept "
+                  f"from {args.trace}{cut}")
+        return 0
     trace = read_trace(args.trace)
+    lone = orphan_cycles(trace)
     result = {"valid": True, "path": args.trace, "requests": len(trace.requests),
-              "cycles": len(trace.cycles), "source": trace.meta.source}
+              "cycles": len(trace.cycles), "source": trace.meta.source,
+              "cycles_without_request": lone["cycles"],
+              "requests_without_line": lone["requests"]}
     if args.json:
         print_json(result)
     else:
+        note = (f"; {lone['cycles']} cycles of {lone['requests']} requests have no request line "
+                "(requests still running when the trace ended: a crash or a cut)"
+                if lone["cycles"] else "")
         print(f"{args.trace}: valid ({result['requests']} requests, {result['cycles']} cycles, "
-              f"source={result['source']})")
+              f"source={result['source']}){note}")
     return 0
 
 
-def _fmt_ms(d: dict[str, float]) -> str:
-    return "  ".join(f"{k} {v * 1e3:.1f} ms" for k, v in d.items())
+def _fmt_ms(d: dict[str, float | None]) -> str:
+    if any(v is None for v in d.values()):
+        return "n/a"
+    return "  ".join(f"{k} {v * 1e3:.1f} ms" for k, v in d.items() if v is not None)
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
     s = summarize(read_trace(args.trace), include_interrupted=args.include_interrupted)
+    if "latency_s" in s["unavailable"]:  # no requests to measure: no figures, not zeros
+        for key in ("latency_s", "ttft_s", "tpot_s"):
+            s[key] = dict.fromkeys(s[key])
     if args.json:
         print_json(s)
         return 0
@@ -123,6 +147,9 @@ def register(sub: Any) -> None:
 
     p = tsub.add_parser("validate", help="check every schema invariant")
     p.add_argument("trace")
+    p.add_argument("--salvage", metavar="OUT",
+                   help="write the complete records of a cut or crashed JSONL trace to OUT")
+    add_force(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_validate)
 

@@ -214,11 +214,19 @@ def read_jsonl(path: str | Path, *, allow_truncated: bool = False) -> Trace:
     """
     path = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise TraceError(path, "no such file") from None
+    except IsADirectoryError:
+        raise TraceError(path, "is a directory, not a file") from None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise TraceError(path, f"not UTF-8 text ({exc.reason})") from None
+        # a cut inside the last character of an unfinished last line is a cut, not bad text
+        if not (allow_truncated and exc.start >= len(data) - 3
+                and b"\n" not in data[exc.start:]):
+            raise TraceError(path, f"not UTF-8 text ({exc.reason})") from None
+        text = data[:exc.start].decode("utf-8")
     lines = text.split("\n")
     cut_off = not text.endswith("\n") and lines[-1] != ""
     if not cut_off:

@@ -36,6 +36,9 @@ V1_SOURCES = ("live", "sim")
 # figures by default and counted on its own.
 STOP_REASONS = ("eos", "length", "budget", "interrupted", "error")
 STOP_INTERRUPTED = "interrupted"
+# The most tokens one step may draft. Readers refuse more (a damaged file, not a run): the
+# per-position tables a summary and the importers build are this long.
+MAX_DRAFT_TOKENS = 65_536
 
 RequestId = int | str
 

@@ -104,6 +104,11 @@ def summarize(trace: Trace, *, include_interrupted: bool = False) -> dict[str, A
     busy = phase["prefill"] + phase["cycle"]  # type: ignore[operator]
     shares = {k: (v / busy if busy and v is not None else (None if v is None else 0.0))
               for k, v in phase.items() if k != "cycle"}
+    if not len(r):
+        unavailable["latency_s"] = (
+            "no requests to measure (a trace without request lines, e.g. cut by a crash: "
+            "trace validate says how many cycles lack one)" if not len(r_all) else
+            "every request was interrupted (--include-interrupted takes them in)")
     if not len(c):
         unavailable["acceptance"] = "the trace has no cycles (an acceptance profile or requests only)"
     meta = trace.meta

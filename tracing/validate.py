@@ -17,6 +17,7 @@ from tracing.runmeta import check_run_fields
 from tracing.schema import (
     CYCLE_COUNTS,
     CYCLE_SPLIT,
+    MAX_DRAFT_TOKENS,
     REQUEST_COUNTS,
     REQUEST_DURATIONS,
     REQUEST_TIMES,
@@ -95,6 +96,10 @@ def _check_cycles(c: pd.DataFrame, loc: _Locator) -> None:
     for name in CYCLE_COUNTS:
         if not col[name].min() >= 0 and (row := _first(~(col[name] >= 0))) is not None:
             raise loc.cycle(row, name, f"must be a number >= 0, got {col[name][row]}")
+    if col["tau"].max() > MAX_DRAFT_TOKENS:
+        row = int(np.argmax(col["tau"] > MAX_DRAFT_TOKENS))
+        raise loc.cycle(row, "tau", f"{col['tau'][row]} drafted tokens in one step (more than "
+                        f"{MAX_DRAFT_TOKENS:,})")
     _check_durations(col, loc)
     # Two scratch buffers reused for every check: fresh million-element temporaries cost more
     # in page faults than the arithmetic itself.

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tracing.errors import TraceError
+from tracing.schema import MAX_DRAFT_TOKENS
 
 # No real response holds more tokens than this; a bigger count is damage, not a request (and
 # would be laid out as that many cycles).
@@ -117,6 +118,24 @@ class Fields:
         if value is not None and value > MAX_TOKENS:
             raise self.error(name, f"{value} is more than {MAX_TOKENS:,} in one response")
         return value
+
+    def draft_length(self, name: str) -> int | None:
+        """Tokens drafted in one step (or the configured draft length): an integer in
+        0..MAX_DRAFT_TOKENS, or None."""
+        value = self.count(name)
+        if value is not None and value > MAX_DRAFT_TOKENS:
+            raise self.error(name, f"{value} draft tokens in one step (more than "
+                             f"{MAX_DRAFT_TOKENS:,})")
+        return value
+
+    def draft_lengths(self, name: str) -> list[int] | None:
+        """:meth:`counts` of per-step draft lengths, each at most MAX_DRAFT_TOKENS."""
+        values = self.counts(name)
+        for i, v in enumerate(values or []):
+            if v > MAX_DRAFT_TOKENS:
+                raise self.error(f"{name}[{i}]", f"{v} draft tokens in one step (more than "
+                                 f"{MAX_DRAFT_TOKENS:,})")
+        return values
 
     def required_tokens(self, name: str) -> int:
         """:meth:`tokens` of a field the record cannot do without (absent: an error)."""

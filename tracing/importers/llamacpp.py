@@ -21,7 +21,7 @@ from tracing.importers.build import RequestFacts, build_request
 from tracing.importers.common import Fields, json_objects
 from tracing.importers.profile import AcceptanceProfile, ImportResult
 from tracing.importers.spread import even_steps
-from tracing.schema import CycleRecord, RequestRecord, RunMeta
+from tracing.schema import MAX_DRAFT_TOKENS, CycleRecord, RequestRecord, RunMeta
 from tracing.trace import Trace
 
 _STOP = {"eos": "eos", "limit": "length", "word": "eos"}
@@ -33,7 +33,7 @@ def import_llamacpp(paths: list[str]) -> ImportResult:
     cycles: list[CycleRecord] = []
     total = AcceptanceProfile()
     seen: dict[str, str] = {}
-    no_draft = 0
+    no_draft = skipped = 0
     t = 0.0
     model = ""
     for path in paths:
@@ -41,7 +41,8 @@ def import_llamacpp(paths: list[str]) -> ImportResult:
             f = Fields(path, line, obj)
             timings = f.sub("timings")
             if timings is None:
-                continue  # a stream chunk without timings
+                skipped += 1  # a stream chunk without timings, or another object
+                continue
             rid = f.text("id") if isinstance(obj.get("id"), str) else None
             rid = rid or f"{path}:{line}"
             f.claim_id(rid, seen)
@@ -58,6 +59,9 @@ def import_llamacpp(paths: list[str]) -> ImportResult:
             if n_out and n_steps < 0:
                 raise timings.error("draft_n_accepted", f"{accepted} accepted drafts cannot fit "
                                     f"in {n_out} predicted tokens")
+            if n_steps > 0 and -(-drafted // n_steps) > MAX_DRAFT_TOKENS:
+                raise timings.error("draft_n", f"{drafted} drafted over {n_steps} steps: more "
+                                    f"than {MAX_DRAFT_TOKENS:,} draft tokens in one step")
             steps = even_steps(n_steps, drafted, accepted)
             spec_steps = [s for s in steps if s[0] > 0]
             per_pos: list[float] = []
@@ -87,6 +91,9 @@ def import_llamacpp(paths: list[str]) -> ImportResult:
         "cycle_s": "estimated: predicted_ms spread evenly over each request's steps",
         "batch_size": "not in llama.cpp's timings: unknown",
     })
+    if skipped:
+        result.missing["skipped"] = (f"{skipped} JSON objects without timings (stream chunks "
+                                     "or other records) were not read")
     if no_draft:
         result.missing["draft_n"] = (f"{no_draft} of {len(requests)} responses have no draft "
                                      "counts: target-only")

@@ -22,6 +22,7 @@ import re
 from tracing.errors import TraceError
 from tracing.importers.common import read_text
 from tracing.importers.profile import AcceptanceProfile, ImportResult
+from tracing.schema import MAX_DRAFT_TOKENS
 
 DRAFTS = "vllm:spec_decode_num_drafts"
 DRAFT_TOKENS = "vllm:spec_decode_num_draft_tokens"
@@ -64,9 +65,14 @@ def parse_scrape(path: str) -> tuple[Series, float | None]:
             continue
         labels = dict(_LABEL.findall(m.group(3) or ""))
         pos = labels.get("position", "") if base == PER_POS else ""
-        if base == PER_POS and not pos.isdigit():
+        if base == PER_POS and not (pos.isascii() and pos.isdigit()):
             raise TraceError(path, "a per-position counter needs position=\"N\"", line=i,
                              field=name)
+        if base == PER_POS and int(pos) >= MAX_DRAFT_TOKENS:
+            raise TraceError(path, f"position {pos} is past {MAX_DRAFT_TOKENS:,} draft tokens "
+                             "per step", line=i, field=name)
+        if base == PER_POS:
+            pos = str(int(pos))
         old, _ = series.get((base, pos), (0.0, i))
         series[(base, pos)] = (old + value, i)
     return series, gauge

@@ -25,7 +25,7 @@ from tracing.importers.common import Fields, json_objects
 from tracing.importers.profile import AcceptanceProfile, ImportResult
 from tracing.importers.spread import even_steps
 from tracing.importers.vllm import _interleave
-from tracing.schema import CycleRecord, RequestRecord, RunMeta
+from tracing.schema import MAX_DRAFT_TOKENS, CycleRecord, RequestRecord, RunMeta
 from tracing.trace import Trace
 
 _FINISH = {"stop": "eos", "length": "length", "abort": "interrupted"}
@@ -59,6 +59,7 @@ def _steps(meta: Fields) -> tuple[list[tuple[int, int]], AcceptanceProfile, bool
         if len(hist) - 1 > d:
             raise meta.error("spec_accept_histogram", f"a step accepted {len(hist) - 1} tokens "
                              f"but steps draft {d}")
+        _check_draft_length(meta, d)
         steps = [(d, a) for a, n in enumerate(hist) for _ in range(n)]
         accepted = sum(a for _, a in steps)
         if acc_total is not None and acc_total != accepted:
@@ -73,9 +74,17 @@ def _steps(meta: Fields) -> tuple[list[tuple[int, int]], AcceptanceProfile, bool
     drafted = draft_total if draft_total is not None else acc_total
     if acc_total > drafted:
         raise meta.error("spec_accept_token_num", f"accepted {acc_total} > drafted {drafted}")
+    if verify:
+        _check_draft_length(meta, -(-drafted // verify))
     steps = even_steps(verify, drafted, acc_total)
     prof = AcceptanceProfile(float(verify), float(drafted), float(acc_total))
     return steps, prof, False
+
+
+def _check_draft_length(meta: Fields, per_step: int) -> None:
+    if per_step > MAX_DRAFT_TOKENS:
+        raise meta.error("spec_draft_token_num", f"{per_step} draft tokens per verify step (more "
+                         f"than {MAX_DRAFT_TOKENS:,})")
 
 
 def import_sglang(paths: list[str]) -> ImportResult:
@@ -84,7 +93,7 @@ def import_sglang(paths: list[str]) -> ImportResult:
     cycles: list[CycleRecord] = []
     total = AcceptanceProfile()
     seen: dict[str, str] = {}
-    no_hist = no_draft_total = 0
+    no_hist = no_draft_total = skipped = 0
     t = 0.0
     model = ""
     for path in paths:
@@ -92,7 +101,8 @@ def import_sglang(paths: list[str]) -> ImportResult:
             f = Fields(path, line, obj)
             meta = _meta_info(f)
             if meta is None:
-                continue  # a stream chunk or another object: no meta_info
+                skipped += 1  # a stream chunk or another object: no meta_info
+                continue
             rid = meta.text("id") or (f.text("id") if isinstance(obj.get("id"), str) else None) \
                 or f"{path}:{line}"
             meta.claim_id(rid, seen)
@@ -130,6 +140,9 @@ def import_sglang(paths: list[str]) -> ImportResult:
         "cycle_order": "SGLang records a histogram per request, not the order of its steps",
         "batch_size": "not in SGLang responses: unknown",
     })
+    if skipped:
+        result.missing["skipped"] = (f"{skipped} JSON objects without meta_info (stream chunks "
+                                     "or other records) were not read")
     if no_hist:
         result.missing["spec_accept_histogram"] = (
             f"{no_hist} of {len(requests)} responses have none: their steps spread evenly over "

@@ -34,7 +34,7 @@ from tracing.errors import TraceError
 from tracing.importers.build import RequestFacts, build_request, profile_of_steps
 from tracing.importers.common import MAX_TOKENS, Fields, json_objects
 from tracing.importers.profile import AcceptanceProfile, ImportResult
-from tracing.schema import CycleRecord, RequestRecord, RunMeta
+from tracing.schema import MAX_DRAFT_TOKENS, CycleRecord, RequestRecord, RunMeta
 from tracing.trace import Trace
 
 _FINISH = {"stop": "eos", "length": "length", "abort": "interrupted", "error": "error"}
@@ -42,7 +42,7 @@ _FINISH = {"stop": "eos", "length": "length", "abort": "interrupted", "error": "
 
 def _steps_from_histograms(spec: Fields) -> tuple[list[tuple[int, int]], int | None] | None:
     by_len = spec.sub("acceptance_histogram_by_draft_length")
-    k = spec.count("num_spec_tokens")
+    k = spec.draft_length("num_spec_tokens")
     steps: list[tuple[int, int]] = []
     if by_len is not None:
         for key in sorted(by_len.obj, key=lambda s: (len(s), s)):
@@ -50,6 +50,8 @@ def _steps_from_histograms(spec: Fields) -> tuple[list[tuple[int, int]], int | N
                 d = int(key)
             except ValueError:
                 raise by_len.error(key, "draft-length keys must be integers") from None
+            if not 0 <= d <= MAX_DRAFT_TOKENS:
+                raise by_len.error(key, f"draft length {d} outside 0..{MAX_DRAFT_TOKENS:,}")
             hist: list[int] = by_len.counts(key) or []
             if sum(hist) + len(steps) > MAX_TOKENS:
                 raise by_len.error(key, f"more than {MAX_TOKENS:,} steps in one response")
@@ -65,6 +67,9 @@ def _steps_from_histograms(spec: Fields) -> tuple[list[tuple[int, int]], int | N
     if sum(hist) > MAX_TOKENS:
         raise spec.error("acceptance_histogram", f"more than {MAX_TOKENS:,} steps in one response")
     d = k if k is not None else len(hist) - 1
+    if d > MAX_DRAFT_TOKENS:
+        raise spec.error("acceptance_histogram", f"{len(hist)} buckets: more than "
+                         f"{MAX_DRAFT_TOKENS:,} draft tokens in one step")
     if len(hist) > d + 1:
         raise spec.error("acceptance_histogram", f"{len(hist)} buckets for num_spec_tokens {d}")
     return _interleave([(d, a) for a, n in enumerate(hist) for _ in range(n)]), k
@@ -88,8 +93,8 @@ def _coprime(a: int, b: int) -> bool:
 
 def _spec_steps(spec: Fields) -> tuple[list[tuple[int, int]], str, int | None]:
     acc = spec.counts("per_step_accepted")
-    drafted = spec.counts("per_step_drafted")
-    k = spec.count("num_spec_tokens")
+    drafted = spec.draft_lengths("per_step_drafted")
+    k = spec.draft_length("num_spec_tokens")
     if acc is not None or drafted is not None:
         if acc is None or drafted is None:
             missing = "per_step_drafted" if drafted is None else "per_step_accepted"

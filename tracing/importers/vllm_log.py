@@ -33,6 +33,7 @@ from typing import Any
 from tracing.errors import TraceError
 from tracing.importers.common import read_text
 from tracing.importers.profile import AcceptanceProfile, ImportResult
+from tracing.schema import MAX_DRAFT_TOKENS
 
 _NUM = r"(nan|[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
 _PATTERNS = {
@@ -49,6 +50,7 @@ _PATTERNS = {
     "v0_emitted": re.compile(r"Number of emitted tokens: ([0-9]+)"),
     "v0_eff": re.compile(r"System efficiency: " + _NUM),
 }
+_COUNT_LIMIT = 2**63  # a token counter past int64 is damage, not a server's count
 _V1 = "SpecDecoding metrics:"
 _V0 = "Speculative metrics:"
 
@@ -57,19 +59,33 @@ def _find(name: str, text: str) -> re.Match[str] | None:
     return _PATTERNS[name].search(text)
 
 
+def _count(path: str, line: int, field: str, m: re.Match[str]) -> int:
+    """A logged token counter, below 2**63."""
+    digits = m.group(1)
+    if len(digits) > 19 or int(digits) >= _COUNT_LIMIT:
+        raise TraceError(path, f"{digits[:30]} tokens is past any server's counter (2**63)",
+                         line=line, field=field)
+    return int(digits)
+
+
 def _v1_interval(path: str, line: int, text: str) -> AcceptanceProfile | None:
     acc_m, dr_m = _find("accepted", text), _find("drafted", text)
     if acc_m is None or dr_m is None:
         raise TraceError(path, "a SpecDecoding line without 'Accepted: N tokens' and "
                          "'Drafted: N tokens'", line=line,
                          field="Accepted" if acc_m is None else "Drafted")
-    accepted, drafted = int(acc_m.group(1)), int(dr_m.group(1))
+    accepted = _count(path, line, "Accepted", acc_m)
+    drafted = _count(path, line, "Drafted", dr_m)
     if accepted > drafted:
         raise TraceError(path, f"Accepted {accepted} > Drafted {drafted}", line=line,
                          field="Accepted")
     rates: list[float] = []
     if (m := _find("per_pos", text)) is not None:
         rates = [float(x) for x in m.group(1).split(", ")]  # each part matched _NUM
+        if len(rates) > MAX_DRAFT_TOKENS:
+            raise TraceError(path, f"{len(rates)} positions: more than {MAX_DRAFT_TOKENS:,} "
+                             "draft tokens per step", line=line,
+                             field="Per-position acceptance rate")
         bad = [r for r in rates if not 0.0 <= r <= 1.0]  # NaN fails too
         if bad and drafted:
             raise TraceError(path, f"per-position rate {bad[0]} outside [0, 1]", line=line,
@@ -155,13 +171,13 @@ def _v0_interval(path: str, line: int, text: str, prev: dict[str, int] | None
     for key, name in (("k", "v0_k"), ("accepted", "v0_accepted"), ("drafted", "v0_drafted"),
                       ("emitted", "v0_emitted")):
         m = _find(name, text)
+        field = {"k": "Number of speculative tokens", "accepted": "Number of accepted tokens",
+                 "drafted": "Number of draft tokens"}.get(key, "Number of emitted tokens")
         if m is None:
-            field = {"k": "Number of speculative tokens", "accepted": "Number of accepted tokens",
-                     "drafted": "Number of draft tokens"}.get(key)
-            if field is None:
+            if key == "emitted":
                 continue
             raise TraceError(path, "a Speculative metrics line without it", line=line, field=field)
-        cur[key] = int(m.group(1))
+        cur[key] = _count(path, line, field, m)
     if cur["accepted"] > cur["drafted"]:
         raise TraceError(path, f"accepted {cur['accepted']} > draft tokens {cur['drafted']}",
                          line=line, field="Number of accepted tokens")
@@ -169,6 +185,12 @@ def _v0_interval(path: str, line: int, text: str, prev: dict[str, int] | None
         else {"accepted": 0, "drafted": 0}  # counters went down: a new server run
     accepted, drafted = cur["accepted"] - base["accepted"], cur["drafted"] - base["drafted"]
     k = cur["k"]
+    if k > MAX_DRAFT_TOKENS:
+        raise TraceError(path, f"{k} speculative tokens per step (more than "
+                         f"{MAX_DRAFT_TOKENS:,})", line=line, field="Number of speculative tokens")
+    if k == 0 and cur["drafted"]:
+        raise TraceError(path, f"0 speculative tokens per step but {cur['drafted']} draft "
+                         "tokens", line=line, field="Number of speculative tokens")
     if drafted == 0 and prev is not None:
         return None, cur  # no new drafts since the last line
     drafts = drafted / k if k else 0.0
