@@ -42,11 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     from analysis import commands as analysis_commands
     from analysis import validate as analysis_validate
     from live import cli as live_cli
+    from live import engines as live_engines
     from live import serve_cli
     from sim import cli as sim_cli
     from tracing import cli as tracing_cli
 
-    for module in (live_cli, serve_cli, tracing_cli, sim_cli, analysis_commands,
+    for module in (live_cli, serve_cli, live_engines, tracing_cli, sim_cli, analysis_commands,
                    analysis_validate):
         module.register(sub)
     return parser

@@ -46,6 +46,7 @@ class LoadConfig:
     rate_scale: float = 1.0
     ignore_eos: bool = False
     force: bool = False
+    metrics_url: str | None = None
 
     def __post_init__(self) -> None:
         from live.serve import check_output
@@ -68,6 +69,9 @@ class LoadConfig:
             raise SpecsimError(f"--api must be chat or completions, got {self.api!r}")
         if not self.endpoint.startswith(("http://", "https://")):
             raise SpecsimError(f"--endpoint {self.endpoint}: expected an http:// or https:// URL")
+        if self.metrics_url is not None and not self.metrics_url.startswith(("http://",
+                                                                              "https://")):
+            raise SpecsimError(f"--metrics-url {self.metrics_url}: expected an http(s):// URL")
         trace_format(self.out)
         check_output(self.out, self.force, "--out")
 
@@ -89,6 +93,7 @@ class ClientRecord:
     metrics: dict[str, Any] | None = None
     text: str = ""
     error: str | None = None
+    chunk_timings: list[tuple[float, dict[str, Any]]] = field(default_factory=list)  # llama.cpp
 
     @property
     def first_token_s(self) -> float | None:
@@ -161,6 +166,8 @@ async def _send(client: Any, url: str, body: dict[str, Any], rec: ClientRecord,
                     rec.error = f"stream error: {_error_message(json.dumps(obj).encode())}"
                     break
                 rec.request_id = rec.request_id or obj.get("id")
+                if isinstance(obj.get("timings"), dict):  # llama.cpp (live.load_llamacpp)
+                    rec.chunk_timings.append((now, obj["timings"]))
                 use = obj.get("usage")
                 if obj.get("metrics") is not None:
                     rec.metrics = obj["metrics"]
@@ -209,6 +216,20 @@ async def discover_model(client: Any, endpoint: str) -> str:
                            "pass --model") from None
 
 
+async def engine_fields(client: Any, endpoint: str) -> dict[str, Any]:
+    """Request fields an engine needs to say more (llama.cpp: ``timings_per_token``)."""
+    import httpx
+
+    from live import load_llamacpp
+
+    try:
+        resp = await client.get(f"{endpoint}/v1/models")
+        models = resp.json() if resp.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        models = None
+    return load_llamacpp.request_fields() if load_llamacpp.is_llamacpp(models) else {}
+
+
 async def drive(config: LoadConfig, advance: Callable[[ClientRecord], None] | None = None
                 ) -> tuple[list[ClientRecord], str, float]:
     """Send every request on the schedule; returns the records, the model and the wall time."""
@@ -233,12 +254,13 @@ async def drive(config: LoadConfig, advance: Callable[[ClientRecord], None] | No
     async with httpx.AsyncClient(timeout=httpx.Timeout(config.timeout_s, connect=10.0),
                                  limits=limits) as client:
         model = config.model or await discover_model(client, endpoint)
+        extra = await engine_fields(client, endpoint)
         t0 = time.perf_counter()
         records = [ClientRecord(i, 0.0, prompts[i % len(prompts)].text, config.max_tokens)
                    for i in range(config.requests)]
 
         async def one(i: int) -> None:
-            body = _payload(config, model, prompts[i % len(prompts)], i)
+            body = {**_payload(config, model, prompts[i % len(prompts)], i), **extra}
             await _send(client, f"{endpoint}{path}", body, records[i], clock)
             if advance is not None:
                 advance(records[i])
@@ -286,13 +308,20 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[ClientRecord], No
 
 def run_load(config: LoadConfig, *, progress: bool = False) -> dict[str, Any]:
     """Drive the endpoint, write the client trace to ``config.out``; returns the summary."""
+    from live import load_llamacpp
     from live.load_summary import summarize_records
     from live.load_trace import client_trace
     from tracing.io import write_trace
 
+    before = load_llamacpp.scrape(config.metrics_url) if config.metrics_url else None
     with _progress(progress, config.requests) as advance:
         records, model, wall = asyncio.run(drive(config, advance))
-    write_trace(client_trace(records, config, model), config.out)
+    after = load_llamacpp.scrape(config.metrics_url) if config.metrics_url else None
+    engine = [load_llamacpp.regroup(rec) for rec in records]
+    trace = client_trace(records, config, model)
+    if any(engine) or after is not None:
+        load_llamacpp.annotate(trace, records, config, before, after, any(engine))
+    write_trace(trace, config.out)
     summary = summarize_records(records, wall)
     summary["out"] = config.out
     return summary
