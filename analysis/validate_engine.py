@@ -155,7 +155,7 @@ def validate_engine(traces: dict[str, Trace]) -> dict[str, Any]:
         raise SpecsimError("validate: no base llama.cpp run (one slot, --concurrency 1, "
                            "--spec-draft-n-max 4, not synthetic) among the traces")
     a = bases[0]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for b in runs:
         pred, meas = predict(a, b), measured(b)
         err = {m: (pred[m] - meas[m]) / meas[m] if meas[m] else None
@@ -166,14 +166,15 @@ def validate_engine(traces: dict[str, Trace]) -> dict[str, Any]:
     misses = [f"{r['config']} ({r['b']})" for r in below
               if any(abs(r["error"][m] or 0.0) > GOAL for m in ("p50_s", "p95_s",
                                                                 "throughput_tok_s"))]
-    summary = {"goal": GOAL, "points_below_saturation": len(below), "meets_goal": not misses,
+    summary: dict[str, Any] = {"goal": GOAL, "points_below_saturation": len(below), "meets_goal": not misses,
                "misses": misses}
     for m in ("p50_s", "p95_s", "throughput_tok_s"):
         errs = [abs(r["error"][m]) for r in below if r["error"][m] is not None]
         summary[m] = {"mean_abs": float(np.mean(errs)), "max_abs": float(np.max(errs))} \
             if errs else None
-    return {"kind": "engine", "engine": "llamacpp", "base": a.path, "points": rows,
-            "summary": summary}
+    out: dict[str, Any] = {"kind": "engine", "engine": "llamacpp", "base": a.path,
+                           "points": rows, "summary": summary}
+    return out
 
 
 def print_table(result: dict[str, Any]) -> None:
@@ -181,7 +182,8 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"validate llama.cpp: every run predicted from {result['base']}")
     print(f"{'config':58} {'kind':38} {'p50 ms m/p':>15} {'err':>7} {'p95 ms m/p':>15} "
           f"{'err':>7} {'tok/s m/p':>13} {'err':>7} sat")
-    for r in result["points"]:
+    rows: list[dict[str, Any]] = result["points"]
+    for r in rows:
         m, p, e = r["measured"], r["predicted"], r["error"]
         print(f"{r['config']:58} {r['kind']:38} "
               f"{m['p50_s'] * 1e3:7.0f}/{p['p50_s'] * 1e3:<7.0f} {e['p50_s']:+7.1%} "

@@ -32,7 +32,9 @@ from tracing.errors import SpecsimError
 def is_llamacpp(models: Any) -> bool:
     """True when a ``/v1/models`` reply comes from llama.cpp (``owned_by: llamacpp``)."""
     data = models.get("data") if isinstance(models, dict) else None
-    return bool(data) and isinstance(data[0], dict) and data[0].get("owned_by") == "llamacpp"
+    if not isinstance(data, list) or not data or not isinstance(data[0], dict):
+        return False
+    return data[0].get("owned_by") == "llamacpp"
 
 
 def request_fields() -> dict[str, Any]:
