@@ -93,6 +93,8 @@ class Finding:
         d = asdict(self)
         d.pop("overrides")
         d.pop("base_overrides")
+        if not d["engine_flags"]:  # only a llama.cpp trace's findings carry its flags
+            d.pop("engine_flags")
         return d
 
 
