@@ -1,0 +1,48 @@
+"""A diagnosis of a llama.cpp trace names llama-server's own flags; others are untouched."""
+
+from __future__ import annotations
+
+import copy
+
+from analysis.diagnose import Finding
+from analysis.engine_flags import annotate, llamacpp_flags
+from analysis.validate_engine import hazards
+from conftest import make_small_trace
+
+
+def _finding(kind: str, overrides: list[dict], best: dict | None = None) -> Finding:
+    f = Finding(kind, 0.7, "t", {}, "Draft fewer tokens", overrides=overrides)
+    if best is not None:
+        f.predicted = {"overrides": best}
+    return f
+
+
+def test_overrides_become_llama_server_flags() -> None:
+    assert llamacpp_flags({"policy.name": "fixed", "policy.tau": 2}) == ["--spec-draft-n-max 2"]
+    assert llamacpp_flags({"server.max_batch": 4}) == ["-np 4"]
+    assert llamacpp_flags({"policy.name": "target_only"})[0].startswith("no --spec-type")
+    assert llamacpp_flags({"workload.output_tokens": 9}) == []
+
+
+def test_a_llamacpp_trace_gets_the_flags_others_do_not() -> None:
+    trace = make_small_trace()
+    findings = [_finding("over_speculation", [{"policy.name": "fixed", "policy.tau": 3},
+                                              {"policy.name": "fixed", "policy.tau": 5}],
+                         best={"policy.name": "fixed", "policy.tau": 3}),
+                _finding("queueing_bound", [{"server.max_batch": 4}])]
+    plain = copy.deepcopy(findings)
+    annotate(trace, plain)  # a specsim trace: nothing added
+    assert all(not f.engine_flags and "llama.cpp" not in f.recommendation for f in plain)
+    trace.meta.extra["engine"] = "llamacpp"
+    annotate(trace, findings)
+    over, queue = findings
+    assert over.engine_flags[0] == "--spec-draft-n-max 3"  # the best change, not every one tried
+    assert any("--spec-ngram-simple-size-n" in x for x in over.engine_flags)
+    assert "In llama.cpp: --spec-draft-n-max 3" in over.recommendation
+    assert queue.engine_flags == ["-np 4"]
+    assert "engine_flags" in queue.to_dict()
+
+
+def test_synthetic_rates_become_hazards() -> None:
+    assert hazards([0.8, 0.4, 0.2]) == [0.8, 0.5, 0.5]
+    assert hazards([0.5, 0.0, 0.0]) == [0.5, 0.0, 0.0]
