@@ -7,6 +7,7 @@ counters scraped before and after them."""
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,7 @@ def test_a_stream_is_read_from_its_final_chunk() -> None:
 def test_llamacpp_streams_one_chunk_per_token_and_steps_are_rebuilt() -> None:
     chunks = [c for c in _chunks("stream_chat.sse") if "timings" in c]
     preds = [c["timings"]["predicted_n"] for c in chunks]
-    assert all(b - a <= 1 for a, b in zip(preds, preds[1:], strict=False))  # one token a chunk
+    assert all(b - a <= 1 for a, b in pairwise(preds))  # one token a chunk
     steps = steps_of([(float(i), c["timings"]) for i, c in enumerate(chunks)])
     final = chunks[-1]["timings"]
     assert sum(s.emitted for s in steps) == final["predicted_n"]
