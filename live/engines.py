@@ -127,7 +127,8 @@ def _build(tree: Path, build: Path, jobs: int, progress: bool) -> None:
     cmd = ["cmake", "--build", str(build), "--target", "llama-server", "-j", str(jobs)]
     log = build / "specsim-build.log"
     with open(log, "w", encoding="utf-8") as out, subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as run:
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            errors="replace") as run:
         assert run.stdout is not None
         _follow(run.stdout, out, progress)
         code = run.wait()
