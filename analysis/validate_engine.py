@@ -9,8 +9,9 @@ more slots (``-np``) under more concurrency, synthetic acceptance -- is predicte
 ``--spec-draft-n-max`` as ``policy.tau``, B's slots as ``server.max_batch``, B's concurrency
 (closed loop) and request count. For a synthetic-acceptance run (``--spec-synth-rates``, read
 from the trace's recorded server command) the acceptance is known exactly: it is set to the
-rates' per-position hazards (``acceptance.model = positional``), so only the cost model is
-tested there. Another n-gram type is predicted with A's acceptance (the drafter is not modelled:
+run's own measured steps (drafted and accepted per step, replayed as for any trace; the
+rates' per-position hazards are listed beside it), with A's fitted step costs: only the cost
+model is tested there. Another n-gram type is predicted with A's acceptance (the drafter is not modelled:
 its miss is the acceptance's, stated as such).
 
 Measured: latency (end - send) p50/p95 and output tokens per second over the run, from B's
@@ -31,8 +32,8 @@ from tracing.errors import SpecsimError
 from tracing.trace import Trace
 
 GOAL = 0.10
-DRAWS = 20
-REPLICATIONS = 20
+DRAWS = 10
+REPLICATIONS = 10
 
 
 @dataclass
@@ -107,27 +108,30 @@ def measured(run: EngineRun) -> dict[str, Any]:
 
 def predict(a: EngineRun, b: EngineRun) -> dict[str, Any]:
     """B predicted from A (module docstring), with 95% intervals."""
-    from sim import scenario_from_trace
+    from sim import Scenario, scenario_from_trace
     from sim.intervals import basis, intervals, make_draws, run_draws
     from sim.replicate import replicate
 
     overrides: dict[str, Any] = {
         "server.max_batch": b.slots, "workload.requests": len(b.trace.requests),
         "workload.concurrency": b.concurrency, "policy.name": "fixed", "policy.tau": b.tau}
-    if b.synth_rates is not None:
-        overrides.update({"acceptance.model": "positional",
-                          "acceptance.alpha": hazards(b.synth_rates),
-                          "acceptance.per_request": False, "acceptance.replay": False})
-    scenario = scenario_from_trace(a.trace).with_overrides(overrides,
-                                                           where=f"{a.path} as {b.label}")
+    costs = scenario_from_trace(a.trace)
+    source = a.trace
+    if b.synth_rates is not None:  # acceptance known: B's own steps, A's costs
+        d = scenario_from_trace(b.trace).to_dict()
+        d["latency"] = costs.to_dict()["latency"]
+        costs = Scenario.from_dict(d, where=f"{b.path} with the costs of {a.path}")
+        source = b.trace
+    scenario = costs.with_overrides(overrides, where=f"{a.path} as {b.label}")
     runs = REPLICATIONS if scenario.latency.speed_cv > 0 else 1
-    result = replicate(scenario, runs, a.trace)
+    result = replicate(scenario, runs, source)
     f = result.figures
     estimate = {"p50_s": f["latency_s"]["p50"], "p95_s": f["latency_s"]["p95"],
                 "throughput_tok_s": f["throughput_tok_s"]}
-    ci = intervals(estimate, run_draws(make_draws(scenario, a.trace, DRAWS)))["ci95"]
+    ci = intervals(estimate, run_draws(make_draws(scenario, source, DRAWS)))["ci95"]
     return {**estimate, "ci95": ci, "basis": f.get("basis") or "trace",
-            "interval": basis(a.trace, DRAWS), "overrides": overrides,
+            "interval": basis(source, DRAWS), "overrides": overrides,
+            "acceptance_from": "B (synthetic, known)" if source is b.trace else "A",
             "warnings": result.warnings}
 
 
@@ -160,8 +164,11 @@ def validate_engine(traces: dict[str, Trace]) -> dict[str, Any]:
         pred, meas = predict(a, b), measured(b)
         err = {m: (pred[m] - meas[m]) / meas[m] if meas[m] else None
                for m in ("p50_s", "p95_s", "throughput_tok_s")}
-        rows.append({"config": b.label, "kind": kind(a, b), "b": b.path, "predicted": pred,
-                     "measured": meas, "error": err})
+        row = {"config": b.label, "kind": kind(a, b), "b": b.path, "predicted": pred,
+               "measured": meas, "error": err}
+        if b.synth_rates is not None:
+            row["synth_hazards"] = hazards(b.synth_rates)
+        rows.append(row)
     below = [r for r in rows if not r["measured"]["saturated"]]
     misses = [f"{r['config']} ({r['b']})" for r in below
               if any(abs(r["error"][m] or 0.0) > GOAL for m in ("p50_s", "p95_s",
