@@ -14,7 +14,7 @@ from typing import Any
 # the n-gram drafter's knobs of llama-server (flag names of the pinned build's --help)
 NGRAM_SIZES = ("--spec-type ngram-simple|ngram-map-k|ngram-map-k4v|ngram-mod|ngram-cache, "
                "--spec-ngram-simple-size-n N (the n-gram looked up; lower drafts more often), "
-               "--spec-ngram-simple-size-m M (tokens copied per draft)")
+               "--spec-ngram-simple-size-m M (the draft length of an n-gram drafter)")
 _DRAFT_KINDS = {"draft_bound", "speculation_not_paying", "over_speculation",
                 "long_context_collapse"}
 
@@ -36,8 +36,9 @@ def llamacpp_flags(overrides: dict[str, Any]) -> list[str]:
     tau = overrides.get("policy.tau")
     if name == "target_only":
         flags.append("no --spec-type (speculation off)")
-    elif tau is not None:
-        flags.append(f"--spec-draft-n-max {int(tau)}")
+    elif tau is not None:  # n-gram drafters take their own size-m; a draft model n-max
+        flags.append(f"--spec-ngram-simple-size-m {int(tau)} (n-gram; a draft model: "
+                     f"--spec-draft-n-max {int(tau)})")
     elif name == "adaptive":
         flags.append("--spec-draft-n-min 0 --spec-draft-p-min (llama.cpp drafts fewer when "
                      "unsure; no adaptive policy)")

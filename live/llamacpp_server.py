@@ -3,8 +3,13 @@
 :func:`server_command` is the command line the tests and the recording scripts run::
 
     llama-server -m SmolLM2-135M-Instruct.Q4_1.gguf --host 127.0.0.1 --port PORT --metrics
-                 -t 2 -np 1 -c 4096 --spec-type ngram-simple --spec-ngram-simple-size-n 3
-                 --spec-draft-n-max 4 [extra flags]
+                 -t 1 -np 1 -c 4096 --no-repack --spec-type ngram-simple
+                 --spec-ngram-simple-size-n 3 --spec-draft-n-max 4
+                 --spec-ngram-simple-size-m 4 [extra flags]
+
+``--no-repack``: on this machine's CPU (it advertises AMX) the native build's AMX weight
+buffers crash the first forward pass (SIGSEGV in ``ggml_backend_amx_mul_mat``); without
+repacking they are not used (the Q4_1 model has no other repacked kernel to lose).
 
 :func:`running_server` starts it on a free loopback port, waits for ``/health`` to answer 200
 (bounded), yields the base URL and log path, and stops it (SIGTERM, then SIGKILL after a grace
@@ -24,6 +29,11 @@ from pathlib import Path
 from tracing.errors import SpecsimError
 
 NGRAM_SIMPLE = ("--spec-type", "ngram-simple", "--spec-ngram-simple-size-n", "3")
+# the draft-length flag of each n-gram drafter: in this llama.cpp an n-gram drafter's draft
+# length is its own size-m (default 48); --spec-draft-n-max applies to draft models only
+DRAFT_LENGTH = {"ngram-simple": "--spec-ngram-simple-size-m",
+                "ngram-map-k": "--spec-ngram-map-k-size-m",
+                "ngram-map-k4v": "--spec-ngram-map-k4v-size-m", "ngram-mod": "--spec-ngram-mod-n-max"}
 
 
 def free_port() -> int:
@@ -33,7 +43,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def server_command(port: int, *, slots: int = 1, threads: int = 2, draft_max: int | None = 4,
+def server_command(port: int, *, slots: int = 1, threads: int = 1, draft_max: int | None = 4,
                    spec: Sequence[str] = NGRAM_SIMPLE, extra: Sequence[str] = (),
                    ctx_per_slot: int = 4096) -> list[str]:
     """The llama-server command line (module docstring); ``draft_max=None`` leaves it out."""
@@ -42,9 +52,12 @@ def server_command(port: int, *, slots: int = 1, threads: int = 2, draft_max: in
 
     cmd = [str(require_llama_server()), "-m", str(bundled_gguf()), "--host", "127.0.0.1",
            "--port", str(port), "--metrics", "-t", str(threads), "-np", str(slots),
-           "-c", str(ctx_per_slot * slots), *spec]
+           "-c", str(ctx_per_slot * slots), "--no-repack", *spec]
     if draft_max is not None:
         cmd += ["--spec-draft-n-max", str(draft_max)]
+        kind = spec[list(spec).index("--spec-type") + 1] if "--spec-type" in spec else ""
+        if kind in DRAFT_LENGTH:
+            cmd += [DRAFT_LENGTH[kind], str(draft_max)]
     return cmd + list(extra)
 
 

@@ -184,17 +184,16 @@ def annotate(trace: Any, records: list[Any], config: Any, before: str | None,
             if isinstance(props.get("default_generation_settings"), dict) else {}
         spec = {k: v for k, v in params.items() if isinstance(k, str) and k.startswith("spec")}
         extra["engine_config"] = {"total_slots": slots, **spec}
-        n_max = next((v for k, v in spec.items() if "n_max" in k and isinstance(v, int)), None)
-        if isinstance(n_max, int) and n_max > 0:
-            trace.meta.policy, trace.meta.policy_params = "fixed", {"tau": n_max}
-        trace.meta.draft_model = str(spec.get("speculative.type") or spec.get("spec_type")
-                                     or "ngram")
+        trace.meta.draft_model = "ngram"
         if isinstance(slots, int):
             extra["max_batch"] = slots
     if after is not None and before is not None:
         extra["engine_counters"] = counters_between(before, after)
         extra["engine_counters"]["basis"] = ("measured: the engine's Prometheus counters, "
                                              "scraped before and after the run")
+        n_max = len(extra["engine_counters"]["num_accepted_tokens_per_pos"])
+        if n_max:  # the engine keeps one per-position counter per draftable position
+            trace.meta.policy, trace.meta.policy_params = "fixed", {"tau": n_max}
     else:
         missing["engine_counters"] = "no --metrics-url: the engine's run-wide counters not read"
     extra["missing"] = missing

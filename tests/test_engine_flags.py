@@ -18,7 +18,8 @@ def _finding(kind: str, overrides: list[dict], best: dict | None = None) -> Find
 
 
 def test_overrides_become_llama_server_flags() -> None:
-    assert llamacpp_flags({"policy.name": "fixed", "policy.tau": 2}) == ["--spec-draft-n-max 2"]
+    assert llamacpp_flags({"policy.name": "fixed", "policy.tau": 2}) == [
+        "--spec-ngram-simple-size-m 2 (n-gram; a draft model: --spec-draft-n-max 2)"]
     assert llamacpp_flags({"server.max_batch": 4}) == ["-np 4"]
     assert llamacpp_flags({"policy.name": "target_only"})[0].startswith("no --spec-type")
     assert llamacpp_flags({"workload.output_tokens": 9}) == []
@@ -36,9 +37,9 @@ def test_a_llamacpp_trace_gets_the_flags_others_do_not() -> None:
     trace.meta.extra["engine"] = "llamacpp"
     annotate(trace, findings)
     over, queue = findings
-    assert over.engine_flags[0] == "--spec-draft-n-max 3"  # the best change, not every one tried
+    assert over.engine_flags[0].startswith("--spec-ngram-simple-size-m 3")  # the best change
     assert any("--spec-ngram-simple-size-n" in x for x in over.engine_flags)
-    assert "In llama.cpp: --spec-draft-n-max 3" in over.recommendation
+    assert "In llama.cpp: --spec-ngram-simple-size-m 3" in over.recommendation
     assert queue.engine_flags == ["-np 4"]
     assert "engine_flags" in queue.to_dict()
 

@@ -18,7 +18,6 @@ SmolLM2 GGUF, scrapes ``/metrics``, sends a few bounded requests, scrapes again 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -46,14 +45,14 @@ def main() -> int:
             "max_tokens": args.max_tokens, "temperature": 0.0, "seed": 1}
     comp = {"model": "m", "prompt": PROMPT + "\n", "max_tokens": args.max_tokens,
             "temperature": 0.0, "seed": 2}
-    with running_server(log) as srv, httpx.Client(base_url=srv.url, timeout=120.0) as http:
+    with running_server(log) as srv, httpx.Client(
+            base_url=srv.url, timeout=300.0,
+            limits=httpx.Limits(max_keepalive_connections=0)) as http:  # a connection each
         print("server:", " ".join(srv.command), file=sys.stderr)
-        (out / "props.json").write_text(json.dumps(http.get("/props").json(), indent=1) + "\n")
+        (out / "props.json").write_text(http.get("/props").text)  # as the server sent them
         (out / "metrics_before.prom").write_text(http.get("/metrics").text)
-        (out / "chat.json").write_text(
-            json.dumps(http.post("/v1/chat/completions", json=chat).json(), indent=1) + "\n")
-        (out / "completion.json").write_text(
-            json.dumps(http.post("/v1/completions", json=comp).json(), indent=1) + "\n")
+        (out / "chat.json").write_text(http.post("/v1/chat/completions", json=chat).text)
+        (out / "completion.json").write_text(http.post("/v1/completions", json=comp).text)
         for name, path, body in (
                 ("stream_chat.sse", "/v1/chat/completions",
                  {**chat, "stream": True, "timings_per_token": True,

@@ -75,7 +75,7 @@ def main() -> int:
     ap.add_argument("--prompts", default="builtin:edit")
     ap.add_argument("--requests", type=int, default=16)
     ap.add_argument("--max-tokens", type=int, default=40)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--only", default=None, help="comma-separated configuration names")
     args = ap.parse_args()
