@@ -47,3 +47,11 @@ def test_a_llamacpp_trace_gets_the_flags_others_do_not() -> None:
 def test_synthetic_rates_become_hazards() -> None:
     assert hazards([0.8, 0.4, 0.2]) == [0.8, 0.5, 0.5]
     assert hazards([0.5, 0.0, 0.0]) == [0.5, 0.0, 0.0]
+
+
+def test_per_draft_acceptance_divides_by_every_draft() -> None:
+    from tracing.summary import summarize
+
+    s = summarize(make_small_trace())  # spec cycles (tau, accepted): (4,4) (4,1) (4,0) (2,2)
+    assert s["acceptance_by_position_per_draft"] == [3 / 4, 2 / 4, 1 / 4, 1 / 4]
+    assert s["acceptance_by_position"] == [3 / 4, 2 / 4, 1 / 3, 1 / 3]

@@ -66,8 +66,12 @@ def test_summary_acceptance_equals_the_engines_counters(
     assert s["spec_cycles"] == counters["num_drafts"]
     assert s["draft_acceptance_rate"] == pytest.approx(counters["draft_acceptance_rate"],
                                                        abs=1e-12)
-    # the engine counts, per position, the drafts that accepted it; the summary divides by the
-    # drafts that reached that length (vLLM's definition): the same counts over the same drafts
+    # the engine's per-position rates divide its per-position counts by all drafts
+    n = len(counters["acceptance_by_position"])
+    assert s["acceptance_by_position_per_draft"][:n] == pytest.approx(
+        counters["acceptance_by_position"], abs=1e-12)
+    assert all(x == 0 for x in s["acceptance_by_position_per_draft"][n:])
+    # acceptance_by_position divides the same counts by the drafts that reached each position
     trace = read_trace(str(load_trace))
     spec = trace.cycles[trace.cycles["tau"] > 0]
     per_pos = counters["num_accepted_tokens_per_pos"]
@@ -75,9 +79,6 @@ def test_summary_acceptance_equals_the_engines_counters(
     engine = [per_pos[i] / reached[i] if i < len(per_pos) and reached[i] else 0.0
               for i in range(len(reached))]
     assert s["acceptance_by_position"] == pytest.approx(engine, abs=1e-12)
-    if (spec["tau"] == spec["tau"].max()).all():  # every draft full length: the engine's rates
-        assert s["acceptance_by_position"] == pytest.approx(
-            counters["acceptance_by_position"][:len(reached)], abs=1e-12)
 
 
 def test_the_trace_says_what_was_measured_and_inferred(load_trace: Path) -> None:
