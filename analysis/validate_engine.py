@@ -164,7 +164,7 @@ def validate_engine(traces: dict[str, Trace]) -> dict[str, Any]:
         pred, meas = predict(a, b), measured(b)
         err = {m: (pred[m] - meas[m]) / meas[m] if meas[m] else None
                for m in ("p50_s", "p95_s", "throughput_tok_s")}
-        row = {"config": b.label, "kind": kind(a, b), "b": b.path, "predicted": pred,
+        row: dict[str, Any] = {"config": b.label, "kind": kind(a, b), "b": b.path, "predicted": pred,
                "measured": meas, "error": err}
         if b.synth_rates is not None:
             row["synth_hazards"] = hazards(b.synth_rates)

@@ -29,7 +29,8 @@ SIMPLE = ("--spec-type", "ngram-simple", "--spec-ngram-simple-size-n", "3")
 # name: (slots, concurrency, --spec-draft-n-max, drafter flags, extra flags)
 CONFIGS: dict[str, tuple[int, int, int, tuple[str, ...], tuple[str, ...]]] = {
     "base": (1, 1, 4, SIMPLE, ()),
-    "nmax2": (1, 1, 2, SIMPLE, ()),
+    # ngram-simple drafts only when its draft length (size-m) >= its n-gram (size-n): n = 2 here
+    "nmax2": (1, 1, 2, ("--spec-type", "ngram-simple", "--spec-ngram-simple-size-n", "2"), ()),
     "nmax8": (1, 1, 8, SIMPLE, ()),
     "mapk": (1, 1, 4, ("--spec-type", "ngram-map-k", "--spec-ngram-map-k-size-n", "3"), ()),
     "np2c2": (2, 2, 4, SIMPLE, ()),
@@ -78,11 +79,12 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--only", default=None, help="comma-separated configuration names")
+    ap.add_argument("--first-round", type=int, default=0, help="number of the first round")
     args = ap.parse_args()
     names = args.only.split(",") if args.only else list(CONFIGS)
     out = Path(args.out)
     (out / "raw").mkdir(parents=True, exist_ok=True)
-    for rnd in range(args.rounds):
+    for rnd in range(args.first_round, args.first_round + args.rounds):
         order = names[rnd % len(names):] + names[:rnd % len(names)]  # rotate each round
         for name in order:
             one_run(name, rnd, out, args)
