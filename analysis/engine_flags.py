@@ -62,6 +62,9 @@ def annotate(trace: Any, findings: list[Any]) -> None:
                 flags += [x for x in llamacpp_flags(ov) if x not in flags]
         if f.kind in _DRAFT_KINDS:
             flags.append(NGRAM_SIZES)
+        if f.kind == "unstable_timing":  # what llama-server offers against a noisy host
+            flags.append("-t N (no more threads than free cores: on a shared 2-core host -t 1 "
+                         "ran 10-30x faster than -t 2), --prio 2, --cpu-strict 1")
         if f.kind == "queueing_bound" and not any(x.startswith("-np") for x in flags):
             flags.append("-np N (parallel slots)")
         if flags:

@@ -30,13 +30,15 @@ def test_a_llamacpp_trace_gets_the_flags_others_do_not() -> None:
     findings = [_finding("over_speculation", [{"policy.name": "fixed", "policy.tau": 3},
                                               {"policy.name": "fixed", "policy.tau": 5}],
                          best={"policy.name": "fixed", "policy.tau": 3}),
-                _finding("queueing_bound", [{"server.max_batch": 4}])]
+                _finding("queueing_bound", [{"server.max_batch": 4}]),
+                _finding("unstable_timing", [])]
     plain = copy.deepcopy(findings)
     annotate(trace, plain)  # a specsim trace: nothing added
     assert all(not f.engine_flags and "llama.cpp" not in f.recommendation for f in plain)
     trace.meta.extra["engine"] = "llamacpp"
     annotate(trace, findings)
-    over, queue = findings
+    over, queue, noisy = findings
+    assert "--cpu-strict 1" in noisy.engine_flags[0] and "In llama.cpp: -t N" in noisy.recommendation
     assert over.engine_flags[0].startswith("--spec-ngram-simple-size-m 3")  # the best change
     assert any("--spec-ngram-simple-size-n" in x for x in over.engine_flags)
     assert "In llama.cpp: --spec-ngram-simple-size-m 3" in over.recommendation
