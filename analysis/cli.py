@@ -44,11 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     from analysis import tune_cli as analysis_tune
     from analysis import validate as analysis_validate
     from live import cli as live_cli
+    from live import engines as live_engines
     from live import serve_cli
     from sim import cli as sim_cli
     from tracing import cli as tracing_cli
 
-    for module in (live_cli, serve_cli, tracing_cli, sim_cli, analysis_commands,
+    for module in (live_cli, serve_cli, live_engines, tracing_cli, sim_cli, analysis_commands,
                    analysis_validate, analysis_costs, analysis_tune):
         module.register(sub)
     return parser

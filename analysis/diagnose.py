@@ -82,6 +82,7 @@ class Finding:
     overrides: list[dict[str, Any]] = field(default_factory=list, repr=False)
     base_overrides: dict[str, Any] = field(default_factory=dict, repr=False)
     level: str = ""
+    engine_flags: list[str] = field(default_factory=list)  # the engine's own flags for it
 
     def __post_init__(self) -> None:
         self.severity = float(min(1.0, max(0.0, self.severity)))
@@ -92,6 +93,8 @@ class Finding:
         d = asdict(self)
         d.pop("overrides")
         d.pop("base_overrides")
+        if not d["engine_flags"]:  # only a llama.cpp trace's findings carry its flags
+            d.pop("engine_flags")
         return d
 
 
@@ -509,6 +512,9 @@ def diagnose(
     findings.sort(key=lambda f: -f.severity)
     if whatif:
         predict(trace, findings, draws=draws)
+    from analysis.engine_flags import annotate
+
+    annotate(trace, findings)  # llama.cpp's flag names for a llama.cpp trace
     return findings
 
 

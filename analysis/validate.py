@@ -219,6 +219,10 @@ def validate(paths: list[str], profile: str | None = None, *,
     if not paths:
         raise SpecsimError("validate: give at least one trace")
     traces = {p: read_trace(p) for p in paths}
+    from analysis.validate_engine import is_engine_trace, validate_engine
+
+    if all(is_engine_trace(t) for t in traces.values()):  # llama.cpp runs: from one base run
+        return validate_engine(traces)
     if any(is_client_trace(t) for t in traces.values()):  # load points: the load kind
         return validate_load(traces)
     runs = [load_run(p, traces[p]) for p in paths]
@@ -473,6 +477,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     result = validate(list(args.traces), args.profile,
                       progress=not args.json and sys.stderr.isatty())
     load = result.get("kind") == "load"
+    if result.get("kind") == "engine":
+        if args.output:
+            raise SpecsimError("validate: -o is not made for llama.cpp runs; use --json")
+        if args.json:
+            from tracing.cli import print_json
+
+            print_json(result)
+        else:
+            from analysis.validate_engine import print_table as print_engine
+
+            print_engine(result)
+        return 0
     for warning in result.get("warnings", []):
         print(f"specsim: warning: {warning}", file=sys.stderr)
     if args.output:

@@ -48,6 +48,7 @@ class LoadConfig:
     rate_scale: float = 1.0
     ignore_eos: bool = False
     force: bool = False
+    metrics_url: str | None = None
 
     def __post_init__(self) -> None:
         from live.serve import check_output
@@ -71,6 +72,9 @@ class LoadConfig:
             raise SpecsimError(f"--api must be chat or completions, got {self.api!r}")
         if not self.endpoint.startswith(("http://", "https://")):
             raise SpecsimError(f"--endpoint {self.endpoint}: expected an http:// or https:// URL")
+        if self.metrics_url is not None and not self.metrics_url.startswith(("http://",
+                                                                              "https://")):
+            raise SpecsimError(f"--metrics-url {self.metrics_url}: expected an http(s):// URL")
         trace_format(self.out)
         check_output(self.out, self.force, "--out")
 
@@ -94,6 +98,7 @@ class ClientRecord:
     error: str | None = None
     sent: bool = False  # the request went out
     interrupted: bool = False  # cut by SIGINT before it ended
+    chunk_timings: list[tuple[float, dict[str, Any]]] = field(default_factory=list)  # llama.cpp
 
     @property
     def first_token_s(self) -> float | None:
@@ -190,6 +195,8 @@ async def _read_stream(resp: Any, rec: ClientRecord, clock: Callable[[], float])
             return
         chunk = parse_chunk(obj)
         rec.request_id = rec.request_id or chunk.id
+        if isinstance(obj.get("timings"), dict):  # llama.cpp (live.load_llamacpp)
+            rec.chunk_timings.append((now, obj["timings"]))
         if chunk.metrics is not None:
             rec.metrics = chunk.metrics
         if not chunk.has_choice:
@@ -248,6 +255,20 @@ async def discover_model(client: Any, endpoint: str) -> str:
                            "pass --model") from None
 
 
+async def engine_fields(client: Any, endpoint: str) -> dict[str, Any]:
+    """Request fields an engine needs to say more (llama.cpp: ``timings_per_token``)."""
+    import httpx
+
+    from live import load_llamacpp
+
+    try:
+        resp = await client.get(f"{endpoint}/v1/models")
+        models = resp.json() if resp.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        models = None
+    return load_llamacpp.request_fields() if load_llamacpp.is_llamacpp(models) else {}
+
+
 @dataclass
 class Started:
     """What a run has begun, for whoever must write it up after a SIGINT: the model and every
@@ -282,6 +303,7 @@ async def drive(config: LoadConfig, advance: Callable[[ClientRecord], None] | No
     async with httpx.AsyncClient(timeout=httpx.Timeout(config.timeout_s, connect=10.0),
                                  limits=limits) as client:
         model = config.model or await discover_model(client, endpoint)
+        extra = await engine_fields(client, endpoint)
         t0 = time.perf_counter()
         records = [ClientRecord(i, 0.0, prompts[i % len(prompts)].text, config.max_tokens)
                    for i in range(config.requests)]
@@ -289,7 +311,7 @@ async def drive(config: LoadConfig, advance: Callable[[ClientRecord], None] | No
             started.model, started.records = model, records
 
         async def one(i: int) -> None:
-            body = _payload(config, model, prompts[i % len(prompts)], i)
+            body = {**_payload(config, model, prompts[i % len(prompts)], i), **extra}
             await _send(client, f"{endpoint}{path}", body, records[i], clock)
             if advance is not None:
                 advance(records[i])
@@ -338,14 +360,21 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[ClientRecord], No
 def run_load(config: LoadConfig, *, progress: bool = False) -> dict[str, Any]:
     """Drive the endpoint, writing the client trace as requests end (:mod:`live.load_stream`);
     returns the summary. On SIGINT the trace keeps what completed, the requests in flight are
-    marked ``interrupted`` and the summary says ``interrupted``."""
+    marked ``interrupted`` and the summary says ``interrupted``. Against llama.cpp each record's
+    per-token chunks are regrouped into engine steps (:mod:`live.load_llamacpp`) and, with
+    ``--metrics-url``, the engine's counters are scraped before and after the run."""
+    from live import load_llamacpp
     from live.load_stream import StreamedTrace
     from live.load_summary import summarize_records
 
     t0 = time.perf_counter()
     started = Started()
+    before = load_llamacpp.scrape(config.metrics_url) if config.metrics_url else None
+    engine_seen = False
     with StreamedTrace(config) as out, _progress(progress, config.requests) as advance:
         def done(rec: ClientRecord) -> None:
+            nonlocal engine_seen
+            engine_seen = load_llamacpp.regroup(rec) or engine_seen
             out.add(rec, started.model or "unknown")
             advance(rec)
 
@@ -357,7 +386,14 @@ def run_load(config: LoadConfig, *, progress: bool = False) -> dict[str, Any]:
                 if rec.end_s is None:
                     rec.interrupted = True
             model, wall = started.model or "unknown", time.perf_counter() - t0
-        out.finish(records, model)
+        after = load_llamacpp.scrape(config.metrics_url) if config.metrics_url else None
+
+        def annotate(trace: Any) -> None:
+            if engine_seen or after is not None:
+                load_llamacpp.annotate(trace, records, config, before, after, engine_seen)
+
+        out.finish(records, model, annotate)
+
     summary = summarize_records(records, wall)
     summary["out"] = config.out
     summary["interrupted"] = sum(r.interrupted for r in records)

@@ -16,6 +16,7 @@ that request, its cycles dropped -- never a trace ``trace validate`` rejects.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -61,8 +62,10 @@ class StreamedTrace:
         for request in trace.request_records():
             self.writer.write_request(request)
 
-    def finish(self, records: list[ClientRecord], model: str) -> None:
-        """Rewrite ``--out`` whole from ``records`` (validated), with the run's metadata."""
+    def finish(self, records: list[ClientRecord], model: str,
+               annotate: Callable[[Any], None] | None = None) -> None:
+        """Rewrite ``--out`` whole from ``records`` (validated), with the run's metadata
+        (``annotate`` adds what the engine said to the trace's run line first)."""
         from live.load_trace import client_trace
         from tracing.io import write_trace
         from tracing.validate import validate_trace
@@ -72,6 +75,8 @@ class StreamedTrace:
             if rec.request_id not in self.ids:
                 self._checked(rec, model)
         trace = client_trace(records, self.config, model)
+        if annotate is not None:
+            annotate(trace)
         try:
             validate_trace(trace)
         except TraceError as exc:  # a bug of ours: keep what was streamed, say so

@@ -78,6 +78,9 @@ def register(sub: Any) -> None:
                    help="with --arrivals: gaps divided by this")
     q.add_argument("--ignore-eos", action="store_true",
                    help="ask for exactly --max-tokens tokens (vLLM's ignore_eos)")
+    q.add_argument("--metrics-url", default=None,
+                   help="the engine's Prometheus /metrics: scraped before and after the run, "
+                        "its spec-decode counters kept in the trace (e.g. llama-server --metrics)")
     q.add_argument("-o", "--out", required=True, help="client trace to write (.jsonl or .parquet)")
     q.add_argument("--force", action="store_true", help="overwrite --out")
     q.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -111,7 +114,8 @@ def _cmd_load(args: argparse.Namespace) -> int:
         out=args.out, rate=args.rate, concurrency=args.concurrency, arrivals=args.arrivals,
         max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
         seed=args.seed, model=args.model, api=args.api, timeout_s=args.timeout,
-        rate_scale=args.rate_scale, ignore_eos=args.ignore_eos, force=args.force)
+        rate_scale=args.rate_scale, ignore_eos=args.ignore_eos, force=args.force,
+        metrics_url=args.metrics_url)
     summary = run_load(config, progress=not args.no_progress and sys.stderr.isatty())
     if args.json:
         print(json.dumps(summary, indent=2))

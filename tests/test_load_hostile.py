@@ -51,6 +51,8 @@ def load_with(tmp_path: Path, monkeypatch: Any, replies: list[list[str]]) -> tup
     queue = list(replies)
 
     def handler(request: Any) -> Any:
+        if request.method == "GET":  # /v1/models: which engine (not llama.cpp here)
+            return httpx.Response(200, json={"object": "list", "data": [{"id": "m"}]})
         return httpx.Response(200, content=sse(queue.pop(0)),
                               headers={"content-type": "text/event-stream"})
 
@@ -150,6 +152,11 @@ async def _scripted_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     while (await receive()).get("more_body"):
         pass
+    if scope["method"] == "GET":  # /v1/models: which engine (not llama.cpp here)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b'{"data": [{"id": "m"}]}'})
+        return
     n = _scripted_app.count  # type: ignore[attr-defined]
     _scripted_app.count += 1  # type: ignore[attr-defined]
     await send({"type": "http.response.start", "status": 200,

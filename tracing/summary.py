@@ -7,6 +7,9 @@ Definitions (vLLM's names where they exist; "spec cycles" are cycles with tau > 
 - ``system_efficiency`` = sum(emitted) / sum(tau + 1) over spec cycles
 - ``acceptance_by_position[i]`` = #(accepted >= i+1) / #(tau >= i+1): the chance the (i+1)-th drafted
   token is accepted among cycles that drafted it (vLLM's per-position acceptance rate)
+- ``acceptance_by_position_per_draft[i]`` = #(accepted >= i+1) / spec cycles: the same counts over
+  every draft (how vLLM's and llama.cpp's counters divide: ``..._per_pos / num_drafts``); equal to
+  ``acceptance_by_position`` when every draft has the full length
 - ``acceptance_hazard_by_position[i]`` = #(accepted >= i+1) / #(accepted >= i and tau >= i+1): the
   chance position i+1 is accepted given that it was drafted and everything before it was
 - ``tokens_per_cycle`` = mean emitted per spec cycle (all cycles when none speculates)
@@ -132,6 +135,8 @@ def summarize(trace: Trace, *, include_interrupted: bool = False) -> dict[str, A
         "mean_acceptance_length": 1.0 + acc_total / n_spec if n_spec else 1.0,
         "system_efficiency": float(emitted[spec].sum() / (tau[spec] + 1).sum()) if n_spec else 0.0,
         "acceptance_by_position": by_pos,
+        "acceptance_by_position_per_draft": [
+            float((accepted[spec] >= i + 1).sum() / n_spec) for i in range(len(by_pos))],
         "acceptance_hazard_by_position": hazard,
         "verify_passes_per_request": float(r_all["verify_passes"].mean()) if len(r_all) else 0.0,
         "latency_s": percentiles(latency),

@@ -14,16 +14,18 @@ from tracing.importers.profile import ImportResult
 def importers() -> dict[str, Callable[[list[str]], ImportResult]]:
     """FORMAT -> importer (imported lazily: each is a pure function of its files)."""
     from tracing.importers.llamacpp import import_llamacpp
+    from tracing.importers.llamacpp_log import import_llamacpp_log
     from tracing.importers.prometheus import import_prometheus
     from tracing.importers.sglang import import_sglang
     from tracing.importers.vllm import import_vllm
     from tracing.importers.vllm_log import import_vllm_log
 
     return {"vllm": import_vllm, "vllm-log": import_vllm_log, "prometheus": import_prometheus,
-            "sglang": import_sglang, "llamacpp": import_llamacpp}
+            "sglang": import_sglang, "llamacpp": import_llamacpp,
+            "llamacpp-log": import_llamacpp_log}
 
 
-FORMATS = ("vllm", "vllm-log", "prometheus", "sglang", "llamacpp")
+FORMATS = ("vllm", "vllm-log", "prometheus", "sglang", "llamacpp", "llamacpp-log")
 
 
 def run_import(fmt: str, sources: list[str]) -> ImportResult:

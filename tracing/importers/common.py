@@ -30,13 +30,21 @@ def read_text(path: str) -> str:
 
 
 def json_objects(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line, object) of a JSONL file -- or of a JSON array / single object file (line 1).
+    """(line, object) of a JSONL file -- or of a JSON array / one (pretty-printed) object (line 1).
 
     Blank lines are skipped; ``data: {...}`` lines of a saved server-sent-event stream are read
     as their JSON (``data: [DONE]`` skipped).
     """
     text = read_text(path)
     stripped = text.lstrip()
+    if stripped.startswith("{") and "\n" in stripped.rstrip():  # one pretty-printed object?
+        try:
+            whole = json.loads(text)
+        except json.JSONDecodeError:
+            whole = None  # JSON lines
+        if isinstance(whole, dict):
+            yield 1, whole
+            return
     if stripped.startswith("["):
         try:
             data = json.loads(text)

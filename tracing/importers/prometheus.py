@@ -9,7 +9,9 @@ totals, and ``missing`` says so)::
     vllm:spec_decode_num_accepted_tokens_per_pos_total{...,position="0"} 100.0
 
 with or without the ``_total`` suffix and with any labels (series are summed over every label but
-``position``). SGLang's ``sglang:spec_accept_length`` gauge (its recent mean acceptance length) is
+``position``). llama.cpp's ``llama-server --metrics`` exposes the same four counters under the
+``llamacpp:`` prefix (``llamacpp:spec_decode_num_drafts_total`` ...); they are read alike and
+``extra.engine`` says which engine's names were found. SGLang's ``sglang:spec_accept_length`` gauge (its recent mean acceptance length) is
 read from the last scrape. A counter that goes down between the scrapes (a restart, or the files
 in the wrong order) is an error naming the file, line and metric.
 """
@@ -34,14 +36,31 @@ _COUNTERS = (DRAFTS, DRAFT_TOKENS, ACCEPTED, PER_POS)
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\S+)?\s*$")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
+_ENGINES = {"vllm:": "vllm", "llamacpp:": "llamacpp"}
+
 Series = dict[tuple[str, str], tuple[float, int]]  # (metric, position) -> (value, line)
 
 
+def _canonical(name: str) -> tuple[str, str | None]:
+    """(vLLM's name, engine) of a counter name in vLLM's or llama.cpp's spelling."""
+    for prefix, engine in _ENGINES.items():
+        if name.startswith(prefix):
+            return "vllm:" + name[len(prefix):], engine
+    return name, None
+
+
 def parse_scrape(path: str) -> tuple[Series, float | None]:
-    """The spec-decode counters of one scrape, summed over labels, and SGLang's gauge."""
+    """The spec-decode counters of one scrape file, summed over labels, and SGLang's gauge."""
+    return parse_text(read_text(path), path)
+
+
+def parse_text(text: str, path: str, engines: set[str] | None = None
+               ) -> tuple[Series, float | None]:
+    """:func:`parse_scrape` of a scrape's text (``path`` names it in errors); the engines whose
+    counter names were seen are added to ``engines``."""
     series: Series = {}
     gauge: float | None = None
-    for i, raw in enumerate(read_text(path).splitlines(), start=1):
+    for i, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -49,9 +68,11 @@ def parse_scrape(path: str) -> tuple[Series, float | None]:
         if m is None:
             continue  # not a sample line we read
         name = m.group(1)
-        base = name[:-6] if name.endswith("_total") else name
+        base, engine = _canonical(name[:-6] if name.endswith("_total") else name)
         if base not in _COUNTERS and base != SGLANG_LEN:
             continue
+        if engine is not None and engines is not None:
+            engines.add(engine)
         try:
             value = float(m.group(4))
         except ValueError:
@@ -78,13 +99,31 @@ def parse_scrape(path: str) -> tuple[Series, float | None]:
     return series, gauge
 
 
+def profile_between(before: str, after: str, where: str) -> AcceptanceProfile:
+    """The acceptance counters of a run from the texts of the scrapes before and after it."""
+    return _difference(parse_text(before, f"{where} before")[0],
+                       parse_text(after, f"{where} after")[0],
+                       [f"{where} before", f"{where} after"])
+
+
 def import_prometheus(paths: list[str]) -> ImportResult:
     """Difference two scrapes (or read one) into an acceptance profile."""
     if len(paths) > 2:
         raise TraceError(paths[2], "prometheus takes one or two scrapes (before, after)")
+    engines: set[str] = set()
+    after, gauge = parse_text(read_text(paths[-1]), paths[-1], engines)
+    before: Series = (parse_text(read_text(paths[0]), paths[0], engines)[0]
+                      if len(paths) == 2 else {})
+    prof = _difference(before, after, paths)
+    result = ImportResult("prometheus", prof)
+    if engines:
+        result.extra["engine"] = ",".join(sorted(engines))
+    return _describe(result, prof, paths, gauge, after)
+
+
+def _difference(before: Series, after: Series, paths: list[str]) -> AcceptanceProfile:
+    """``after - before`` as an acceptance profile, checked (counters never go down)."""
     after_path = paths[-1]
-    after, gauge = parse_scrape(after_path)
-    before: Series = parse_scrape(paths[0])[0] if len(paths) == 2 else {}
     delta: dict[tuple[str, str], float] = {}
     for key, (value, line) in after.items():
         old = before.get(key, (0.0, 0))[0]
@@ -110,13 +149,20 @@ def import_prometheus(paths: list[str]) -> ImportResult:
         if a > prof.drafts + 1e-9 and prof.drafts:
             raise TraceError(after_path, f"position {i} accepted {a:g} times in {prof.drafts:g} "
                              "drafts", line=after[(PER_POS, str(i))][1], field=PER_POS)
-    result = ImportResult("prometheus", prof)
+    return prof
+
+
+def _describe(result: ImportResult, prof: AcceptanceProfile, paths: list[str],
+              gauge: float | None, after: Series) -> ImportResult:
+    """What the scrapes could not say (``missing``) and SGLang's gauge."""
+    per_pos = prof.accepted_per_pos
     result.missing["requests"] = "a scrape has server counters, no requests"
     if len(paths) == 1:
         result.missing["before"] = ("one scrape: the server's lifetime totals (give the scrape "
                                     "before and after a run for that run's counts)")
-    if not any(k[0] == DRAFTS for k in delta) and not any(k[0] == ACCEPTED for k in delta):
-        result.missing["vllm counters"] = "no vllm:spec_decode_* counters in the scrape"
+    if not any(k[0] in (DRAFTS, ACCEPTED) for k in after):
+        result.missing["vllm counters"] = ("no vllm:spec_decode_* (or llamacpp:spec_decode_*) "
+                                           "counters in the scrape")
     if not per_pos and prof.drafts:
         result.missing["acceptance_by_position"] = "no ..._num_accepted_tokens_per_pos counters"
     if gauge is not None:
