@@ -12,27 +12,27 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from analysis.report import (
-    ReportConfig,
-    WhatIfConfig,
-    WhatIfs,
-    findings_and_metrics,
-    run_whatifs,
-    write_report,
-)
 from tracing.errors import SpecsimError
-from tracing.io import read_trace
 from tracing.outputs import add_force, add_out, claim, publish
-from tracing.trace import Trace
+
+if TYPE_CHECKING:  # the handlers import these: building the parser must not load pandas/plotly
+    from analysis.report import ReportConfig, WhatIfs
+    from tracing.trace import Trace
 
 TRACES_DIR = Path(__file__).resolve().parents[1] / "traces"
 DEMO_TRACES = ("live_edit_ngram.jsonl", "live_chat_layerskip.jsonl")
+DEMO_MARK = ".specsim-demo"  # in a folder `specsim demo` made: it may rewrite what is there
+# Defaults of the report flags (analysis.report's WhatIfConfig.requests and
+# ReportConfig.timeline_requests; a test keeps them equal) written out so that building the
+# parser does not import analysis.report.
+WHATIF_REQUESTS = 300
+TIMELINE_REQUESTS = 20
 
 
 def register(sub: Any) -> None:
@@ -77,13 +77,15 @@ def _report_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--slo-p95-ms", type=float, default=None,
                    help="p95 latency SLO of the what-ifs (default: the measured p95)")
     p.add_argument("--no-whatif", action="store_true", help="skip the simulator sweeps")
-    p.add_argument("--whatif-requests", type=int, default=WhatIfConfig.requests,
+    p.add_argument("--whatif-requests", type=int, default=WHATIF_REQUESTS,
                    help="requests simulated per what-if point (default: %(default)s)")
-    p.add_argument("--timeline-requests", type=int, default=ReportConfig.timeline_requests,
+    p.add_argument("--timeline-requests", type=int, default=TIMELINE_REQUESTS,
                    help="requests drawn in the timeline (default: %(default)s)")
 
 
 def _config(args: argparse.Namespace) -> ReportConfig:
+    from analysis.report import ReportConfig, WhatIfConfig
+
     if args.whatif_requests < 1 or args.timeline_requests < 1:
         raise SpecsimError("--whatif-requests and --timeline-requests must be >= 1")
     if args.slo_p95_ms is not None and args.slo_p95_ms <= 0:
@@ -95,30 +97,20 @@ def _config(args: argparse.Namespace) -> ReportConfig:
 
 @contextmanager
 def _steps(console: Console, total: int) -> Iterator[Any]:
-    """A progress bar on stderr whose ``step(message)`` advances one step."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    """Named steps on stderr (a bar on a terminal, plain lines when piped): ``step(message)``."""
+    from tracing.progress import steps
 
-    progress = Progress(TextColumn("{task.description:<16}"), BarColumn(), TimeElapsedColumn(),
-                        console=console, transient=True)
-    with progress:
-        task = progress.add_task("starting", total=total)
-        started = False
-
-        def step(message: str) -> None:
-            nonlocal started
-            if started:
-                progress.advance(task)
-            started = True
-            progress.update(task, description=message)
-
+    with steps(total) as step:
         yield step
-        progress.update(task, completed=total)
 
 
 # ---- diagnose -------------------------------------------------------------------------------
 
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
+    from analysis.report import findings_and_metrics
+    from tracing.io import read_trace
+
     trace = read_trace(args.trace)
     findings, metrics = findings_and_metrics(trace, whatif=not args.no_whatif)
     warnings = timing_warnings(findings)
@@ -188,6 +180,9 @@ def _print_findings(console: Console, findings: list[dict[str, Any]]) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from analysis.report import write_report
+    from tracing.io import read_trace
+
     config = _config(args)
     out = Path(args.out) if args.out else Path(f"{Path(args.trace).stem}.report.html")
     _check_out_dir(out.parent)
@@ -223,6 +218,8 @@ def _check_out_dir(folder: Path) -> None:
 def demo_trace() -> tuple[Trace, str]:
     """The bundled trace (a live capture when one ships, else the synthetic sample); without
     the traces folder (an install that left it out), a small simulated run."""
+    from tracing.io import read_trace
+
     for name in DEMO_TRACES:
         path = TRACES_DIR / name
         if path.is_file():
@@ -244,15 +241,33 @@ NEXT_STEPS = (
 )
 
 
+def own_demo_dir(out_dir: Path, force: bool) -> None:
+    """Make ``out_dir`` the demo's own folder, or refuse (before any work is done).
+
+    A folder that does not exist, is empty, or holds the mark a previous ``specsim demo`` left
+    is the demo's: its report and findings are rewritten, so the demo can be re-run as it is.
+    A non-empty folder without the mark is someone else's: refused unless ``--force``.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SpecsimError(f"{out_dir}: exists and is not a folder (--out)")
+    owned = not out_dir.exists() or (out_dir / DEMO_MARK).is_file() or not any(out_dir.iterdir())
+    if not owned and not force:
+        raise SpecsimError(f"{out_dir}: a folder that `specsim demo` did not make (use --force "
+                           "to write into it anyway, or choose another --out)")
+    for name in ("report.html", "findings.json"):
+        claim(out_dir / name, True)  # a folder in the way is still refused
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / DEMO_MARK).write_text("written by `specsim demo`; it rewrites this folder\n",
+                                     encoding="utf-8")
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from analysis.report import findings_and_metrics, run_whatifs, write_report
+
     config = _config(args)
     out_dir = Path(args.out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise SpecsimError(f"{out_dir}: exists and is not a folder")
     report, found = out_dir / "report.html", out_dir / "findings.json"
-    for path in (report, found):
-        claim(path, args.force)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    own_demo_dir(out_dir, args.force)
     console, err = Console(), Console(stderr=True)
     with _steps(err, 4) as step:
         step("loading trace")
@@ -298,6 +313,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     out = claim(args.out, args.force)
     if out is not None:
         _check_out_dir(out.parent)
+    from tracing.io import read_trace
+
     a, b = read_trace(args.a), read_trace(args.b)
     result = compare(a, b, draws=args.draws)
     if out is not None:

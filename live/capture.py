@@ -146,8 +146,14 @@ def _partial_request(rid: int, start_s: float, end_s: float, prompt_tokens: int,
 def _progress(enabled: bool, total_tokens: int, n_requests: int
               ) -> Iterator[Callable[[int, int], None]]:
     """A rich progress bar on stderr; yields ``advance(tokens, requests)``."""
-    if not enabled:
+    from tracing.progress import Bar, mode
+
+    if not enabled or mode() == "off":
         yield lambda tokens, requests: None
+        return
+    if mode() == "plain":  # piped: plain lines over the tokens
+        with Bar("capture tokens", total_tokens) as plain:
+            yield lambda tokens, requests: plain.advance(tokens)
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -377,6 +383,10 @@ def capture(config: CaptureConfig, *, progress: bool = True, target: Any = None,
     they are loaded from ``config``. Returns what was written; a Ctrl-C ends the run early with
     a valid trace and ``interrupted=True``.
     """
+    if progress:
+        from tracing.progress import say
+
+        say(f"capture: loading {config.target} and draft {config.draft}, warming up, profiling")
     run = LiveRun(config, target=target, draft=draft)
     try:
         with _progress(progress, len(run.prompts) * config.max_new_tokens,

@@ -15,20 +15,19 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sim.calibrate import scenario_from_trace
-from sim.engine import SimResult, simulate
-from sim.execution import check_cluster
-from sim.intervals import DRAWS
-from sim.replicate import replicate
-from sim.scenario import Scenario
-from sim.whatif import WhatIfResult, output_paths, parse_vary, sweep, write_outputs
 from tracing.errors import SpecsimError
 from tracing.outputs import add_force, add_out, claim, publish
-from tracing.trace import Trace
+
+if TYPE_CHECKING:  # the handlers import the simulator: the parser must not load numpy/SimPy
+    from sim.engine import SimResult
+    from sim.scenario import Scenario
+    from sim.whatif import WhatIfResult
+    from tracing.trace import Trace
 
 TRACE_SUFFIXES = (".jsonl", ".parquet")
+DRAWS = 20  # default --intervals: sim.intervals.DRAWS (a test keeps them equal)
 
 
 def register(sub: Any) -> None:
@@ -81,6 +80,8 @@ def register(sub: Any) -> None:
 
 def load_base(path: str, trace_path: str | None = None) -> tuple[Scenario, Trace | None]:
     """A scenario file (with an optional trace for its "trace" keys), or a trace to replay."""
+    from sim.calibrate import scenario_from_trace
+    from sim.scenario import Scenario
     from tracing.io import read_trace
 
     suffix = Path(path).suffix
@@ -126,6 +127,9 @@ def beside(out: str | Path, what: str) -> Path:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Handler of ``specsim simulate``."""
+    from sim.engine import simulate
+    from sim.replicate import replicate
+
     if args.out:
         claim(args.out, args.force)
         claim(beside(args.out, "scenario.toml"), args.force)
@@ -135,7 +139,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     n = scenario.sim.replications if args.replications is None else args.replications
     if n < 1:
         raise SpecsimError(f"--replications {n}: must be >= 1")
-    show_bar = not args.json and sys.stderr.isatty()
+    show_bar = not args.json  # a bar on a terminal, plain lines when piped
     result = (
         replicate(scenario, n, trace, progress=show_bar)
         if n > 1
@@ -173,6 +177,9 @@ def _write_sim(result: SimResult, scenario: Scenario, out: str) -> list[Path]:
 
 def cmd_whatif(args: argparse.Namespace) -> int:
     """Handler of ``specsim whatif``."""
+    from sim.execution import check_cluster
+    from sim.whatif import output_paths, parse_vary, sweep, write_outputs
+
     if args.out:
         for path in output_paths(args.out):
             claim(path, args.force)
@@ -191,7 +198,7 @@ def cmd_whatif(args: argparse.Namespace) -> int:
         slo_p95_ms=args.slo_p95_ms,
         jobs=args.jobs,
         cluster=args.cluster,
-        progress=not args.json and sys.stderr.isatty(),
+        progress=not args.json,  # a bar on a terminal, plain lines when piped
         intervals=args.intervals,
     )
     written = write_outputs(result, base, args.out, force=args.force) if args.out else []

@@ -44,7 +44,9 @@ def _rng(lo: float | None = None, hi: float | None = None, **kw: Any) -> Any:
 class WorkloadConfig:
     """[workload]: how many requests, their lengths and how they arrive."""
 
-    requests: int = field(default=200, metadata=_rng(1))
+    # how many requests; with arrival = "file", 0 (its default there) = every request of the
+    # file from start_s on
+    requests: int = field(default=200, metadata=_rng(0))
     prompt_tokens: TokenSpec = field(default=128, metadata={"tokens": True})
     output_tokens: TokenSpec = field(default=256, metadata={"tokens": True})
     arrival: str = field(default="closed",
@@ -234,7 +236,8 @@ class Scenario:
                 parts[section] = _build_policy(table, where)
             elif section == "workload" and table.get("arrival") == "file":
                 # lengths come from the arrivals file unless given
-                table = {"prompt_tokens": "file", "output_tokens": "file", **table}
+                # lengths and the count come from the arrivals file unless given
+                table = {"prompt_tokens": "file", "output_tokens": "file", "requests": 0, **table}
                 parts[section] = _build_section(SECTIONS[section], section, table, where)
             else:
                 parts[section] = _build_section(SECTIONS[section], section, table, where)
@@ -376,6 +379,9 @@ class Scenario:
             raise SpecsimError(f'{where}: [workload] arrival = "file" needs arrivals_file = "PATH" '
                                "(an Azure LLM trace CSV, a Mooncake JSONL or a specsim trace)")
         if w.arrival != "file":
+            if w.requests < 1:
+                raise SpecsimError(f"{where}: [workload] requests = {w.requests}: must be >= 1 "
+                                   '(0, "every request of the file", only with arrival = "file")')
             if w.arrivals_file:
                 raise SpecsimError(f'{where}: [workload] arrivals_file = "{w.arrivals_file}": '
                                    'only with arrival = "file"')

@@ -332,18 +332,15 @@ def write_outputs(
 
 
 class _Bar:
-    """A rich progress bar over the grid's points (on stderr, gone when done)."""
+    """Progress over the grid's points on stderr (a bar on a terminal, plain lines piped)."""
 
     def __init__(self, total: int, what: str = "what-if") -> None:
-        from rich.console import Console
-        from rich.progress import Progress
+        from tracing.progress import Bar
 
-        self._progress = Progress(console=Console(stderr=True), transient=True)
-        self._progress.start()
-        self._task = self._progress.add_task(what, total=total)
+        self._bar = Bar(what, total)
 
     def advance(self) -> None:
-        self._progress.advance(self._task)
+        self._bar.advance()
 
     def close(self) -> None:
-        self._progress.stop()
+        self._bar.close()

@@ -110,11 +110,8 @@ def test_demo(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     # It ends by saying what to try next.
     tail = printed.strip().splitlines()[-5:]
     assert tail[0] == "what to try next:" and any("specsim compare" in t for t in tail)
-    # A second run refuses to overwrite without --force, naming the file; --json with it.
-    assert main(["demo", "--out", str(out_dir), "--no-whatif"]) == 2
-    err = capsys.readouterr().err
-    assert "report.html" in err and "--force" in err
-    assert main(["demo", "-o", str(out_dir), "--no-whatif", "--force", "--json"]) == 0
+    # A second run rewrites the demo's own folder as it is (issue 24); --json with it.
+    assert main(["demo", "-o", str(out_dir), "--no-whatif", "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     assert got["written"] == [str(out_dir / "report.html"), str(out_dir / "findings.json")]
     assert got["next"] and "findings" in got
