@@ -25,6 +25,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from analysis import figures as F
+from analysis.metrics import first_requests
 from tracing.errors import SpecsimError
 from tracing.summary import summarize
 from tracing.trace import Trace
@@ -151,16 +152,6 @@ def run_whatifs(trace: Trace, config: WhatIfConfig | None = None) -> WhatIfs:
     except SpecsimError as exc:
         out.warnings.append(f"what-if draft depth: {exc}")
     return out
-
-
-def first_requests(trace: Trace, n: int) -> Trace:
-    """The trace cut to its first ``n`` requests by arrival and their cycles (itself if fewer)."""
-    if len(trace.requests) <= n:
-        return trace
-    rows = F.request_order(trace)[: max(1, n)]
-    requests = trace.requests.iloc[np.sort(rows)].reset_index(drop=True)
-    cycles = trace.cycles[trace.cycles["request_id"].isin(requests["request_id"])]
-    return Trace(trace.meta, requests, cycles.reset_index(drop=True), path=trace.path)
 
 
 def _recorded_batch(trace: Trace) -> int:
