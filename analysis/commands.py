@@ -143,8 +143,9 @@ def timing_warnings(findings: list[dict[str, Any]]) -> list[str]:
 
 
 def _headline(metrics: dict[str, Any]) -> str:
-    """Tokens per cycle, acceptance and latency in one line (keys absent are skipped)."""
-    parts = []
+    """Tokens per cycle, acceptance and latency in one line (keys absent are skipped), all
+    measured in the trace."""
+    parts = ["measured:"]
     for key, label in (("tokens_per_cycle", "tokens/cycle"),
                        ("draft_acceptance_rate", "acceptance rate"),
                        ("speedup_vs_target_only", "speedup vs target-only")):
@@ -156,14 +157,16 @@ def _headline(metrics: dict[str, Any]) -> str:
     if isinstance(latency, dict) and "p95" in latency:
         parts.append(f"latency p50 {latency.get('p50', 0) * 1e3:.1f} ms, "
                      f"p95 {latency['p95'] * 1e3:.1f} ms")
-    return "  ".join(parts)
+    return "  ".join(parts) if len(parts) > 1 else ""
 
 
 def _print_findings(console: Console, findings: list[dict[str, Any]]) -> None:
     if not findings:
         console.print("No bottleneck found.")
         return
-    table = Table(title="Findings (most severe first)", show_lines=True)
+    from analysis.report_tables import SEVERITY_NOTE
+
+    table = Table(title="Findings (most severe first)", caption=SEVERITY_NOTE, show_lines=True)
     for col in ("severity", "kind", "finding", "recommendation"):
         table.add_column(col, overflow="fold")
     for f in findings:
@@ -367,16 +370,19 @@ def _best_line(w: WhatIfs | None) -> str:
     if best is None:
         return (f"what-if: no tau or budget setting meets the SLO p95 {w.slo_p95_ms:.1f} ms "
                 f"({w.slo_source}) without overload")
-    vary = ", ".join(f"{k}={v}" for k, v in best["vary"].items())
+    from analysis.report_tables import settings_text
+
+    vary = settings_text(best["vary"])
     speedup = best.get("speedup_vs_target_only")
     ci = (best.get("ci95") or {}).get("p95_s")
     band = f" [{ci[0] * 1e3:.1f}-{ci[1] * 1e3:.1f}]" if ci else ""
     tied = w.best_reason.startswith("no clear best")
     head = (f"what-if: no clear best; of the settings the noise cannot separate, {vary} has the "
             "best p50" if tied else f"best what-if: {vary}")
-    return (f"{head}: p95 {best['latency_s']['p95'] * 1e3:.1f}{band} ms "
+    return (f"{head}: simulated p95 {best['latency_s']['p95'] * 1e3:.1f}{band} ms "
             f"(measured {w.measured_p95_ms:.1f} ms, SLO {w.slo_p95_ms:.1f} ms)"
-            + (f", speedup vs target-only x{speedup:.2f}" if speedup is not None else "")
+            + (f", simulated speedup vs target-only x{speedup:.2f}" if speedup is not None
+               else "")
             + (f" [{w.best_reason}]" if w.best_reason else ""))
 
 

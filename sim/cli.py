@@ -239,7 +239,8 @@ def _print_figures(result: SimResult, scenario: Scenario) -> None:
 
     f = result.figures
     lat = f["latency_s"]
-    table = Table(title=f"simulate: {scenario.where} ({f['policy']})", show_header=True)
+    table = Table(title=f"simulated: {scenario.where} ({f['policy']}, basis {f.get('basis')})",
+                  show_header=True)
     table.add_column("figure")
     for name in ("value / mean", "p50", "p95", "p99"):
         table.add_column(name, justify="right")
@@ -269,12 +270,36 @@ def _print_figures(result: SimResult, scenario: Scenario) -> None:
     ]
     for row in rows:
         table.add_row(*row)
+    band = f.get("band")
+    if band:  # a catalog-priced run: the factor each latency may be off by
+        table.add_row(f"latency band /{band:g} to x{band:g} (ms)", "",
+                      *(f"{_ms(lat[k] / band)}-{_ms(lat[k] * band)}" for k in ("p50", "p95")), "")
     console = _console()
     console.print(table)
+    console.print(basis_line(f), soft_wrap=True, markup=False)
     if f.get("overloaded"):
         console.print("[bold red]overloaded:[/] the queue grows without bound at this rate")
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
+
+
+BASES = {
+    "trace": "costs fitted on the trace's own timings",
+    "profile": "costs from a measured device profile",
+    "catalog": "costs moved to another device by the catalog's roofline, an estimate",
+    "scenario": "costs as the scenario sets them",
+}
+
+
+def basis_line(figures: dict[str, Any]) -> str:
+    """What the simulated figures rest on: their basis, and a catalog's band."""
+    basis = str(figures.get("basis") or "scenario")
+    text = f"simulated; basis: {basis} ({BASES.get(basis, basis)})"
+    band = figures.get("band")
+    if band:
+        text += (f"; band {band:g}: each latency may be off by that factor either way "
+                 "(the 'latency band' row)")
+    return text
 
 
 def _with_ci(point: dict[str, Any], key: str) -> str:

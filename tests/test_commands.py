@@ -84,8 +84,10 @@ def test_report_writes_one_file(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert main(["report", SAMPLE, "-o", str(out), "--whatif-requests", "10"]) == 0
     assert str(out) in capsys.readouterr().out
     page = out.read_text(encoding="utf-8")
-    assert page.count("data-plot=") == 11
-    assert "What-if: hardware" in page and "What-if: draft depth" in page
+    # an n-gram draft: no draft-depth chart (it has no layers), and the page says why
+    assert page.count("data-plot=") == 10
+    assert "What-if: hardware" in page and "What-if: draft depth" not in page
+    assert "draft depth</b>: not drawn" in page
     assert "catalog x" in page  # the hardware chart says each point's basis and band
 
 

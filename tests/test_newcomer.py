@@ -44,9 +44,17 @@ def test_flag_defaults_written_out_match_their_source() -> None:
 
 def test_progress_is_plain_lines_when_piped(capsys: pytest.CaptureFixture[str],
                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracing import progress
     from tracing.progress import Bar, steps
 
     monkeypatch.delenv("SPECSIM_PROGRESS", raising=False)
+    with Bar("what-if", 20) as bar:
+        for _ in range(20):
+            bar.advance()
+    lines = capsys.readouterr().err.splitlines()
+    # a quick job: the line it starts with and the one it ends with
+    assert lines == ["specsim: what-if: 0/20 (0%), 0 s", "specsim: what-if: 20/20 (100%), 0 s"]
+    monkeypatch.setattr(progress, "PLAIN_MIN_GAP_S", 0.0)  # as if each point took seconds
     with Bar("what-if", 20) as bar:
         for _ in range(20):
             bar.advance()

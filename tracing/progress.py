@@ -2,8 +2,9 @@
 
 Every long command (``whatif``, ``validate``, ``demo``, ``capture``, ``profile``, ``serve``'s
 start-up, ``simulate``) reports through :class:`Bar` or :func:`say`, so a run whose stderr goes
-to a file or a pipe still says what it is doing: one line per 10% of the work (and at least one
-a minute), ``specsim: LABEL: 12/40 (30%), 85 s``. ``SPECSIM_PROGRESS=plain`` forces the plain
+to a file or a pipe still says what it is doing: a line when it starts, one per 10% of the work
+(at most one per :data:`PLAIN_MIN_GAP_S`, and at least one a minute) and one when it is done,
+``specsim: LABEL: 12/40 (30%), 85 s``. ``SPECSIM_PROGRESS=plain`` forces the plain
 lines on a terminal too; ``=off`` silences both.
 
 Light on purpose (no rich at import): building the ``specsim`` parser imports this module.
@@ -20,6 +21,7 @@ from typing import Any, TextIO
 
 PLAIN_STEP = 0.10  # a plain line each time this fraction of the work more is done
 PLAIN_EVERY_S = 60.0  # ... or when this long has passed since the last line
+PLAIN_MIN_GAP_S = 2.0  # but no closer than this (a quick job: its first and last line only)
 
 
 def mode(stream: TextIO | None = None) -> str:
@@ -69,8 +71,9 @@ class Bar:
         elif self._mode == "plain":
             frac = self.done / self.total if self.total else 1.0
             now = time.monotonic()
-            if (frac - self._last_frac >= PLAIN_STEP - 1e-9 or now - self._last_time >= PLAIN_EVERY_S
-                    or (frac >= 1.0 > self._last_frac)):
+            gap = now - self._last_time
+            if ((frac - self._last_frac >= PLAIN_STEP - 1e-9 and gap >= PLAIN_MIN_GAP_S)
+                    or gap >= PLAIN_EVERY_S or (frac >= 1.0 > self._last_frac)):
                 self._last_frac, self._last_time = frac, now
                 self._line()
 
