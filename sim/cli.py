@@ -57,6 +57,7 @@ def register(sub: Any) -> None:
         description="Simulate the cartesian grid of --vary keys over a scenario or a trace.",
     )
     w.add_argument("base", metavar="TRACE|SCENARIO", help="trace (.jsonl/.parquet) or .toml")
+    w.add_argument("--trace", help='with a scenario: the trace feeding its "trace" keys')
     w.add_argument(
         "--vary",
         action="append",
@@ -95,7 +96,7 @@ def load_base(path: str, trace_path: str | None = None) -> tuple[Scenario, Trace
     scenario = Scenario.from_toml(path)
     if _is_empty(path):
         print(f"specsim: warning: {path}: the scenario sets nothing; every value is a default "
-              "(see the scenario keys in the README)", file=sys.stderr)
+              "(see the scenario keys in docs/scenario.md)", file=sys.stderr)
     if trace_path and not scenario.needs_trace:
         raise SpecsimError(
             f'--trace {trace_path}: {path} reads nothing from a trace (no key is "trace"); drop '
@@ -183,7 +184,7 @@ def cmd_whatif(args: argparse.Namespace) -> int:
     if args.out:
         for path in output_paths(args.out):
             claim(path, args.force)
-    base, trace = load_base(args.base)
+    base, trace = load_base(args.base, args.trace)
     vary = parse_vary(args.vary)
     if args.jobs is not None and args.jobs < 1:
         raise SpecsimError(f"--jobs {args.jobs}: must be >= 1")

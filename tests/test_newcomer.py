@@ -134,3 +134,19 @@ def test_file_arrivals_run_the_files_requests_and_name_its_rate(tmp_path: Path) 
     assert len(simulate(Scenario.from_dict(d, where=where), seed=0).trace.requests) == 3
     with pytest.raises(SpecsimError, match="requests = 0: must be >= 1"):
         Scenario.from_dict({"workload": {"requests": 0}})
+
+
+def test_whatif_takes_the_trace_of_a_scenarios_trace_keys(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # README's walkthrough: production arrivals, costs and acceptance fitted on your run
+    (tmp_path / "azure.csv").write_text(AZURE)
+    scenario = tmp_path / "azure.toml"
+    scenario.write_text('[workload]\narrival = "file"\narrivals_file = "azure.csv"\n'
+                        'requests = 12\n[acceptance]\nmodel = "trace"\n[latency]\nmodel = "trace"\n')
+    assert main(["whatif", str(scenario), "--vary", "policy.tau=1,2"]) == 2  # no trace given
+    assert "--trace" in capsys.readouterr().err
+    assert main(["whatif", str(scenario), "--trace", SAMPLE, "--vary", "policy.tau=1,2",
+                 "--intervals", "0", "--json"]) == 0
+    points = json.loads(capsys.readouterr().out)["points"]
+    assert [p["vary"] for p in points] == [{"policy.tau": 1}, {"policy.tau": 2}]
+    assert all(p["requests"] == 12 for p in points)
