@@ -383,11 +383,13 @@ def capture(config: CaptureConfig, *, progress: bool = True, target: Any = None,
     they are loaded from ``config``. Returns what was written; a Ctrl-C ends the run early with
     a valid trace and ``interrupted=True``.
     """
-    if progress:
+    t0 = time.perf_counter()
+    run = LiveRun(config, target=target, draft=draft)
+    if progress:  # after the inputs are checked: bad input stays one line on stderr
         from tracing.progress import say
 
-        say(f"capture: loading {config.target} and draft {config.draft}, warming up, profiling")
-    run = LiveRun(config, target=target, draft=draft)
+        say(f"capture: {config.target} and draft {config.draft} loaded, warmed up and profiled "
+            f"in {time.perf_counter() - t0:.0f} s; decoding {len(run.prompts)} prompts")
     try:
         with _progress(progress, len(run.prompts) * config.max_new_tokens,
                        len(run.prompts)) as advance:

@@ -209,10 +209,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     from live.drafts import make_draft
     from live.models import load_model, quiet_transformers
     from live.profile import profile_device
-    from tracing.progress import say
-
     quiet_transformers()
-    say(f"profile: loading {args.target}")
     target = load_model(args.target, device=args.device, dtype=args.dtype)
     limit = getattr(target.model.config, "max_position_embeddings", None)
     if limit and max(contexts) + max(tokens) > int(limit):
