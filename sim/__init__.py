@@ -8,6 +8,8 @@ Public names load their module on first use (``from sim import simulate``), so i
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -31,6 +33,23 @@ _EXPORTS = {
     "make_policy": "sim.policies",
     "Scenario": "sim.scenario",
 }
+
+
+class _Sim(types.ModuleType):
+    """``sim.calibrate`` names both a sub-package and the function it exports: the attribute is
+    the function (what ``sim.calibrate(...)`` and ``from sim import calibrate`` gave when this
+    package imported it eagerly), whatever imports the sub-package and when."""
+
+    @property
+    def calibrate(self) -> Any:
+        return importlib.import_module("sim.calibrate").calibrate
+
+    @calibrate.setter
+    def calibrate(self, value: Any) -> None:
+        """The import system binding the sub-package: ``sys.modules`` has it already."""
+
+
+sys.modules[__name__].__class__ = _Sim
 
 
 def __getattr__(name: str) -> Any:
