@@ -12,27 +12,27 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from analysis.report import (
-    ReportConfig,
-    WhatIfConfig,
-    WhatIfs,
-    findings_and_metrics,
-    run_whatifs,
-    write_report,
-)
 from tracing.errors import SpecsimError
-from tracing.io import read_trace
 from tracing.outputs import add_force, add_out, claim, publish
-from tracing.trace import Trace
+
+if TYPE_CHECKING:  # the handlers import these: building the parser must not load pandas/plotly
+    from analysis.report import ReportConfig, WhatIfs
+    from tracing.trace import Trace
 
 TRACES_DIR = Path(__file__).resolve().parents[1] / "traces"
 DEMO_TRACES = ("live_edit_ngram.jsonl", "live_chat_layerskip.jsonl")
+DEMO_MARK = ".specsim-demo"  # in a folder `specsim demo` made: it may rewrite what is there
+# Defaults of the report flags (analysis.report's WhatIfConfig.requests and
+# ReportConfig.timeline_requests; a test keeps them equal) written out so that building the
+# parser does not import analysis.report.
+WHATIF_REQUESTS = 300
+TIMELINE_REQUESTS = 20
 
 
 def register(sub: Any) -> None:
@@ -77,13 +77,15 @@ def _report_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--slo-p95-ms", type=float, default=None,
                    help="p95 latency SLO of the what-ifs (default: the measured p95)")
     p.add_argument("--no-whatif", action="store_true", help="skip the simulator sweeps")
-    p.add_argument("--whatif-requests", type=int, default=WhatIfConfig.requests,
+    p.add_argument("--whatif-requests", type=int, default=WHATIF_REQUESTS,
                    help="requests simulated per what-if point (default: %(default)s)")
-    p.add_argument("--timeline-requests", type=int, default=ReportConfig.timeline_requests,
+    p.add_argument("--timeline-requests", type=int, default=TIMELINE_REQUESTS,
                    help="requests drawn in the timeline (default: %(default)s)")
 
 
 def _config(args: argparse.Namespace) -> ReportConfig:
+    from analysis.report import ReportConfig, WhatIfConfig
+
     if args.whatif_requests < 1 or args.timeline_requests < 1:
         raise SpecsimError("--whatif-requests and --timeline-requests must be >= 1")
     if args.slo_p95_ms is not None and args.slo_p95_ms <= 0:
@@ -95,30 +97,20 @@ def _config(args: argparse.Namespace) -> ReportConfig:
 
 @contextmanager
 def _steps(console: Console, total: int) -> Iterator[Any]:
-    """A progress bar on stderr whose ``step(message)`` advances one step."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    """Named steps on stderr (a bar on a terminal, plain lines when piped): ``step(message)``."""
+    from tracing.progress import steps
 
-    progress = Progress(TextColumn("{task.description:<16}"), BarColumn(), TimeElapsedColumn(),
-                        console=console, transient=True)
-    with progress:
-        task = progress.add_task("starting", total=total)
-        started = False
-
-        def step(message: str) -> None:
-            nonlocal started
-            if started:
-                progress.advance(task)
-            started = True
-            progress.update(task, description=message)
-
+    with steps(total) as step:
         yield step
-        progress.update(task, completed=total)
 
 
 # ---- diagnose -------------------------------------------------------------------------------
 
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
+    from analysis.report import findings_and_metrics
+    from tracing.io import read_trace
+
     trace = read_trace(args.trace)
     findings, metrics = findings_and_metrics(trace, whatif=not args.no_whatif)
     warnings = timing_warnings(findings)
@@ -163,8 +155,9 @@ def timing_warnings(findings: list[dict[str, Any]]) -> list[str]:
 
 
 def _headline(metrics: dict[str, Any]) -> str:
-    """Tokens per cycle, acceptance and latency in one line (keys absent are skipped)."""
-    parts = []
+    """Tokens per cycle, acceptance and latency in one line (keys absent are skipped), all
+    measured in the trace."""
+    parts = ["measured:"]
     for key, label in (("tokens_per_cycle", "tokens/cycle"),
                        ("draft_acceptance_rate", "acceptance rate"),
                        ("speedup_vs_target_only", "speedup vs target-only")):
@@ -176,14 +169,16 @@ def _headline(metrics: dict[str, Any]) -> str:
     if isinstance(latency, dict) and "p95" in latency:
         parts.append(f"latency p50 {latency.get('p50', 0) * 1e3:.1f} ms, "
                      f"p95 {latency['p95'] * 1e3:.1f} ms")
-    return "  ".join(parts)
+    return "  ".join(parts) if len(parts) > 1 else ""
 
 
 def _print_findings(console: Console, findings: list[dict[str, Any]]) -> None:
     if not findings:
         console.print("No bottleneck found.")
         return
-    table = Table(title="Findings (most severe first)", show_lines=True)
+    from analysis.report_tables import SEVERITY_NOTE
+
+    table = Table(title="Findings (most severe first)", caption=SEVERITY_NOTE, show_lines=True)
     for col in ("severity", "kind", "finding", "recommendation"):
         table.add_column(col, overflow="fold")
     for f in findings:
@@ -205,6 +200,9 @@ def _print_findings(console: Console, findings: list[dict[str, Any]]) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from analysis.report import write_report
+    from tracing.io import read_trace
+
     config = _config(args)
     out = Path(args.out) if args.out else Path(f"{Path(args.trace).stem}.report.html")
     _check_out_dir(out.parent)
@@ -241,6 +239,8 @@ def _check_out_dir(folder: Path) -> None:
 def demo_trace() -> tuple[Trace, str]:
     """The bundled trace (a live capture when one ships, else the synthetic sample); without
     the traces folder (an install that left it out), a small simulated run."""
+    from tracing.io import read_trace
+
     for name in DEMO_TRACES:
         path = TRACES_DIR / name
         if path.is_file():
@@ -262,15 +262,33 @@ NEXT_STEPS = (
 )
 
 
+def own_demo_dir(out_dir: Path, force: bool) -> None:
+    """Make ``out_dir`` the demo's own folder, or refuse (before any work is done).
+
+    A folder that does not exist, is empty, or holds the mark a previous ``specsim demo`` left
+    is the demo's: its report and findings are rewritten, so the demo can be re-run as it is.
+    A non-empty folder without the mark is someone else's: refused unless ``--force``.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SpecsimError(f"{out_dir}: exists and is not a folder (--out)")
+    owned = not out_dir.exists() or (out_dir / DEMO_MARK).is_file() or not any(out_dir.iterdir())
+    if not owned and not force:
+        raise SpecsimError(f"{out_dir}: a folder that `specsim demo` did not make (use --force "
+                           "to write into it anyway, or choose another --out)")
+    for name in ("report.html", "findings.json"):
+        claim(out_dir / name, True)  # a folder in the way is still refused
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / DEMO_MARK).write_text("written by `specsim demo`; it rewrites this folder\n",
+                                     encoding="utf-8")
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from analysis.report import findings_and_metrics, run_whatifs, write_report
+
     config = _config(args)
     out_dir = Path(args.out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise SpecsimError(f"{out_dir}: exists and is not a folder")
     report, found = out_dir / "report.html", out_dir / "findings.json"
-    for path in (report, found):
-        claim(path, args.force)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    own_demo_dir(out_dir, args.force)
     console, err = Console(), Console(stderr=True)
     with _steps(err, 4) as step:
         step("loading trace")
@@ -316,6 +334,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     out = claim(args.out, args.force)
     if out is not None:
         _check_out_dir(out.parent)
+    from tracing.io import read_trace
+
     a, b = read_trace(args.a), read_trace(args.b)
     result = compare(a, b, draws=args.draws)
     if out is not None:
@@ -388,16 +408,19 @@ def _best_line(w: WhatIfs | None) -> str:
     if best is None:
         return (f"what-if: no tau or budget setting meets the SLO p95 {w.slo_p95_ms:.1f} ms "
                 f"({w.slo_source}) without overload")
-    vary = ", ".join(f"{k}={v}" for k, v in best["vary"].items())
+    from analysis.report_tables import settings_text
+
+    vary = settings_text(best["vary"])
     speedup = best.get("speedup_vs_target_only")
     ci = (best.get("ci95") or {}).get("p95_s")
     band = f" [{ci[0] * 1e3:.1f}-{ci[1] * 1e3:.1f}]" if ci else ""
     tied = w.best_reason.startswith("no clear best")
     head = (f"what-if: no clear best; of the settings the noise cannot separate, {vary} has the "
             "best p50" if tied else f"best what-if: {vary}")
-    return (f"{head}: p95 {best['latency_s']['p95'] * 1e3:.1f}{band} ms "
+    return (f"{head}: simulated p95 {best['latency_s']['p95'] * 1e3:.1f}{band} ms "
             f"(measured {w.measured_p95_ms:.1f} ms, SLO {w.slo_p95_ms:.1f} ms)"
-            + (f", speedup vs target-only x{speedup:.2f}" if speedup is not None else "")
+            + (f", simulated speedup vs target-only x{speedup:.2f}" if speedup is not None
+               else "")
             + (f" [{w.best_reason}]" if w.best_reason else ""))
 
 

@@ -596,7 +596,7 @@ def predict(trace: Trace, findings: list[Finding], *, seed: int = 0, draws: int 
     trace the simulator cannot replay leaves ``predicted = {"error": ...}``."""
     if not any(f.overrides for f in findings):
         return
-    from analysis.report import first_requests
+    from analysis.metrics import first_requests
     from sim import scenario_from_trace, simulate
     from sim.intervals import basis, brief, intervals, make_draws, run_draws
 

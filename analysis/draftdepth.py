@@ -22,6 +22,22 @@ DEPTHS = (1, 2, 4, 8, 16, 24)
 SCALES = (0.8, 1.0, 1.2)
 
 
+def depth_applies(trace: Trace) -> str:
+    """Why the draft-depth what-if means nothing for ``trace``'s draft ("" when it does): depth
+    is a model draft's (or a layer-skip draft's) number of layers; an n-gram lookup has none."""
+    from sim.hardware import draft_kind_of
+
+    extra = trace.meta.extra or {}
+    params = float(extra.get("draft_params") or extra.get("draft_n_params") or 0.0)
+    kind, _ = draft_kind_of(str(trace.meta.draft_model or ""), params)
+    if kind == "host":
+        return (f"the draft ({trace.meta.draft_model}) is an n-gram lookup: it has no layers, "
+                "and its cost is host time, not depth")
+    if kind == "none" and str(trace.meta.draft_model or "").strip() in ("", "none"):
+        return "the run has no draft"
+    return ""
+
+
 def draft_params_for(trace: Trace) -> float:
     """The fixed size: the trace's draft model's parameters, else a quarter of the target's."""
     extra = trace.meta.extra or {}

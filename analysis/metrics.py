@@ -330,5 +330,26 @@ def _without_split(out: dict[str, Any]) -> None:
     out["unavailable"]["costs"] = "draft and target-only costs " + why
 
 
-__all__ = ["CONTEXT_BUCKETS", "METRICS", "Metric", "compute_metrics", "context_buckets",
-           "fit_verify", "metric", "tau_curve"]
+def first_requests(trace: Trace, n: int) -> Trace:
+    """The trace cut to its first ``n`` requests by arrival (ties by request id) and their
+    cycles (the trace itself if it has no more)."""
+    if len(trace.requests) <= n:
+        return trace
+    r = trace.requests
+    rows = np.lexsort((r["request_id"].to_numpy(), r["arrival_s"].to_numpy(dtype=float)))
+    requests = r.iloc[np.sort(rows[: max(1, n)])].reset_index(drop=True)
+    cycles = trace.cycles[trace.cycles["request_id"].isin(requests["request_id"])]
+    return Trace(trace.meta, requests, cycles.reset_index(drop=True), path=trace.path)
+
+
+__all__ = [
+    "CONTEXT_BUCKETS",
+    "METRICS",
+    "Metric",
+    "compute_metrics",
+    "context_buckets",
+    "first_requests",
+    "fit_verify",
+    "metric",
+    "tau_curve",
+]

@@ -25,6 +25,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from analysis import figures as F
+from analysis.metrics import first_requests
+from analysis.report_tables import SEVERITY_NOTE, settings_text, table, value_text
 from tracing.errors import SpecsimError
 from tracing.summary import summarize
 from tracing.trace import Trace
@@ -67,6 +69,7 @@ class WhatIfs:
     hardware: WhatIfResult | None = None
     draft: WhatIfResult | None = None
     depth: WhatIfResult | None = None  # draft depth at a fixed size (analysis.draftdepth)
+    depth_note: str = ""  # why the draft-depth sweep was not run (an n-gram draft has no depth)
     replay: dict[str, Any] | None = None  # simulate --json figures of the trace's own config
     replay_latency_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
     warnings: list[str] = field(default_factory=list)
@@ -145,8 +148,11 @@ def run_whatifs(trace: Trace, config: WhatIfConfig | None = None) -> WhatIfs:
         setattr(out, name, result)
         seen = {w for p in result.points for w in p.get("warnings", [])}
         out.warnings += [f"what-if {name}: {w}" for w in sorted(seen)]
-    from analysis.draftdepth import depth_sweep
+    from analysis.draftdepth import depth_applies, depth_sweep
 
+    out.depth_note = depth_applies(trace)
+    if out.depth_note:
+        return out
     try:
         out.depth = depth_sweep(base, trace, slo_p95_ms=slo, jobs=config.jobs)
     except SpecsimError as exc:
@@ -156,16 +162,6 @@ def run_whatifs(trace: Trace, config: WhatIfConfig | None = None) -> WhatIfs:
     out.schedule, problem = schedule_or_warning(trace, base)
     out.warnings += [problem] if problem else []
     return out
-
-
-def first_requests(trace: Trace, n: int) -> Trace:
-    """The trace cut to its first ``n`` requests by arrival and their cycles (itself if fewer)."""
-    if len(trace.requests) <= n:
-        return trace
-    rows = F.request_order(trace)[: max(1, n)]
-    requests = trace.requests.iloc[np.sort(rows)].reset_index(drop=True)
-    cycles = trace.cycles[trace.cycles["request_id"].isin(requests["request_id"])]
-    return Trace(trace.meta, requests, cycles.reset_index(drop=True), path=trace.path)
 
 
 def _recorded_batch(trace: Trace) -> int:
@@ -284,40 +280,41 @@ def _figures(
 ) -> list[tuple[str, go.Figure]]:
     from analysis.load_report import load_figures  # server traces: the serving-under-load section
 
-    figs = [
-        ("Timeline", F.timeline(trace, config.timeline_requests, config.timeline_cycles)),
-        ("Accepted length", F.accepted_histogram(trace)),
-        ("Acceptance by position", F.acceptance_by_position(
+    figs = [  # measured: drawn from the trace itself
+        ("Timeline (measured)", F.timeline(trace, config.timeline_requests,
+                                           config.timeline_cycles)),
+        ("Accepted length (measured)", F.accepted_histogram(trace)),
+        ("Acceptance by position (measured)", F.acceptance_by_position(
             summary["acceptance_by_position"], summary["acceptance_hazard_by_position"])),
-        ("Latency breakdown", F.latency_breakdown(trace)),
-        ("Draft length over time", F.tau_over_time(trace, config.time_bins)),
+        ("Latency breakdown (measured)", F.latency_breakdown(trace)),
+        ("Draft length over time (measured)", F.tau_over_time(trace, config.time_bins)),
         *load_figures(trace),
     ]
     if w is None:
         return figs
     slo, measured = w.slo_p95_ms, w.measured_p95_ms
     if w.tau is not None:
-        figs.append(("What-if: draft length", F.whatif_curve(
+        figs.append(("What-if: draft length (simulated)", F.whatif_curve(
             w.tau.points, "policy.tau", slo_p95_ms=slo, measured_p95_ms=measured,
             title="Simulated p95 latency against tau (fixed policy)")))
     if w.budget is not None:
-        figs.append(("What-if: verify budget", F.whatif_curve(
+        figs.append(("What-if: verify budget (simulated)", F.whatif_curve(
             w.budget.points, "budget.max_verify_per_request", slo_p95_ms=slo,
             measured_p95_ms=measured, zero_label="unlimited",
             title="Simulated p95 latency against the verify budget per request")))
     if w.hardware is not None:
-        figs.append(("What-if: hardware", F.comparison_bars(
+        figs.append(("What-if: hardware (simulated)", F.comparison_bars(
             w.hardware.points, "latency.hardware", slo_p95_ms=slo,
             title="Simulated latency of this configuration on other hardware (basis; "
                   "catalog points with their band)")))
     if w.depth is not None:
         from analysis.draftdepth import depth_figure
 
-        figs.append(("What-if: draft depth", depth_figure(
+        figs.append(("What-if: draft depth (simulated)", depth_figure(
             w.depth.points, title="Predicted p50 against draft depth at the same parameter "
                                   "count (wide and shallow vs deep and narrow)")))
     if w.draft is not None:
-        figs.append(("What-if: draft quality", F.whatif_curve(
+        figs.append(("What-if: draft quality (simulated)", F.whatif_curve(
             w.draft.points, "draft.acceptance_scale", slo_p95_ms=slo, measured_p95_ms=measured,
             title="Simulated p95 latency with a worse or better draft (acceptance scaled)")))
     if w.replay is not None:
@@ -373,33 +370,19 @@ def _e(value: Any) -> str:
 
 
 def _fmt(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return str(value)
-    if isinstance(value, float | np.floating):
-        return f"{float(value):.4g}"
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
-    if isinstance(value, list | tuple):
-        shown = ", ".join(_fmt(v) for v in list(value)[:12])
-        return f"[{shown}{', ...' if len(value) > 12 else ''}]"
-    return str(value)
+    """One value as the page writes it (analysis.report_tables.value_text)."""
+    return value_text(value)
 
 
-def _kv_table(items: dict[str, Any], limit: int = 600) -> str:
-    rows = []
-    for key, value in items.items():
-        speedup = "speedup" in str(key) and isinstance(value, int | float) and not isinstance(
-            value, bool)
-        text = F.speedup_text(value) if speedup else _fmt(value)
-        text = text if len(text) <= limit else text[:limit] + " ..."
-        rows.append(f"<tr><th>{_e(key)}</th><td>{_e(text)}</td></tr>")
-    return f"<table class='kv'>{''.join(rows)}</table>"
+def _kv_table(items: dict[str, Any], limit: int = 600, caption: str = "") -> str:
+    """A labelled table; nested mappings become sub-tables (analysis.report_tables.table)."""
+    return table(items, caption=caption, limit=limit)
 
 
 def _findings_html(findings: list[dict[str, Any]]) -> str:
     if not findings:
         return "<p class='ok'>No bottleneck found: nothing to recommend.</p>"
-    cards = []
+    cards = [f"<p class='note'>{_e(SEVERITY_NOTE)}</p>"]
     for f in findings:
         sev = f.get("severity", "")
         sev_text = f"{sev:.2f}" if isinstance(sev, float) else str(sev)
@@ -411,8 +394,9 @@ def _findings_html(findings: list[dict[str, Any]]) -> str:
             f"<span class='tag'>{_e(f.get('kind'))}</span>"
             f"<span class='tag'>{_e(level)} (severity {_e(sev_text)})</span>"
             f"</h3><p>{_e(f.get('recommendation'))}</p>{_prediction_line(f)}"
-            f"<details><summary>evidence and prediction</summary>"
-            f"{_kv_table(f.get('evidence') or {})}{_kv_table(_without_caveat(f.get('predicted')))}"
+            f"<details><summary>evidence (measured) and prediction (simulated)</summary>"
+            f"{_kv_table(f.get('evidence') or {}, caption='Evidence: measured in the trace')}"
+            f"{_kv_table(_without_caveat(f.get('predicted')), caption='Prediction: simulated')}"
             f"</details></div>"
         )
     return "".join(cards)
@@ -455,8 +439,10 @@ def _prediction_line(f: dict[str, Any]) -> str:
         parts.append(f"{key[:3]} {base[key] * 1e3:,.0f} -> {p[key] * 1e3:,.0f} ms ({change})")
     verdict = "improves" if p.get("improves") else "no change supported by the noise"
     how = (p.get("interval") or {}).get("text", "")
-    return (f"<p class='pred'><b>predicted</b> with {_e(_fmt(p.get('overrides') or {}))}: "
-            f"{_e('; '.join(parts))}, speedup {_e(F.speedup_text(base.get('speedup_vs_target_only')))}"
+    return (f"<p class='pred'><b>predicted (simulated)</b> with "
+            f"{_e(settings_text(p.get('overrides') or {}))}: "
+            f"{_e('; '.join(parts))}, simulated speedup "
+            f"{_e(F.speedup_text(base.get('speedup_vs_target_only')))}"
             f" -> {_e(F.speedup_text(p.get('speedup_vs_target_only')))}: <b>{_e(verdict)}</b>. "
             f"<small>{_e(how)}</small></p>")
 
@@ -479,8 +465,9 @@ def _tiles(s: dict[str, Any]) -> str:
 def _whatif_html(w: WhatIfs | None) -> str:
     if w is None:
         return "<p>What-if analysis was not run.</p>"
-    parts = [f"<p>Simulated {_e(w.requests)} requests per point (first by arrival); SLO "
-             f"p95 {_e(f'{w.slo_p95_ms:.1f}')} ms ({_e(w.slo_source)}).{_replay_text(w)}</p>"]
+    parts = [f"<p>Every figure here is <b>simulated</b>: {_e(w.requests)} requests per point "
+             f"(first by arrival); SLO p95 {_e(f'{w.slo_p95_ms:.1f}')} ms ({_e(w.slo_source)})."
+             f"{_replay_text(w)}</p>"]
     for name, result in (("draft length", w.tau), ("verify budget", w.budget),
                          ("hardware", w.hardware), ("draft quality", w.draft),
                          ("draft depth", w.depth)):
@@ -490,9 +477,9 @@ def _whatif_html(w: WhatIfs | None) -> str:
         ci = (best or {}).get("ci95", {}).get("p95_s")
         band = f" [{ci[0] * 1e3:.1f}-{ci[1] * 1e3:.1f}]" if ci else ""
         text = "no point meets the SLO without overload" if best is None else (
-            f"best {_fmt(best['vary'])}: p95 {best['latency_s']['p95'] * 1e3:.1f}{band} ms, "
-            f"speedup {F.speedup_text(best.get('speedup_vs_target_only'))}; "
-            f"{result.best_reason}")
+            f"best {settings_text(best['vary'])}: simulated p95 "
+            f"{best['latency_s']['p95'] * 1e3:.1f}{band} ms, simulated speedup "
+            f"{F.speedup_text(best.get('speedup_vs_target_only'))}; {result.best_reason}")
         parts.append(f"<li><b>{_e(name)}</b>: {_e(text)}</li>")
     if w.schedule is not None:
         from analysis.tune_view import schedule_lines
@@ -500,6 +487,8 @@ def _whatif_html(w: WhatIfs | None) -> str:
         head, *rest = schedule_lines(w.schedule)
         parts.append(f"<li><b>draft length per batch size</b>: {_e(head)}<br>"
                      + "<br>".join(_e(line.strip()) for line in rest) + "</li>")
+    if w.depth_note:
+        parts.append(f"<li><b>draft depth</b>: not drawn: {_e(w.depth_note)}</li>")
     return parts[0] + "<ul>" + "".join(parts[1:]) + "</ul>"
 
 
@@ -508,8 +497,13 @@ def _replay_text(w: WhatIfs) -> str:
         return ""
     sim_ms = w.replay["latency_s"]["p95"] * 1e3
     error = sim_ms / w.measured_p95_ms - 1.0
-    return (f" Replaying the trace's own configuration gives p95 {sim_ms:.1f} ms against "
-            f"{w.measured_p95_ms:.1f} ms measured ({error:+.1%}).")
+    speedup = ""
+    if w.replay.get("speedup_vs_target_only") is not None:
+        speedup = (f" Its speedup vs target-only is simulated "
+                   f"{F.speedup_text(w.replay['speedup_vs_target_only'])}; the measured one is in "
+                   "the tiles and Metrics above and below.")
+    return (f" Replaying the trace's own configuration gives a simulated p95 of {sim_ms:.1f} ms "
+            f"against {w.measured_p95_ms:.1f} ms measured ({error:+.1%}).{speedup}")
 
 
 def _samples_html(samples: list[dict[str, Any]], chars: int) -> str:
@@ -540,6 +534,9 @@ background:#eee;border-radius:4px;padding:1px 6px;margin-left:8px}table{border-c
 table.kv th{text-align:left;padding-right:14px;color:#555;font-weight:normal}
 td,th{vertical-align:top;padding:2px 6px}.samples td.text{white-space:pre-wrap;max-width:420px;
 font-family:monospace;font-size:.85em}.plot{width:100%;min-height:320px}.warn{color:#b35c00}
+table.kv table.kv{margin:2px 0}caption{text-align:left;font-weight:bold;padding:6px 0 2px}
+table.rows th{text-align:right;color:#555;font-weight:normal}table.rows td{text-align:right}
+.note{color:#555;font-size:.9em}
 """
 
 _RENDER = """
@@ -575,6 +572,12 @@ def page_shell(title: str, body: str) -> str:
 """
 
 
+def _measured(meta: dict[str, Any]) -> str:
+    """How the page names figures read off the trace: measured, unless the trace is simulated."""
+    return ("read off this simulated trace" if meta.get("source") == "sim"
+            else "measured in this trace")
+
+
 def render_html(data: ReportData) -> str:
     """The report page: one file, plotly.js embedded once, no network, all text escaped."""
     meta = dict(data.meta)
@@ -588,14 +591,14 @@ def render_html(data: ReportData) -> str:
     warnings = "".join(f"<li class='warn'>{_e(w)}</li>" for w in data.warnings)
     body = f"""<p>{_e(meta.get('source'))} trace: target <b>{_e(meta.get('target_model'))}</b>, draft
 <b>{_e(meta.get('draft_model'))}</b> on {_e(meta.get('device'))}, policy
-<b>{_e(meta.get('policy'))}</b> {_e(_fmt(meta.get('policy_params') or {}))}</p>
+<b>{_e(meta.get('policy'))}</b> {_e(settings_text(meta.get('policy_params') or {}))}</p>
 {page_caveat(data)}
 <h2>Findings</h2>{_findings_html(data.findings)}
-<div class="tiles">{_tiles(data.summary)}</div>
-<h2>What-if summary</h2>{_whatif_html(data.whatifs)}
+<h2>{_e(_measured(meta).capitalize())}</h2><div class="tiles">{_tiles(data.summary)}</div>
+<h2>What-if summary (simulated)</h2>{_whatif_html(data.whatifs)}
 {f"<ul>{warnings}</ul>" if warnings else ""}
 {"".join(plots)}
-<h2>Metrics</h2>{_kv_table(data.metrics)}
+<h2>Metrics ({_e(_measured(meta))})</h2>{_kv_table(data.metrics)}
 <h2>Sample requests</h2>{_samples_html(data.samples, data.text_chars)}
 <h2>Run metadata</h2>{_kv_table(meta)}"""
     return page_shell(data.title, body)

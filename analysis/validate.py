@@ -36,15 +36,13 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from sim.calibrate.costs import profile_of
-from sim.calibrate.positions import coverage
 from tracing.errors import SpecsimError
 from tracing.outputs import add_force, claim, publish
-from tracing.trace import Trace
+
+if TYPE_CHECKING:  # numpy, pandas and the simulator load in the functions that use them, so
+    from tracing.trace import Trace  # that building the `specsim` parser stays light
 
 METRICS = ("p50_s", "p95_s", "tokens_per_cycle", "speedup")
 REPLICATIONS = 20  # simulated runs averaged per prediction when the latency model has noise
@@ -148,6 +146,7 @@ def predict_with(a: Run, b: Run, latency: dict[str, Any] | None = None,
     """:func:`predict` with ``[latency]`` overrides (another device: ``hardware``,
     ``profile``) and ``[draft]`` ones; also returns the simulation result."""
     from sim import Scenario, scenario_from_trace
+    from sim.calibrate.positions import coverage
     from sim.replicate import replicate
     from sim.scenario import _policy_keys
 
@@ -178,6 +177,10 @@ def predict_with(a: Run, b: Run, latency: dict[str, Any] | None = None,
 
 def with_lengths_of(a: Trace, b: Trace) -> Trace:
     """A's trace with B's prompt and output lengths (matched by request id)."""
+    import numpy as np
+
+    from tracing.trace import Trace
+
     lengths = b.requests.set_index("request_id")[["prompt_tokens", "output_tokens"]]
     requests = a.requests.copy()
     for col in ("prompt_tokens", "output_tokens"):
@@ -212,6 +215,8 @@ def validate(paths: list[str], profile: str | None = None, *,
     """Every ordered pair of the traces: predictions, measurements, errors, a summary
     (``profile``: a profile of some device, used for the ``other hardware`` pairs whose B ran
     on it) and ``warnings`` (a trace whose timing is too unstable for the error goals claimed)."""
+    import numpy as np
+
     from analysis import crossdevice
     from analysis.validate_load import is_client_trace, validate_load
     from tracing.io import read_trace
@@ -275,24 +280,23 @@ def timing_warnings(traces: dict[str, Trace]) -> list[str]:
 
 
 class _Bar:
-    """A rich progress bar over the pairs (stderr, gone when done)."""
+    """Progress over the pairs on stderr (a bar on a terminal, plain lines when piped)."""
 
     def __init__(self, total: int) -> None:
-        from rich.console import Console
-        from rich.progress import Progress
+        from tracing.progress import Bar
 
-        self._progress = Progress(console=Console(stderr=True), transient=True)
-        self._progress.start()
-        self._task = self._progress.add_task("validate pairs", total=total)
+        self._bar = Bar("validate pairs", total)
 
     def advance(self) -> None:
-        self._progress.advance(self._task)
+        self._bar.advance()
 
     def close(self) -> None:
-        self._progress.stop()
+        self._bar.close()
 
 
 def _pair(a: Run, b: Run, meas: dict[str, Any]) -> dict[str, Any]:
+    from sim.calibrate.costs import profile_of
+
     kind = kind_of(a, b)
     pred, warnings = predict(a, b)
     reasons = []
@@ -323,6 +327,8 @@ def _pair(a: Run, b: Run, meas: dict[str, Any]) -> dict[str, Any]:
 
 def summarize_errors(pairs: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and max |error| per kind (covered vs extrapolated) and metric; goals checked."""
+    import numpy as np
+
     out: dict[str, Any] = {}
     for kind in ("replay", "same config", "other policy", "draft", "other draft"):
         for extrapolated in (False, True):
@@ -475,7 +481,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Handler of ``specsim validate``."""
     claim(args.output, args.force)
     result = validate(list(args.traces), args.profile,
-                      progress=not args.json and sys.stderr.isatty())
+                      progress=not args.json)
     load = result.get("kind") == "load"
     if result.get("kind") == "engine":
         if args.output:

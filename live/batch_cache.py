@@ -22,6 +22,7 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from live.kvcache import cache_keyword
 from tracing.errors import SpecsimError
 
 
@@ -66,6 +67,7 @@ class BatchedLM:
                 raise SpecsimError(f"batched decoding: model type {config.model_type!r} has "
                                    "sliding-window layers (only full-attention caches batch)")
         self.model = model
+        self._cache_kw = cache_keyword(model)  # `cache` (transformers >= 5.2x) or the older name
         self.device = torch.device(device)
         self.dtype = next(model.parameters()).dtype
         self.n_layers, self.kv_heads, self.head_dim = _kv_shape(config)
@@ -100,8 +102,8 @@ class BatchedLM:
         if prefix is not None and n:
             cache = DynamicCache()
             with torch.inference_mode():
-                self.model(input_ids=prefix.to(self.device), past_key_values=cache,
-                           use_cache=True, logits_to_keep=1)
+                self.model(input_ids=prefix.to(self.device), use_cache=True, logits_to_keep=1,
+                           **{self._cache_kw: cache})
             keys, values = _unwrap(cache, self.n_layers)
         width = max(self.columns, n)
         grow = width - self.columns
@@ -172,7 +174,7 @@ class BatchedLM:
         cache = _wrap(self.keys, self.values)
         with torch.inference_mode():
             out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                             past_key_values=cache, use_cache=True)
+                             use_cache=True, **{self._cache_kw: cache})
         self.keys, self.values = _unwrap(cache, self.n_layers)
         self.valid = valid
         self.lengths = [n + len(x) for n, x in zip(self.lengths, inputs, strict=True)]

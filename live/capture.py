@@ -154,8 +154,14 @@ def _partial_request(rid: int, start_s: float, end_s: float, prompt_tokens: int,
 def _progress(enabled: bool, total_tokens: int, n_requests: int
               ) -> Iterator[Callable[[int, int], None]]:
     """A rich progress bar on stderr; yields ``advance(tokens, requests)``."""
-    if not enabled:
+    from tracing.progress import Bar, mode
+
+    if not enabled or mode() == "off":
         yield lambda tokens, requests: None
+        return
+    if mode() == "plain":  # piped: plain lines over the tokens
+        with Bar("capture tokens", total_tokens) as plain:
+            yield lambda tokens, requests: plain.advance(tokens)
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -395,7 +401,13 @@ def capture(config: CaptureConfig, *, progress: bool = True, target: Any = None,
     they are loaded from ``config``. Returns what was written; a Ctrl-C ends the run early with
     a valid trace and ``interrupted=True``.
     """
+    t0 = time.perf_counter()
     run = LiveRun(config, target=target, draft=draft)
+    if progress:  # after the inputs are checked: bad input stays one line on stderr
+        from tracing.progress import say
+
+        say(f"capture: {config.target} and draft {config.draft} loaded, warmed up and profiled "
+            f"in {time.perf_counter() - t0:.0f} s; decoding {len(run.prompts)} prompts")
     try:
         with _progress(progress, len(run.prompts) * config.max_new_tokens,
                        len(run.prompts)) as advance:

@@ -107,7 +107,7 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     quiet_transformers()  # our own bar is the one to watch; no deprecation noise
     drafts = args.draft or ["ngram"]
     policies = args.policy or ["fixed:tau=4"]
-    progress = not args.no_progress and sys.stderr.isatty()
+    progress = not args.no_progress  # a bar on a terminal, plain lines when piped
     if args.out_dir is not None:
         folder = Path(args.out_dir)
         if folder.exists() and not folder.is_dir():
@@ -213,7 +213,6 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     from live.drafts import make_draft
     from live.models import load_model, quiet_transformers
     from live.profile import profile_device
-
     quiet_transformers()
     target = load_model(args.target, device=args.device, dtype=args.dtype)
     limit = getattr(target.model.config, "max_position_embeddings", None)
@@ -225,7 +224,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     profile = profile_device(target, draft=draft_model, draft_name=args.draft if draft else "",
                              batches=batches, tokens=tokens, contexts=contexts,
                              rounds=args.rounds, seed=args.seed,
-                             progress=not args.no_progress and sys.stderr.isatty())
+                             progress=not args.no_progress)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(profile, indent=1) + "\n")

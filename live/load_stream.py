@@ -19,10 +19,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from live.load import ClientRecord, LoadConfig
 from tracing.errors import SpecsimError, TraceError
+
+if TYPE_CHECKING:  # annotations only: live.load imports this module
+    from live.load import ClientRecord, LoadConfig
 
 
 class StreamedTrace:

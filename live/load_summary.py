@@ -10,12 +10,14 @@ figures; a figure with no request to measure is None (printed ``n/a``), never 0.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from live.load import ClientRecord
 from tracing.summary import percentiles
+
+if TYPE_CHECKING:  # for the annotations only: live.load imports this module to summarize
+    from live.load import ClientRecord
 
 
 def summarize_records(records: list[ClientRecord], wall_s: float) -> dict[str, Any]:

@@ -18,11 +18,13 @@ first token's arrival minus its server step time when known, else at ``start_s``
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from live.load import ClientRecord, LoadConfig
 from tracing.schema import CycleRecord, RequestRecord, RunMeta
 from tracing.trace import Trace
+
+if TYPE_CHECKING:  # for the annotations only: live.load imports this module to write the trace
+    from live.load import ClientRecord, LoadConfig
 
 _STOP = {"stop": "eos", "length": "length", "abort": "interrupted"}
 

@@ -143,9 +143,9 @@ def profile_device(target: Any, *, draft: Any = None, draft_name: str = "",
                     samples[job].append(time.perf_counter() - t0)
                 lm.crop_to(c)
                 if bar is not None:
-                    bar[0].advance(bar[1])
+                    bar.advance()
     if bar is not None:
-        bar[0].stop()
+        bar.close()
     points = [{"role": role, "batch": b, "tokens": n, "context": c,
                "seconds": round(statistics.median(samples[(role, b, n, c)]), 9)}
               for role, b, n, c in jobs]
@@ -164,9 +164,7 @@ def profile_device(target: Any, *, draft: Any = None, draft_name: str = "",
 
 
 def _bar(total: int) -> Any:
-    from rich.console import Console
-    from rich.progress import Progress
+    """Progress over the timed passes on stderr (a bar on a terminal, plain lines piped)."""
+    from tracing.progress import Bar
 
-    progress = Progress(console=Console(stderr=True), transient=True)
-    progress.start()
-    return progress, progress.add_task("profiling", total=total)
+    return Bar("profiling", total)

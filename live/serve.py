@@ -100,7 +100,15 @@ class Served:
 
 
 def start_service(config: ServeConfig, target: Any = None) -> Served:
-    """Load, warm up, profile, open the trace and start the engine (no HTTP yet)."""
+    """Load, warm up, profile, open the trace and start the engine (no HTTP yet); each step
+    says on stderr that it starts (a bar on a terminal, plain lines when piped)."""
+    from tracing.progress import steps
+
+    with steps(5, label="serve: starting") as step:
+        return _start_service(config, target, step)
+
+
+def _start_service(config: ServeConfig, target: Any, step: Any) -> Served:
     import torch
 
     from live.batch import BatchRequest
@@ -126,8 +134,10 @@ def start_service(config: ServeConfig, target: Any = None) -> Served:
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     policy = make_policy(config.policy)
+    step(f"serve: loading {config.target}" + ("" if target is None else " (given)"))
     target = target if target is not None else load_model(config.target, config.device,
                                                           config.dtype)
+    step(f"serve: loading draft {config.draft}")
     draft = make_batch_draft(config.draft, target)
     spec_tokens = max_draft_tokens(policy) if draft is not None else None
     stops = eos_ids(target.tokenizer, target.model)
@@ -137,6 +147,7 @@ def start_service(config: ServeConfig, target: Any = None) -> Served:
                     max_batch=config.max_batch, max_step_tokens=config.max_step_tokens,
                     max_queue=config.max_queue, metrics=metrics)
     warm = encode_prompt(target.tokenizer, load_prompts("builtin:chat", 1)[0])
+    step(f"serve: warming up ({config.warmup_tokens} tokens)")
     if config.warmup_tokens:  # untimed: kernel selection and allocator growth
         dec = engine.decoder
         dec.policy = None  # the warm-up teaches the run's policy nothing
@@ -153,6 +164,8 @@ def start_service(config: ServeConfig, target: Any = None) -> Served:
                    "torch_threads": torch.get_num_threads()}}
     n_tokens = config.profile_tokens if config.profile_tokens is not None else (
         (spec_tokens or 0) + 1)
+    step(f"serve: profiling verify passes (batch 1..{config.max_batch} x tokens 1..{n_tokens}, "
+         f"{config.profile_rounds} rounds)" if n_tokens else "serve: profiling off")
     if n_tokens:
         profile = profile_batched_verify(target, warm, max_batch=config.max_batch,
                                          max_tokens=n_tokens, rounds=config.profile_rounds,
@@ -165,6 +178,7 @@ def start_service(config: ServeConfig, target: Any = None) -> Served:
                    device=target.device_name, dtype=target.dtype, policy=policy.name,
                    policy_params=policy.params(), library_versions=library_versions(),
                    extra=extra)
+    step(f"serve: opening {config.trace_out} and starting the engine")
     writer = TraceWriter(config.trace_out, meta)
     writer.open()
     engine.writer = writer

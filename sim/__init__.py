@@ -1,11 +1,63 @@
 """specsim's simulator: SimPy replay of speculative decoding under other hardware, draft models,
-draft-length policies, budgets and loads. Emits traces in the same schema as live captures."""
+draft-length policies, budgets and loads. Emits traces in the same schema as live captures.
 
-from sim.calibrate import Calibration, calibrate, scenario_from_trace
-from sim.catalog import CATALOG, Device
-from sim.engine import SimResult, run, simulate
-from sim.policies import Policy, PolicyState, make_policy
-from sim.scenario import Scenario
+Public names load their module on first use (``from sim import simulate``), so importing
+``sim`` (or ``sim.cli``) never imports numpy, pandas or SimPy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sim.calibrate import Calibration, calibrate, scenario_from_trace
+    from sim.catalog import CATALOG, Device
+    from sim.engine import SimResult, run, simulate
+    from sim.policies import Policy, PolicyState, make_policy
+    from sim.scenario import Scenario
+
+_EXPORTS = {
+    "Calibration": "sim.calibrate",
+    "calibrate": "sim.calibrate",
+    "scenario_from_trace": "sim.calibrate",
+    "CATALOG": "sim.catalog",
+    "Device": "sim.catalog",
+    "SimResult": "sim.engine",
+    "run": "sim.engine",
+    "simulate": "sim.engine",
+    "Policy": "sim.policies",
+    "PolicyState": "sim.policies",
+    "make_policy": "sim.policies",
+    "Scenario": "sim.scenario",
+}
+
+
+class _Sim(types.ModuleType):
+    """``sim.calibrate`` names both a sub-package and the function it exports: the attribute is
+    the function (what ``sim.calibrate(...)`` and ``from sim import calibrate`` gave when this
+    package imported it eagerly), whatever imports the sub-package and when."""
+
+    @property
+    def calibrate(self) -> Any:
+        return importlib.import_module("sim.calibrate").calibrate
+
+    @calibrate.setter
+    def calibrate(self, value: Any) -> None:
+        """The import system binding the sub-package: ``sys.modules`` has it already."""
+
+
+sys.modules[__name__].__class__ = _Sim
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "CATALOG",

@@ -28,7 +28,7 @@ from tracing.errors import SpecsimError
 
 # How far a catalog-only prediction (datasheet + cost model, no measurement of the device) can
 # be off, as a factor: the worst ratio of predicted to measured median ms/token over the
-# "other hardware" validation pairs (README, "Validation across devices": CPU edit/n-gram ->
+# "other hardware" validation pairs (docs/validation.md, "Validation across devices": CPU edit/n-gram ->
 # the H100 capture's same 8 prompts, 10.5 ms predicted against 28.0 measured), rounded up.
 CATALOG_BAND = 2.7
 

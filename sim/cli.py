@@ -16,20 +16,19 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sim.calibrate import scenario_from_trace
-from sim.engine import SimResult, simulate
-from sim.execution import check_cluster
-from sim.intervals import DRAWS
-from sim.replicate import replicate
-from sim.scenario import Scenario
-from sim.whatif import WhatIfResult, output_paths, parse_vary, sweep, write_outputs
 from tracing.errors import SpecsimError
 from tracing.outputs import add_force, add_out, claim, publish
-from tracing.trace import Trace
+
+if TYPE_CHECKING:  # the handlers import the simulator: the parser must not load numpy/SimPy
+    from sim.engine import SimResult
+    from sim.scenario import Scenario
+    from sim.whatif import WhatIfResult
+    from tracing.trace import Trace
 
 TRACE_SUFFIXES = (".jsonl", ".parquet")
+DRAWS = 20  # default --intervals: sim.intervals.DRAWS (a test keeps them equal)
 
 
 def register(sub: Any) -> None:
@@ -60,6 +59,7 @@ def register(sub: Any) -> None:
         description="Simulate the cartesian grid of --vary keys over a scenario or a trace.",
     )
     w.add_argument("base", metavar="TRACE|SCENARIO", help="trace (.jsonl/.parquet) or .toml")
+    w.add_argument("--trace", help='with a scenario: the trace feeding its "trace" keys')
     w.add_argument(
         "--vary",
         action="append",
@@ -117,6 +117,8 @@ def with_policy(scenario: Scenario, spec: str | None) -> Scenario:
 
 def load_base(path: str, trace_path: str | None = None) -> tuple[Scenario, Trace | None]:
     """A scenario file (with an optional trace for its "trace" keys), or a trace to replay."""
+    from sim.calibrate import scenario_from_trace
+    from sim.scenario import Scenario
     from tracing.io import read_trace
 
     suffix = Path(path).suffix
@@ -130,7 +132,7 @@ def load_base(path: str, trace_path: str | None = None) -> tuple[Scenario, Trace
     scenario = Scenario.from_toml(path)
     if _is_empty(path):
         print(f"specsim: warning: {path}: the scenario sets nothing; every value is a default "
-              "(see the scenario keys in the README)", file=sys.stderr)
+              "(see the scenario keys in docs/scenario.md)", file=sys.stderr)
     if trace_path and not scenario.needs_trace:
         raise SpecsimError(
             f'--trace {trace_path}: {path} reads nothing from a trace (no key is "trace"); drop '
@@ -162,6 +164,9 @@ def beside(out: str | Path, what: str) -> Path:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Handler of ``specsim simulate``."""
+    from sim.engine import simulate
+    from sim.replicate import replicate
+
     if args.out:
         claim(args.out, args.force)
         claim(beside(args.out, "scenario.toml"), args.force)
@@ -172,7 +177,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     n = scenario.sim.replications if args.replications is None else args.replications
     if n < 1:
         raise SpecsimError(f"--replications {n}: must be >= 1")
-    show_bar = not args.json and sys.stderr.isatty()
+    show_bar = not args.json  # a bar on a terminal, plain lines when piped
     result = (
         replicate(scenario, n, trace, progress=show_bar)
         if n > 1
@@ -210,10 +215,13 @@ def _write_sim(result: SimResult, scenario: Scenario, out: str) -> list[Path]:
 
 def cmd_whatif(args: argparse.Namespace) -> int:
     """Handler of ``specsim whatif``."""
+    from sim.execution import check_cluster
+    from sim.whatif import output_paths, parse_vary, sweep, write_outputs
+
     if args.out:
         for path in output_paths(args.out):
             claim(path, args.force)
-    base, trace = load_base(args.base)
+    base, trace = load_base(args.base, args.trace)
     base = with_policy(base, args.policy)
     vary = parse_vary(args.vary)
     if args.jobs is not None and args.jobs < 1:
@@ -233,7 +241,7 @@ def cmd_whatif(args: argparse.Namespace) -> int:
         slo_p95_ms=args.slo_p95_ms,
         jobs=args.jobs,
         cluster=args.cluster,
-        progress=not args.json and sys.stderr.isatty(),
+        progress=not args.json,  # a bar on a terminal, plain lines when piped
         intervals=args.intervals,
         objective=args.objective,
     )
@@ -306,7 +314,8 @@ def _print_figures(result: SimResult, scenario: Scenario) -> None:
 
     f = result.figures
     lat = f["latency_s"]
-    table = Table(title=f"simulate: {scenario.where} ({f['policy']})", show_header=True)
+    table = Table(title=f"simulated: {scenario.where} ({f['policy']}, basis {f.get('basis')})",
+                  show_header=True)
     table.add_column("figure")
     for name in ("value / mean", "p50", "p95", "p99"):
         table.add_column(name, justify="right")
@@ -337,8 +346,13 @@ def _print_figures(result: SimResult, scenario: Scenario) -> None:
     ]
     for row in rows:
         table.add_row(*row)
+    band = f.get("band")
+    if band:  # a catalog-priced run: the factor each latency may be off by
+        table.add_row(f"latency band /{band:g} to x{band:g} (ms)", "",
+                      *(f"{_ms(lat[k] / band)}-{_ms(lat[k] * band)}" for k in ("p50", "p95")), "")
     console = _console()
     console.print(table)
+    console.print(basis_line(f), soft_wrap=True, markup=False)
     shape = f.get("target_shape")
     if shape:
         console.print(_shape_line(shape, f), soft_wrap=True, markup=False)
@@ -376,6 +390,25 @@ def _print_budgets(console: Any, points: list[dict[str, Any]]) -> None:
         if b:
             text += f"; {describe(b)}"
         console.print(text, soft_wrap=True, markup=False)
+
+
+BASES = {
+    "trace": "costs fitted on the trace's own timings",
+    "profile": "costs from a measured device profile",
+    "catalog": "costs moved to another device by the catalog's roofline, an estimate",
+    "scenario": "costs as the scenario sets them",
+}
+
+
+def basis_line(figures: dict[str, Any]) -> str:
+    """What the simulated figures rest on: their basis, and a catalog's band."""
+    basis = str(figures.get("basis") or "scenario")
+    text = f"simulated; basis: {basis} ({BASES.get(basis, basis)})"
+    band = figures.get("band")
+    if band:
+        text += (f"; band {band:g}: each latency may be off by that factor either way "
+                 "(the 'latency band' row)")
+    return text
 
 
 def _with_ci(point: dict[str, Any], key: str) -> str:

@@ -145,7 +145,7 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
     if overloaded:
         warnings.append(
             f"overloaded: {log.backlog_at_last_arrival} requests were still waiting at the last "
-            f"arrival -- at rate_per_s = {scenario.workload.rate_per_s:g} the queue grows "
+            f"arrival -- {_arrival_rate(scenario)} the queue grows "
             "without bound; latency figures depend on how many requests were simulated"
         )
     if log.truncated:
@@ -254,18 +254,26 @@ def _list_dtype() -> Any:
     return pd.ArrowDtype(pa.list_(pa.float64()))
 
 
+def _arrival_rate(scenario: Scenario) -> str:
+    """The arrival rate an overload warning names: the file's, the trace's or rate_per_s."""
+    w = scenario.workload
+    if w.arrival == "file":
+        return f"at the arrival rate of {w.arrivals_file} (rate_scale = {w.rate_scale:g})"
+    if w.arrival == "trace":
+        return "at the trace's arrival rate"
+    return f"at rate_per_s = {w.rate_per_s:g}"
+
+
 class _Progress:
-    """A rich progress bar over completed requests."""
+    """Progress over completed requests on stderr (a bar on a terminal, plain lines piped)."""
 
     def __init__(self, total: int) -> None:
-        from rich.progress import Progress
+        from tracing.progress import Bar
 
-        self._progress = Progress(transient=True)
-        self._progress.start()
-        self._task = self._progress.add_task("simulating", total=total)
+        self._bar = Bar("simulating", total)
 
     def advance(self) -> None:
-        self._progress.advance(self._task)
+        self._bar.advance()
 
     def close(self) -> None:
-        self._progress.stop()
+        self._bar.close()

@@ -405,10 +405,10 @@ def policy_keys(cls: type) -> set[str] | None:
 def make_policy(spec: str) -> Policy:
     """Build a policy from ``NAME[:key=value,...]`` or a user's ``FILE.py:ClassName``
     (:mod:`sim.userpolicy`); unknown names or keys are a SpecsimError."""
-    from sim.userpolicy import is_user_policy, load_user_policy  # local: it imports this module
+    from sim.userpolicy import is_user_policy, load_user_policy
 
     if is_user_policy(spec):
-        load_user_policy(spec)
+        load_user_policy(spec, POLICIES)
         return build_policy(spec, {})
     name, params = parse_policy_spec(spec)
     return build_policy(name, params)

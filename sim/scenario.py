@@ -1,11 +1,9 @@
 """Scenarios: the TOML file the simulator runs, as small dataclasses validated on construction.
 
 Every bad key is a :class:`SpecsimError` that names it, e.g.
-``scenario.toml: [acceptance] alpha = 1.3: must be in [0, 1]``. Sections and keys are listed in
-DESIGN.md; this module adds ``[workload] concurrency``, ``[latency] model / overhead_s /
-context_s_per_token / ridge_tokens / source_hardware / target_params / draft_params``,
-``[budget] mean_verify_per_request``, a ``[draft]`` section (another draft model: its own cost
-and acceptance) and ``[sim] replications``.
+``scenario.toml: [acceptance] alpha = 1.3: must be in [0, 1]``. Every section and key, with its
+meaning, is in docs/scenario.md, generated from these dataclasses by :mod:`sim.scenario_doc`
+(a key added here needs its line there; a test checks).
 """
 
 from __future__ import annotations
@@ -44,7 +42,9 @@ def _rng(lo: float | None = None, hi: float | None = None, **kw: Any) -> Any:
 class WorkloadConfig:
     """[workload]: how many requests, their lengths and how they arrive."""
 
-    requests: int = field(default=200, metadata=_rng(1))
+    # how many requests; with arrival = "file", 0 (its default there) = every request of the
+    # file from start_s on
+    requests: int = field(default=200, metadata=_rng(0))
     prompt_tokens: TokenSpec = field(default=128, metadata={"tokens": True})
     output_tokens: TokenSpec = field(default=256, metadata={"tokens": True})
     arrival: str = field(default="closed",
@@ -285,7 +285,8 @@ class Scenario:
                 parts[section] = _build_policy(table, where)
             elif section == "workload" and table.get("arrival") == "file":
                 # lengths come from the arrivals file unless given
-                table = {"prompt_tokens": "file", "output_tokens": "file", **table}
+                # lengths and the count come from the arrivals file unless given
+                table = {"prompt_tokens": "file", "output_tokens": "file", "requests": 0, **table}
                 parts[section] = _build_section(SECTIONS[section], section, table, where)
             else:
                 parts[section] = _build_section(SECTIONS[section], section, table, where)
@@ -470,6 +471,9 @@ class Scenario:
             raise SpecsimError(f'{where}: [workload] arrival = "file" needs arrivals_file = "PATH" '
                                "(an Azure LLM trace CSV, a Mooncake JSONL or a specsim trace)")
         if w.arrival != "file":
+            if w.requests < 1:
+                raise SpecsimError(f"{where}: [workload] requests = {w.requests}: must be >= 1 "
+                                   '(0, "every request of the file", only with arrival = "file")')
             if w.arrivals_file:
                 raise SpecsimError(f'{where}: [workload] arrivals_file = "{w.arrivals_file}": '
                                    'only with arrival = "file"')
@@ -584,11 +588,11 @@ def _build_policy(table: dict[str, Any], where: str) -> PolicyConfig:
     params = dict(table)
     name = params.pop("name", "fixed")
     if isinstance(name, str) and name not in POLICIES:
-        from sim.userpolicy import is_user_policy, load_user_policy  # local: it imports policies
+        from sim.userpolicy import is_user_policy, load_user_policy
 
         if is_user_policy(name):
             try:
-                load_user_policy(name)
+                load_user_policy(name, POLICIES)
             except SpecsimError as exc:
                 raise SpecsimError(f"{where}: [policy] name: {exc}") from None
     if not isinstance(name, str) or name not in POLICIES:

@@ -19,7 +19,6 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from sim.policies import POLICIES
 from sim.policy_base import Policy
 from tracing.errors import SpecsimError
 
@@ -30,10 +29,11 @@ def is_user_policy(name: str) -> bool:
     return bool(sep and path.endswith(".py") and cls)
 
 
-def load_user_policy(spec: str) -> type[Policy]:
-    """The class ``spec`` names, registered in ``POLICIES`` under ``spec`` (see module doc)."""
-    if spec in POLICIES:
-        return POLICIES[spec]
+def load_user_policy(spec: str, registry: dict[str, type[Policy]]) -> type[Policy]:
+    """The class ``spec`` names, registered in ``registry`` (:data:`sim.policies.POLICIES`,
+    passed in so that this module does not import the built-ins) under ``spec``."""
+    if spec in registry:
+        return registry[spec]
     path_text, _, cls_name = spec.rpartition(":")
     path = Path(path_text)
     if not path.is_file():
@@ -58,7 +58,7 @@ def load_user_policy(spec: str) -> type[Policy]:
                            "sim.policy_base.Policy and override next_tau / observe)")
     if "name" not in vars(cls):  # the built-ins' "fixed" would misname it in a trace
         cls.name = cls_name
-    POLICIES[spec] = cls
+    registry[spec] = cls
     return cls
 
 

@@ -114,13 +114,14 @@ def grid(base: Scenario, vary: dict[str, list[Any]]) -> list[tuple[dict[str, Any
 def check_policy_keys(base: Scenario, vary: dict[str, list[Any]]) -> None:
     """Refuse a varied ``policy.KEY`` for a policy of the grid that ignores it (e.g.
     ``policy.tau`` with ``goodput`` or ``target_only``): its rows would all be the same run."""
+    from sim.policies import POLICIES
     from sim.scenario import policy_keys
     from sim.userpolicy import is_user_policy, load_user_policy
 
     names = vary.get("policy.name", [base.policy.name])
     for policy in names:
         if is_user_policy(str(policy)):
-            load_user_policy(str(policy))
+            load_user_policy(str(policy), POLICIES)
     # goodput takes tau only as its start, before it has learned the step costs: a sweep of
     # it gives the same rows (it chooses each step's tau up to max_tau itself)
     ignored = {"goodput": {"tau"}}
@@ -361,18 +362,15 @@ def write_outputs(
 
 
 class _Bar:
-    """A rich progress bar over the grid's points (on stderr, gone when done)."""
+    """Progress over the grid's points on stderr (a bar on a terminal, plain lines piped)."""
 
     def __init__(self, total: int, what: str = "what-if") -> None:
-        from rich.console import Console
-        from rich.progress import Progress
+        from tracing.progress import Bar
 
-        self._progress = Progress(console=Console(stderr=True), transient=True)
-        self._progress.start()
-        self._task = self._progress.add_task(what, total=total)
+        self._bar = Bar(what, total)
 
     def advance(self) -> None:
-        self._progress.advance(self._task)
+        self._bar.advance()
 
     def close(self) -> None:
-        self._progress.stop()
+        self._bar.close()

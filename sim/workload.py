@@ -101,6 +101,7 @@ def build_workload(
     if w.arrival == "file":
         if file is None:
             raise SpecsimError(f'{where}: [workload] arrival = "file": the file was not loaded')
+        n = len(file)  # calibration took the first `requests` (0: all) from start_s
         arrival = file.arrival_s[:n]
     elif w.arrival == "trace":
         if tables is None or len(tables) == 0:

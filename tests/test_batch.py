@@ -169,9 +169,11 @@ def test_bad_batch_settings_are_specsim_errors(target: Target) -> None:
         BatchRequest(0, torch.zeros(1, 0, dtype=torch.long), 4, GREEDY, make_policy("fixed"))
 
 
+@pytest.mark.filterwarnings("error::FutureWarning")  # the current cache keyword (issue 24)
 def test_batched_cache_matches_each_sequence_alone(target: Target) -> None:
     """Rows of different lengths, an uneven feed, a rejection (truncate), a leave and a
-    compaction: each row's logits equal a plain forward over its own tokens."""
+    compaction: each row's logits equal a plain forward over its own tokens; no transformers
+    FutureWarning (the cache goes in under the keyword this transformers names)."""
     model = target.model
     seqs = [s[0].tolist() for s in _prompts((5, 1, 9), seed=11)]
     lm = BatchedLM(model)

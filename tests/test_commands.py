@@ -40,7 +40,7 @@ def _one_error_line(err: str, *needles: str) -> None:
 def test_diagnose_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["diagnose", SAMPLE, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"findings", "metrics", "warnings"}
+    assert set(out) == {"findings", "metrics", "warnings", "schedule"}
     assert out["warnings"] == []  # the synthetic sample's timing is steady
     assert out["metrics"]["requests"] == 24
     severities = [f["severity"] for f in out["findings"]]
@@ -84,8 +84,10 @@ def test_report_writes_one_file(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert main(["report", SAMPLE, "-o", str(out), "--whatif-requests", "10"]) == 0
     assert str(out) in capsys.readouterr().out
     page = out.read_text(encoding="utf-8")
-    assert page.count("data-plot=") == 11
-    assert "What-if: hardware" in page and "What-if: draft depth" in page
+    # an n-gram draft: no draft-depth chart (it has no layers), and the page says why
+    assert page.count("data-plot=") == 10
+    assert "What-if: hardware" in page and "What-if: draft depth" not in page
+    assert "draft depth</b>: not drawn" in page
     assert "catalog x" in page  # the hardware chart says each point's basis and band
 
 
@@ -110,11 +112,8 @@ def test_demo(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     # It ends by saying what to try next.
     tail = printed.strip().splitlines()[-5:]
     assert tail[0] == "what to try next:" and any("specsim compare" in t for t in tail)
-    # A second run refuses to overwrite without --force, naming the file; --json with it.
-    assert main(["demo", "--out", str(out_dir), "--no-whatif"]) == 2
-    err = capsys.readouterr().err
-    assert "report.html" in err and "--force" in err
-    assert main(["demo", "-o", str(out_dir), "--no-whatif", "--force", "--json"]) == 0
+    # A second run rewrites the demo's own folder as it is (issue 24); --json with it.
+    assert main(["demo", "-o", str(out_dir), "--no-whatif", "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     assert got["written"] == [str(out_dir / "report.html"), str(out_dir / "findings.json")]
     assert got["next"] and "findings" in got

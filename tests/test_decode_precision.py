@@ -1,4 +1,4 @@
-"""What greedy speculative decoding guarantees in bf16 (see README, "Greedy in bf16").
+"""What greedy speculative decoding guarantees in bf16 (see docs/live.md, "Greedy in bf16").
 
 In fp32, greedy speculative output is token-identical to target-only greedy (test_decode.py).
 In bf16 it need not be: a verify pass scores ``tau + 1`` positions in one forward, and its

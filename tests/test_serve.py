@@ -286,3 +286,14 @@ def test_sigint_ends_streams_in_flight_as_interrupted(tiny: LoadedModel, tmp_pat
     trace = read_trace(srv.trace)
     assert len(trace.requests) == 1 and 0 < trace.requests["output_tokens"].iloc[0] < 900
     assert trace.requests["stop_reason"].iloc[0] == "interrupted"
+
+
+def test_start_up_says_each_step_on_stderr(tiny: LoadedModel, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    # piped (pytest's stderr is no terminal): one plain line per start-up step, in order
+    with running(tiny, tmp_path / "server.jsonl"):
+        pass
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("specsim: serve")]
+    assert [ln.split(":")[2].split()[0] for ln in lines] == [
+        "loading", "loading", "warming", "profiling", "opening"]
+    assert "batch 1..4 x tokens 1..4" in lines[3]

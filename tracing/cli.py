@@ -3,45 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from tracing.errors import SpecsimError
-from tracing.io import convert_trace, read_trace, trace_format
-from tracing.outputs import add_force, add_out, claim, publish
-from tracing.perfetto import write_perfetto
-from tracing.summary import summarize
+from tracing.outputs import add_force, add_out, claim, print_json, publish
 
-
-def _plain(obj: Any) -> Any:
-    """numpy scalars/arrays -> Python; NaN/inf -> None (JSON has no NaN)."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_plain(v) for v in obj.tolist()]
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, float | np.floating):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    return obj
-
-
-def print_json(obj: Any) -> None:
-    """Print one JSON object on stdout (numpy values allowed; NaN becomes null)."""
-    sys.stdout.write(json.dumps(_plain(obj), allow_nan=False) + "\n")
+# Handlers import tracing.io and the rest: building the parser must not load numpy/pandas.
+__all__ = ["print_json", "register"]  # print_json lives in tracing.outputs; kept here for callers
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from tracing.io import read_trace
     from tracing.salvage import orphan_cycles, salvage
 
     if args.salvage:
@@ -79,6 +52,9 @@ def _fmt_ms(d: dict[str, float | None]) -> str:
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
+    from tracing.io import read_trace
+    from tracing.summary import summarize
+
     s = summarize(read_trace(args.trace), include_interrupted=args.include_interrupted)
     if "latency_s" in s["unavailable"]:  # no requests to measure: no figures, not zeros
         for key in ("latency_s", "ttft_s", "tpot_s"):
@@ -121,6 +97,8 @@ def _out(args: argparse.Namespace) -> str:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
+    from tracing.io import convert_trace, trace_format
+
     out = _out(args)
     trace_format(out)
     trace = convert_trace(args.trace, out)
@@ -129,6 +107,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_perfetto(args: argparse.Namespace) -> int:
+    from tracing.io import read_trace
+    from tracing.perfetto import write_perfetto
+
     out = _out(args)
     trace = read_trace(args.trace)
     write_perfetto(trace, out)

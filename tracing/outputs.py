@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import math
 import os
+import sys
 from pathlib import Path
+from typing import Any
 
 from tracing.errors import SpecsimError
 
@@ -51,4 +55,30 @@ def add_force(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite outputs that already exist")
 
 
-__all__ = ["add_force", "add_out", "claim", "public_mode", "publish"]
+def plain(obj: Any) -> Any:
+    """numpy scalars/arrays -> Python; NaN/inf -> None (JSON has no NaN)."""
+    import numpy as np  # here, not at import: the parser imports this module
+
+    if isinstance(obj, dict):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [plain(v) for v in obj.tolist()]
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    return obj
+
+
+def print_json(obj: Any) -> None:
+    """Print one JSON object on stdout (numpy values allowed; NaN becomes null): every
+    command's ``--json``."""
+    sys.stdout.write(json.dumps(plain(obj), allow_nan=False) + "\n")
+
+
+__all__ = ["add_force", "add_out", "claim", "plain", "print_json", "public_mode", "publish"]

@@ -140,14 +140,17 @@ def load_arrivals(
     max_output_tokens: int = 0,
     where: str = "<scenario>",
 ) -> ArrivalTable:
-    """The first ``requests`` arrivals at or after ``start_s`` (module docstring)."""
+    """The first ``requests`` arrivals at or after ``start_s`` (module docstring); ``requests``
+    0: every one of them."""
     t, prompt, output, fmt = read_arrivals(path)
     if len(t) == 0:
         raise SpecsimError(f"{path}: no requests in the arrivals file")
     order = np.argsort(t, kind="stable")
     t, prompt, output = t[order] - t[order][0], prompt[order], output[order]
-    keep = np.flatnonzero(t >= start_s)[:requests]
-    if len(keep) < requests:
+    keep = np.flatnonzero(t >= start_s)
+    if requests:
+        keep = keep[:requests]
+    if len(keep) < max(requests, 1):
         raise SpecsimError(
             f"{where}: [workload] requests = {requests}: {path} has {len(keep)} requests from "
             f"start_s = {start_s:g} s (it spans {float(t[-1]):g} s, {len(t)} requests)")

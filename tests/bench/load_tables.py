@@ -1,4 +1,4 @@
-"""The README's load-curve tables from a recorded set (``tests/bench/record_load.py``).
+"""The load-curve tables of docs/validation.md from a recorded set (``tests/bench/record_load.py``).
 
 Prints markdown: the measured curves (p50 / p95 latency and throughput per configuration and
 load point), the predicted-vs-measured error table of ``specsim validate`` (kind load: every

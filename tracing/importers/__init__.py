@@ -4,9 +4,34 @@ Each is a pure function of its input files returning an :class:`ImportResult`: a
 input has requests (vLLM, SGLang, llama.cpp responses), an acceptance profile always (vLLM logs
 and Prometheus scrapes give only that), and ``missing``: what the input lacked and how it was
 filled -- never invented silently.
+
+Public names load their module on first use, so the ``specsim`` parser (which imports
+:mod:`tracing.importers.cli`) never loads pandas.
 """
 
-from tracing.importers.cli import FORMATS, run_import, write_output
-from tracing.importers.profile import AcceptanceProfile, ImportResult
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tracing.importers.cli import FORMATS, run_import, write_output
+    from tracing.importers.profile import AcceptanceProfile, ImportResult
+
+_EXPORTS = {
+    "FORMATS": "tracing.importers.cli",
+    "run_import": "tracing.importers.cli",
+    "write_output": "tracing.importers.cli",
+    "AcceptanceProfile": "tracing.importers.profile",
+    "ImportResult": "tracing.importers.profile",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = ["FORMATS", "AcceptanceProfile", "ImportResult", "run_import", "write_output"]

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracing.errors import SpecsimError
-from tracing.importers.profile import ImportResult
+
+if TYPE_CHECKING:  # the handlers import the importers: the parser must not load pandas
+    from tracing.importers.profile import ImportResult
 
 
 def importers() -> dict[str, Callable[[list[str]], ImportResult]]:
@@ -63,8 +65,7 @@ def write_output(result: ImportResult, out: str, source: str, force: bool) -> st
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from tracing.cli import print_json
-    from tracing.outputs import claim
+    from tracing.outputs import claim, print_json
 
     claim(args.out, args.force)  # refused before any work
     result = run_import(args.format, args.src)
