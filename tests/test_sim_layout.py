@@ -9,7 +9,7 @@ SIM = Path(__file__).resolve().parent.parent / "sim"
 # Modules that may hold a Trace: calibration reads one; the engine writes one; the entry points
 # hand one to calibration; intervals resample one's requests (bootstrap) and hand that over.
 TRACE_HOLDERS = {"sim.engine", "sim.replicate", "sim.intervals", "sim.whatif", "sim.execution",
-                 "sim.cli"}
+                 "sim.cli", "sim.capacity", "sim.tune", "sim.tune_run"}
 
 
 def _modules() -> dict[str, Path]:
