@@ -189,7 +189,7 @@ def _print_findings(console: Console, findings: list[dict[str, Any]]) -> None:
         table.add_row(Text(sev_text + level), Text(str(f.get("kind", ""))),
                       Text(str(f.get("title") or "")), Text(str(f.get("recommendation") or "")))
     console.print(table)
-    from sim.intervals import caveats
+    from sim.sweep.intervals import caveats
 
     caveat = caveats(*((f.get("predicted") or {}).get("interval") for f in findings))
     if caveat:

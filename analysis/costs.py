@@ -65,12 +65,12 @@ def _counts(text: str, flag: str, low: int) -> list[int]:
 
 def cmd_costs(args: argparse.Namespace) -> int:
     """Handler of ``specsim costs``."""
-    from sim.catalog import get_device, same_device
-    from sim.costfit import against, anchor, grid_points
-    from sim.costmodel import normalize_dtype, table_shape
-    from sim.deviceprofile import read_profile_file
-    from sim.hardware import config_shape
-    from sim.shapes import table_names
+    from sim.models.catalog import get_device, same_device
+    from sim.models.costfit import against, anchor, grid_points
+    from sim.models.costmodel import normalize_dtype, table_shape
+    from sim.models.deviceprofile import read_profile_file
+    from sim.models.hardware import config_shape
+    from sim.models.shapes import table_names
 
     device = get_device(args.hardware).on_stack(args.stack)
     if args.tp < 1:
@@ -91,7 +91,7 @@ def cmd_costs(args: argparse.Namespace) -> int:
     if args.anchor and not args.against:
         raise SpecsimError("--anchor: only with --against PROFILE.json")
     if args.fit_on:
-        from sim.costfit import fit_host
+        from sim.models.costfit import fit_host
 
         fit_prof = read_profile_file(args.fit_on)
         if not same_device(fit_prof.device, device.key):
@@ -115,7 +115,7 @@ def cmd_costs(args: argparse.Namespace) -> int:
         points = [p for p in points if all(p[k] in v for k, v in grid.items())]
         if not points:
             raise SpecsimError(f"--against {args.against}: no profiled point in the grid given")
-        from sim.costfit import summary
+        from sim.models.costfit import summary
 
         out.update(against=args.against, points=points,
                    summary=summary([p["ratio"] for p in points]))

@@ -1,7 +1,7 @@
 """``other hardware`` pairs of ``specsim validate``: a run on device A predicts a run on device B.
 
 A pair is two traces of one workload (label and target) and one draft, captured on different
-devices (exact catalog identity, :func:`sim.catalog.same_device`), over the prompts both ran
+devices (exact catalog identity, :func:`sim.models.catalog.same_device`), over the prompts both ran
 (same request id, same prompt length). B is predicted from A alone with ``[latency] hardware`` =
 B's device -- A's acceptance replayed per request, B's policy, budget and lengths -- twice:
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.catalog import device_of, same_device
+from sim.models.catalog import device_of, same_device
 from tracing.trace import Trace
 
 CATALOG_GOAL = 1.5  # factor

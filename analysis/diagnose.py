@@ -297,7 +297,7 @@ def _budget_bound(trace: Trace, m: dict[str, Any]) -> Finding | None:
     reach = _budget_reach(trace, cap, mean_cap, wanted)
     infeasible = ""
     if reach is not None and not reach["feasible"]:
-        from sim.budget import describe
+        from sim.policies.budget import describe
 
         infeasible = describe(reach) + ". "
     finding = Finding(
@@ -328,8 +328,8 @@ def _budget_bound(trace: Trace, m: dict[str, Any]) -> Finding | None:
 def _budget_reach(trace: Trace, cap: int, mean_cap: float, wanted: int) -> dict[str, Any] | None:
     """What the trace's budget reaches at its own tokens per verify pass vs what its requests
     asked (``max_new_tokens``, else the scenario's output length of a simulated trace, else the
-    recorded -- already truncated -- lengths): :func:`sim.budget.reach`."""
-    from sim.budget import reach
+    recorded -- already truncated -- lengths): :func:`sim.policies.budget.reach`."""
+    from sim.policies.budget import reach
 
     r = trace.requests
     passes = float(r["verify_passes"].sum())
@@ -528,8 +528,8 @@ def _describe(overrides: dict[str, Any]) -> str:
 
 def _change_text(run: dict[str, Any], key: str) -> str:
     """``p95 3% lower, 95% interval 10% lower to 2% higher``: the change as a ratio (its
-    interval on a log scale, :func:`sim.intervals.ratio_text`)."""
-    from sim.intervals import ratio_text
+    interval on a log scale, :func:`sim.sweep.intervals.ratio_text`)."""
+    from sim.sweep.intervals import ratio_text
 
     return ratio_text(key.removesuffix("_s"), (run.get("change_ratio") or {}).get(key),
                       (run.get("change_ratio_ci95") or {}).get(key))
@@ -551,12 +551,12 @@ def _decided_tau(text: str, overrides: dict[str, Any]) -> str:
 
 def _choose(runs: list[dict[str, Any]], start: dict[str, Any], start_draws: list[Any],
             draws: list[list[Any]], *, budget: bool) -> dict[str, Any]:
-    """The run to recommend, by :func:`sim.decide.decide` (objective p95) with the trace's own
+    """The run to recommend, by :func:`sim.sweep.decide.decide` (objective p95) with the trace's own
     configuration as the incumbent: a change is named (``improves``) only when its paired
     interval says it helps; when none does, the lowest p95 tried is returned for the text. For
     ``budget_bound`` a change that surely truncates fewer requests (:func:`improves`) comes
     first. Sets each run's ``improves``."""
-    from sim.decide import Option, better, decide
+    from sim.sweep.decide import Option, better, decide
 
     incumbent = Option({}, start, start_draws)
     options = [Option(r["overrides"], r, d) for r, d in zip(runs, draws, strict=True)]
@@ -575,7 +575,7 @@ def _choose(runs: list[dict[str, Any]], start: dict[str, Any], start_draws: list
 def improves(run: dict[str, Any], *, truncation: bool = False) -> bool:
     """True when an interval of the change lies below 0: p95 (p50 not surely worse) or p50 (p95
     not surely worse), or -- with ``truncation`` -- the truncated requests."""
-    from sim.intervals import above_zero, below_zero
+    from sim.sweep.intervals import above_zero, below_zero
 
     ci = run.get("change_ci95") or {}
     p50, p95 = ci.get("p50_s"), ci.get("p95_s")
@@ -586,7 +586,7 @@ def improves(run: dict[str, Any], *, truncation: bool = False) -> bool:
 
 def predict(trace: Trace, findings: list[Finding], *, seed: int = 0, draws: int | None = None) -> None:
     """Fill each finding's ``predicted`` with simulated figures of its candidate changes, each with
-    95% intervals (:mod:`sim.intervals`: replications plus a bootstrap over the trace's
+    95% intervals (:mod:`sim.sweep.intervals`: replications plus a bootstrap over the trace's
     requests), and quantify its recommendation.
 
     A candidate equal to the trace's own configuration is never tried. ``improves`` is true only
@@ -598,7 +598,7 @@ def predict(trace: Trace, findings: list[Finding], *, seed: int = 0, draws: int 
         return
     from analysis.metrics import first_requests
     from sim import scenario_from_trace, simulate
-    from sim.intervals import basis, brief, intervals, make_draws, run_draws
+    from sim.sweep.intervals import basis, brief, intervals, make_draws, run_draws
 
     n_draws = WHATIF_DRAWS if draws is None else draws
     trace = first_requests(trace, WHATIF_MAX_REQUESTS)  # fits, replays and resamples stay small

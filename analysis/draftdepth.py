@@ -25,7 +25,7 @@ SCALES = (0.8, 1.0, 1.2)
 def depth_applies(trace: Trace) -> str:
     """Why the draft-depth what-if means nothing for ``trace``'s draft ("" when it does): depth
     is a model draft's (or a layer-skip draft's) number of layers; an n-gram lookup has none."""
-    from sim.hardware import draft_kind_of
+    from sim.models.hardware import draft_kind_of
 
     extra = trace.meta.extra or {}
     params = float(extra.get("draft_params") or extra.get("draft_n_params") or 0.0)
@@ -55,9 +55,9 @@ def draft_params_for(trace: Trace) -> float:
 def depth_sweep(base: Any, trace: Trace, *, depths: tuple[int, ...] = DEPTHS,
                 scales: tuple[float, ...] = SCALES, slo_p95_ms: float | None = None,
                 jobs: int | None = 1) -> Any:
-    """``sim.whatif.sweep`` over ``draft.layers`` x ``draft.acceptance_scale`` at the trace's
-    draft size (a ``sim.whatif.WhatIfResult``)."""
-    from sim.whatif import sweep
+    """``sim.sweep.whatif.sweep`` over ``draft.layers`` x ``draft.acceptance_scale`` at the trace's
+    draft size (a ``sim.sweep.whatif.WhatIfResult``)."""
+    from sim.sweep.whatif import sweep
 
     fixed = base.with_overrides({"draft.params": draft_params_for(trace)})
     return sweep(fixed, {"draft.layers": list(depths), "draft.acceptance_scale": list(scales)},

@@ -1,7 +1,7 @@
 """A tuned draft-length schedule in each serving engine's own syntax (``specsim tune``).
 
 A schedule is a list of ranges {``batch_from``, ``batch_to``, ``tau``} covering batch sizes from
-the first tuned one to the last, ascending and contiguous (:func:`sim.tune.merge`). What each
+the first tuned one to the last, ascending and contiguous (:func:`sim.sweep.tune.merge`). What each
 engine takes, and what this module relies on (looked up in the engines' own pull requests):
 
 - **vLLM** -- ``speculative_config`` with ``num_speculative_tokens`` (the start-up maximum, used
@@ -22,7 +22,7 @@ engine takes, and what this module relies on (looked up in the engines' own pull
 - **llama.cpp** -- one ``--spec-draft-n-max N`` per server for its ``-np`` slots (``llama-server
   --help``).
 - **specsim serve** -- ``fixed:tau=K,tau_by_batch=B1:K1,B2:K2``: the tau of the largest threshold
-  <= the step's batch size (``sim.policy_base.parse_tau_by_batch``).
+  <= the step's batch size (``sim.policies.base.parse_tau_by_batch``).
 """
 
 from __future__ import annotations

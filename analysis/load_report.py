@@ -48,7 +48,7 @@ def predicted_curves(trace: Trace, loads: list[int]) -> list[dict[str, Any]]:
     """This trace's configuration and target-only, simulated at each concurrency."""
     from sim import scenario_from_trace
     from sim.calibrate.batching import max_batch_of
-    from sim.replicate import replicate
+    from sim.sweep.replicate import replicate
 
     base = scenario_from_trace(trace)
     batch = max_batch_of(trace)

@@ -32,7 +32,7 @@ from tracing.summary import summarize
 from tracing.trace import Trace
 
 if TYPE_CHECKING:
-    from sim.whatif import WhatIfResult
+    from sim.sweep.whatif import WhatIfResult
 
 Step = Callable[[str], None]
 
@@ -46,18 +46,18 @@ class WhatIfConfig:
 
     taus: tuple[int, ...] = (1, 2, 3, 4, 6, 8)  # fixed-policy draft lengths
     budget_fractions: tuple[float, ...] = (0.5, 0.75, 1.0)  # of the measured verify passes/request
-    hardware: tuple[str, ...] = HARDWARE  # catalog names (sim.catalog); () = the whole catalog
+    hardware: tuple[str, ...] = HARDWARE  # catalog names (sim.models.catalog); () = the whole catalog
     draft_scales: tuple[float, ...] = (0.8, 0.9, 1.0, 1.1, 1.2)  # a worse or better draft
     slo_p95_ms: float | None = None  # None: the measured p95 of the simulated requests
     requests: int = 300  # requests simulated per point: the trace's first, by arrival
     jobs: int | None = 1
     seed: int = 0
-    intervals: int = 8  # draws behind each point's 95% intervals (sim.intervals); 0: none
+    intervals: int = 8  # draws behind each point's 95% intervals (sim.sweep.intervals); 0: none
 
 
 @dataclass
 class WhatIfs:
-    """Results of :func:`run_whatifs` (each sweep a ``sim.whatif.WhatIfResult`` or None)."""
+    """Results of :func:`run_whatifs` (each sweep a ``sim.sweep.whatif.WhatIfResult`` or None)."""
 
     requests: int
     slo_p95_ms: float
@@ -102,7 +102,7 @@ def run_whatifs(trace: Trace, config: WhatIfConfig | None = None) -> WhatIfs:
     A sweep the simulator rejects becomes a warning instead of failing the report.
     """
     from sim import CATALOG, scenario_from_trace, simulate
-    from sim.whatif import sweep
+    from sim.sweep.whatif import sweep
 
     config = config or WhatIfConfig()
     trace = first_requests(trace, config.requests)
@@ -173,7 +173,7 @@ def _recorded_batch(trace: Trace) -> int:
 
 def _with_current_tau(base: Any, taus: tuple[int, ...]) -> list[int]:
     """The taus swept, with the trace's own fixed tau among them: the incumbent a change must
-    surely beat (sim.decide)."""
+    surely beat (sim.sweep.decide)."""
     tau = base.policy.params.get("tau") if base.policy.name == "fixed" else None
     return sorted(set(taus) | ({int(tau)} if isinstance(tau, int) else set()))
 
@@ -412,7 +412,7 @@ def _without_caveat(predicted: dict[str, Any] | None) -> dict[str, Any]:
 
 def page_caveat(data: ReportData) -> str:
     """The small-sample caveat of the page's intervals, once ("" when the sample is not small)."""
-    from sim.intervals import caveats
+    from sim.sweep.intervals import caveats
 
     bases = [(f.get("predicted") or {}).get("interval") for f in data.findings]
     w = data.whatifs
@@ -426,7 +426,7 @@ def page_caveat(data: ReportData) -> str:
 def _prediction_line(f: dict[str, Any]) -> str:
     """The prediction behind a finding with its intervals, one line (empty without one): each
     change a ratio with its 95% interval (log scale: never more than all of it)."""
-    from sim.intervals import ratio_text
+    from sim.sweep.intervals import ratio_text
 
     p = f.get("predicted") or {}
     base = p.get("baseline")

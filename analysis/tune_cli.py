@@ -5,7 +5,7 @@
                  [--engine vllm|trtllm|sglang|llamacpp ...] [--hardware DEV | --profile P]
                  [--at-batch N] [--intervals N] [--requests N] [--json] [-o FILE [--force]]
 
-The method is :mod:`sim.tune`'s; ``--json`` prints ``schedule`` [{batch_from, batch_to, tau,
+The method is :mod:`sim.sweep.tune`'s; ``--json`` prints ``schedule`` [{batch_from, batch_to, tau,
 gain, ci95}], ``config`` {engine: snippet}, ``batches`` (every batch size's answer and all its
 candidates) and the ``serve_command`` that measures the schedule with ``specsim serve``.
 """
@@ -74,8 +74,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     """Handler of ``specsim tune``."""
     from analysis.engine_config import ENGINES, configs, serve_command, serve_policy
     from sim.cli import load_base
-    from sim.tune import DRAWS, parse_batches, parse_taus
-    from sim.tune_run import tune
+    from sim.sweep.tune import DRAWS, parse_batches, parse_taus
+    from sim.sweep.tune_run import tune
 
     claim(args.out, args.force)
     batches, taus = parse_batches(args.batch), parse_taus(args.tau)

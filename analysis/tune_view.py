@@ -3,7 +3,7 @@
 A trace whose engine steps ran at several batch sizes, or that carries its server's batched
 verify profile (the cost of a step at every batch size: a load curve of the costs), has an
 answer that changes with the batch size. For such a trace :func:`quick_schedule` runs
-:func:`sim.tune_run.tune` cheaply -- the batch sizes 1, 2, 4, ... up to the server's largest,
+:func:`sim.sweep.tune_run.tune` cheaply -- the batch sizes 1, 2, 4, ... up to the server's largest,
 draft lengths 0, 1, 2, 4, ... up to the trace's largest, :data:`QUICK_DRAWS` draws -- and says
 the command that runs the full one. Any other trace gets None (nothing is simulated).
 """
@@ -56,7 +56,7 @@ def quick_schedule(trace: Trace, base: Any = None, *, draws: int = QUICK_DRAWS) 
     ``base``: the scenario replaying the trace (``scenario_from_trace(trace)`` when None)."""
     from analysis.engine_config import serve_policy
     from sim.calibrate import scenario_from_trace
-    from sim.tune_run import tune
+    from sim.sweep.tune_run import tune
 
     why = schedule_reason(trace)
     if why is None:

@@ -147,8 +147,8 @@ def predict_with(a: Run, b: Run, latency: dict[str, Any] | None = None,
     ``profile``) and ``[draft]`` ones; also returns the simulation result."""
     from sim import Scenario, scenario_from_trace
     from sim.calibrate.positions import coverage
-    from sim.replicate import replicate
     from sim.scenario import _policy_keys
+    from sim.sweep.replicate import replicate
 
     base = scenario_from_trace(a.trace)
     meta = b.trace.meta

@@ -109,8 +109,8 @@ def measured(run: EngineRun) -> dict[str, Any]:
 def predict(a: EngineRun, b: EngineRun) -> dict[str, Any]:
     """B predicted from A (module docstring), with 95% intervals."""
     from sim import Scenario, scenario_from_trace
-    from sim.intervals import basis, intervals, make_draws, run_draws
-    from sim.replicate import replicate
+    from sim.sweep.intervals import basis, intervals, make_draws, run_draws
+    from sim.sweep.replicate import replicate
 
     overrides: dict[str, Any] = {
         "server.max_batch": b.slots, "workload.requests": len(b.trace.requests),

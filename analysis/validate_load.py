@@ -172,8 +172,8 @@ def _arrivals_trace(a: Trace, b: LoadPoint) -> Trace:
 def predict(a: LoadPoint, b: LoadPoint) -> tuple[dict[str, Any], list[str]]:
     """B's figures predicted from A's server trace alone (see the module docstring)."""
     from sim import scenario_from_trace
-    from sim.intervals import basis, intervals, make_draws, run_draws
-    from sim.replicate import replicate
+    from sim.sweep.intervals import basis, intervals, make_draws, run_draws
+    from sim.sweep.replicate import replicate
 
     base = scenario_from_trace(a.server)
     overrides: dict[str, Any] = {"server.max_batch": max_batch_of(a.server),

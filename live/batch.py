@@ -49,7 +49,7 @@ from live.sampling import (
     match_vocab,
     probs_from_logits,
 )
-from sim.policies import Policy, PolicyState, StepCost, useful_tau
+from sim.policies.library import Policy, PolicyState, StepCost, useful_tau
 from tracing.errors import SpecsimError
 from tracing.schema import CycleRecord
 

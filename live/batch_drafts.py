@@ -23,7 +23,7 @@ import torch
 from live.batch_cache import BatchedLM
 from live.drafts import NgramDraft, uses_confidence
 from live.sampling import SamplingConfig, pick_token, probs_from_logits
-from sim.policies import Policy
+from sim.policies.library import Policy
 from tracing.errors import SpecsimError
 
 if TYPE_CHECKING:

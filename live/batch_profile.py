@@ -20,8 +20,8 @@ import torch
 
 from live.batch_cache import BatchedLM
 from live.device import synchronizer
-from sim.batching import pass_s
 from sim.calibrate.batching import BATCH_PROFILE_KEY
+from sim.models.batching import pass_s
 
 __all__ = ["BATCH_PROFILE_KEY", "ProfiledStepCost", "profile_batched_verify",
            "single_stream_profile"]
@@ -75,8 +75,8 @@ def single_stream_profile(batched: dict[str, Any]) -> dict[str, Any]:
 
 
 class ProfiledStepCost:
-    """The live server's step cost for the policies (:data:`sim.policies.StepCost`): the
-    profiled verify pass of B rows scoring t + 1 tokens (:func:`sim.batching.pass_s`) plus
+    """The live server's step cost for the policies (:data:`sim.policies.library.StepCost`): the
+    profiled verify pass of B rows scoring t + 1 tokens (:func:`sim.models.batching.pass_s`) plus
     t draft passes at the draft seconds per drafted token measured so far at that batch size
     (an exponential average of the steps run; none seen yet: the nearest smaller batch's, or 0)."""
 

@@ -223,7 +223,7 @@ class LiveRun:
         from live.drafts import make_draft
         from live.models import load_model, status
         from live.prompts import load_prompts, workload_name
-        from sim.policies import make_policy
+        from sim.policies.library import make_policy
 
         self.config = config
         self.prompts = load_prompts(config.prompts, config.limit)
@@ -293,7 +293,7 @@ class LiveRun:
 
         from live.decode import speculative_generate
         from live.prompts import encode_prompt
-        from sim.policies import make_policy
+        from sim.policies.library import make_policy
 
         config = self.config
         if config.compile and self.prompts:  # compile every step kind now, untimed

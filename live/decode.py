@@ -29,7 +29,7 @@ from live.sampling import (
     probs_from_logits,
     request_seed,
 )
-from sim.policies import Policy, PolicyState, useful_tau
+from sim.policies.library import Policy, PolicyState, useful_tau
 from tracing.schema import CycleRecord
 
 
@@ -247,7 +247,7 @@ def target_only_generate(
     eos_token_ids: set[int] | None = None,
 ) -> list[int]:
     """Plain autoregressive decoding with the same sampler (the reference for tests/benches)."""
-    from sim.policies import TargetOnly
+    from sim.policies.library import TargetOnly
 
     result = speculative_generate(target, None, TargetOnly(), input_ids,
                                   max_new_tokens=max_new_tokens, sampling=sampling,

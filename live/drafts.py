@@ -27,7 +27,7 @@ import torch
 
 from live.kvcache import CachedLM, KVModel
 from live.sampling import SamplingConfig, pick_token, probs_from_logits
-from sim.policies import BudgetedPolicy, Policy
+from sim.policies.library import BudgetedPolicy, Policy
 from tracing.errors import SpecsimError
 
 if TYPE_CHECKING:

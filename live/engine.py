@@ -39,7 +39,7 @@ from live.batch_drafts import BatchDraft
 from live.batch_profile import ProfiledStepCost
 from live.sampling import SamplingConfig
 from live.server_metrics import ServerMetrics
-from sim.policies import make_policy
+from sim.policies.library import make_policy
 from tracing.errors import SpecsimError
 from tracing.jsonl import TraceWriter
 from tracing.schema import CycleRecord, RequestRecord

@@ -13,7 +13,7 @@ the median of each ``n`` is kept. The simulator reads it from the run metadata
 :func:`profile_device` is the same measurement as a command of its own (``specsim profile``):
 target passes over a grid of batch sizes, tokens per sequence and context lengths (and a draft's
 steps), each warmed up, synchronized, timed ``rounds`` times in a shuffled order and kept as the
-median, written as a device profile (:mod:`sim.deviceprofile`) with the device's exact name, the
+median, written as a device profile (:mod:`sim.models.deviceprofile`) with the device's exact name, the
 dtype, the model's size and shape and the software stack.
 """
 
@@ -97,10 +97,10 @@ def profile_device(target: Any, *, draft: Any = None, draft_name: str = "",
                    seed: int = 0, progress: bool = False) -> dict[str, Any]:
     """Median seconds of target passes (every batch x tokens x context) and of draft steps
     (every batch x context, one token per sequence; ``draft`` a causal LM or None) on the
-    target's device, as a device profile's JSON object (:func:`sim.deviceprofile.from_dict`
+    target's device, as a device profile's JSON object (:func:`sim.models.deviceprofile.from_dict`
     reads it back). Each shape runs once untimed first; then ``rounds`` rounds, each over every
     shape in a new shuffled order, synchronizing the device around every timed pass."""
-    from sim.deviceprofile import PROFILE_FORMAT, DeviceProfile
+    from sim.models.deviceprofile import PROFILE_FORMAT, DeviceProfile
 
     if rounds < 1 or not batches or not tokens or not contexts:
         raise ValueError("profile_device: rounds >= 1 and non-empty batches/tokens/contexts")

@@ -127,7 +127,7 @@ def _start_service(config: ServeConfig, target: Any, step: Any) -> Served:
     from live.sampling import SamplingConfig
     from live.server import Service
     from live.server_metrics import ServerMetrics
-    from sim.policies import make_policy
+    from sim.policies.library import make_policy
     from tracing.jsonl import TraceWriter
     from tracing.schema import RunMeta
 

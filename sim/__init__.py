@@ -14,23 +14,23 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sim.calibrate import Calibration, calibrate, scenario_from_trace
-    from sim.catalog import CATALOG, Device
-    from sim.engine import SimResult, run, simulate
-    from sim.policies import Policy, PolicyState, make_policy
+    from sim.engine.core import SimResult, run, simulate
+    from sim.models.catalog import CATALOG, Device
+    from sim.policies.library import Policy, PolicyState, make_policy
     from sim.scenario import Scenario
 
 _EXPORTS = {
     "Calibration": "sim.calibrate",
     "calibrate": "sim.calibrate",
     "scenario_from_trace": "sim.calibrate",
-    "CATALOG": "sim.catalog",
-    "Device": "sim.catalog",
-    "SimResult": "sim.engine",
-    "run": "sim.engine",
-    "simulate": "sim.engine",
-    "Policy": "sim.policies",
-    "PolicyState": "sim.policies",
-    "make_policy": "sim.policies",
+    "CATALOG": "sim.models.catalog",
+    "Device": "sim.models.catalog",
+    "SimResult": "sim.engine.core",
+    "run": "sim.engine.core",
+    "simulate": "sim.engine.core",
+    "Policy": "sim.policies.library",
+    "PolicyState": "sim.policies.library",
+    "make_policy": "sim.policies.library",
     "Scenario": "sim.scenario",
 }
 

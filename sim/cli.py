@@ -22,13 +22,13 @@ from tracing.errors import SpecsimError
 from tracing.outputs import add_force, add_out, claim, publish
 
 if TYPE_CHECKING:  # the handlers import the simulator: the parser must not load numpy/SimPy
-    from sim.engine import SimResult
+    from sim.engine.core import SimResult
     from sim.scenario import Scenario
-    from sim.whatif import WhatIfResult
+    from sim.sweep.whatif import WhatIfResult
     from tracing.trace import Trace
 
 TRACE_SUFFIXES = (".jsonl", ".parquet")
-DRAWS = 20  # default --intervals: sim.intervals.DRAWS (a test keeps them equal)
+DRAWS = 20  # default --intervals: sim.sweep.intervals.DRAWS (a test keeps them equal)
 
 
 def register(sub: Any) -> None:
@@ -79,7 +79,7 @@ def register(sub: Any) -> None:
                    help="draws behind each point's 95%% intervals (replications + bootstrap over "
                    "the trace's requests; 0: none; default: %(default)s)")
     w.add_argument("--objective", choices=("p95", "p50", "throughput", "goodput"), default="p95",
-                   help="what the best point is chosen by (sim.decide; goodput needs "
+                   help="what the best point is chosen by (sim.sweep.decide; goodput needs "
                    "--slo-p95-ms; default: %(default)s)")
     w.add_argument("--find-capacity", action="store_true",
                    help="bisect the Poisson arrival rate: the highest rate (with its interval) "
@@ -92,13 +92,13 @@ def add_policy(p: Any) -> None:
     """``--policy NAME[:key=value,...] | FILE.py:ClassName`` (a built-in or the user's own)."""
     p.add_argument("--policy", metavar="NAME[:k=v,..]|FILE.py:Class",
                    help="run this policy: a built-in (fixed:tau=4, adaptive, ...) or your own "
-                   "class from a Python file (a sim.policy_base.Policy subclass)")
+                   "class from a Python file (a sim.policies.base.Policy subclass)")
 
 
 def with_policy(scenario: Scenario, spec: str | None) -> Scenario:
     """``scenario`` with ``--policy`` applied (and any solved acceptance said on stderr)."""
+    from sim.policies.user import is_user_policy
     from sim.scenario import acceptance_note
-    from sim.userpolicy import is_user_policy
 
     note = acceptance_note(scenario.acceptance)
     if note:
@@ -108,7 +108,7 @@ def with_policy(scenario: Scenario, spec: str | None) -> Scenario:
     if is_user_policy(spec):
         overrides: dict[str, Any] = {"policy.name": spec}
     else:
-        from sim.policies import parse_policy_spec
+        from sim.policies.library import parse_policy_spec
 
         name, params = parse_policy_spec(spec)
         overrides = {"policy.name": name, **{f"policy.{k}": v for k, v in params.items()}}
@@ -164,8 +164,8 @@ def beside(out: str | Path, what: str) -> Path:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Handler of ``specsim simulate``."""
-    from sim.engine import simulate
-    from sim.replicate import replicate
+    from sim.engine.core import simulate
+    from sim.sweep.replicate import replicate
 
     if args.out:
         claim(args.out, args.force)
@@ -215,8 +215,8 @@ def _write_sim(result: SimResult, scenario: Scenario, out: str) -> list[Path]:
 
 def cmd_whatif(args: argparse.Namespace) -> int:
     """Handler of ``specsim whatif``."""
-    from sim.execution import check_cluster
-    from sim.whatif import output_paths, parse_vary, sweep, write_outputs
+    from sim.sweep.execution import check_cluster
+    from sim.sweep.whatif import output_paths, parse_vary, sweep, write_outputs
 
     if args.out:
         for path in output_paths(args.out):
@@ -266,9 +266,9 @@ def cmd_whatif(args: argparse.Namespace) -> int:
 
 def _capacity(args: argparse.Namespace, base: Scenario, trace: Trace | None,
               vary: dict[str, list[Any]]) -> int:
-    """``whatif --find-capacity``: the highest rate per decision point (sim.capacity)."""
-    from sim.capacity import find_capacity
-    from sim.intervals import basis
+    """``whatif --find-capacity``: the highest rate per decision point (sim.sweep.capacity)."""
+    from sim.sweep.capacity import find_capacity
+    from sim.sweep.intervals import basis
 
     if args.out:
         raise SpecsimError("--find-capacity: prints its answer; --out is for grids")
@@ -377,8 +377,8 @@ def _shape_line(shape: dict[str, Any], figures: dict[str, Any]) -> str:
 
 def _print_budgets(console: Any, points: list[dict[str, Any]]) -> None:
     """Per point with a budget that truncated requests or cannot be met: how many were cut
-    and what the budget can reach (:func:`sim.budget.describe`)."""
-    from sim.budget import describe
+    and what the budget can reach (:func:`sim.policies.budget.describe`)."""
+    from sim.policies.budget import describe
 
     for p in points:
         b = p.get("budget")

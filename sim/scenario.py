@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from sim.policies import POLICIES, build_policy
+from sim.policies.library import POLICIES, build_policy
 from tracing.errors import SpecsimError
 
 # A token count: an int, "trace" (taken from a trace's requests) or a distribution table, e.g.
@@ -96,16 +96,16 @@ class LatencyConfig:
     # line above) -- CPU kernels make it neither flat nor linear in tau
     verify_table_s: list[float] = field(default_factory=list, metadata=_rng(0.0))
     # measured batched verify cost [b - 1][n - 1]: b rows scoring n tokens each, padded (a
-    # server's start-up profile scaled to its trace; sim.batching); [] = the line and ridge
+    # server's start-up profile scaled to its trace; sim.models.batching); [] = the line and ridge
     batch_verify_table_s: list[list[float]] = field(default_factory=list, metadata=_rng(0.0))
     ridge_tokens: float = field(default=0.0, metadata=_rng(0.0))  # 0: from hardware, else flat
-    hardware: str = ""  # a catalog device (sim.catalog): key, alias or exact device name
+    hardware: str = ""  # a catalog device (sim.models.catalog): key, alias or exact device name
     source_hardware: str = ""
     # a profile of the target device: a `specsim profile` file, a trace that carries a verify
     # profile, or a target-only trace of the device (its 1-token pass)
     profile: str = ""
     fitted_on: str = ""  # the device string of the trace these numbers were fitted on
-    # the software stack on a modelled device (sim.catalog.FrameworkCost): "" its own measured
+    # the software stack on a modelled device (sim.models.catalog.FrameworkCost): "" its own measured
     # eager stack, "eager", or "cuda-graph" (a vLLM-like engine; not measured here)
     stack: str = field(default="", metadata={"choices": ("", "eager", "cuda-graph")})
     dtype: str = ""  # on another device: fp32 | bf16 | fp16 | int8 | int4 ("": its default)
@@ -131,7 +131,7 @@ class LatencyConfig:
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    """[policy]: a draft-length policy by name and its parameters (see sim.policies)."""
+    """[policy]: a draft-length policy by name and its parameters (see sim.policies.library)."""
 
     name: str = "fixed"
     params: dict[str, Any] = field(default_factory=lambda: {"tau": 4})
@@ -167,7 +167,7 @@ class DraftConfig:
     """[draft]: another draft model by its own cost and acceptance (unset keys change nothing)."""
 
     name: str = ""
-    model: str = ""  # a draft of the built-in table (sim.shapes), priced on the device
+    model: str = ""  # a draft of the built-in table (sim.models.shapes), priced on the device
     step_s: float | None = field(default=None, metadata=_rng(0.0))
     params: float | None = field(default=None, metadata=_rng(0.0))
     # a draft by architecture: its step cost from the cost model on the chosen device
@@ -188,7 +188,7 @@ class DraftConfig:
 @dataclass(frozen=True)
 class TargetConfig:
     """[target]: the target's shape on a modelled device -- a model of the built-in table
-    (``model``, :mod:`sim.shapes`), a transformers ``config`` file (relative paths from the
+    (``model``, :mod:`sim.models.shapes`), a transformers ``config`` file (relative paths from the
     scenario's folder; a ``specsim profile`` file's ``target_config`` also reads), or the
     geometry itself; ``tp``: GPUs (of the one device kind) the weights and KV are split over.
     A parameter count alone is refused unless ``shape = "assumed"``."""
@@ -411,8 +411,8 @@ class Scenario:
             raise SpecsimError(
                 f"{where}: [acceptance] context_buckets = {buckets}: must be increasing"
             )
-        from sim.catalog import UnknownDevice, get_device, known  # local: no import circle
-        from sim.costmodel import normalize_dtype
+        from sim.models.catalog import UnknownDevice, get_device, known  # local: no import circle
+        from sim.models.costmodel import normalize_dtype
 
         for key in ("hardware", "source_hardware"):
             name = getattr(self.latency, key)
@@ -431,7 +431,7 @@ class Scenario:
 
 
     def _check_target(self, where: str) -> None:
-        from sim.shapes import lookup, table_names  # local: the table
+        from sim.models.shapes import lookup, table_names  # local: the table
 
         t, d = self.target, self.draft
         named = [k for k, v in (("model", t.model), ("config", t.config),
@@ -588,7 +588,7 @@ def _build_policy(table: dict[str, Any], where: str) -> PolicyConfig:
     params = dict(table)
     name = params.pop("name", "fixed")
     if isinstance(name, str) and name not in POLICIES:
-        from sim.userpolicy import is_user_policy, load_user_policy
+        from sim.policies.user import is_user_policy, load_user_policy
 
         if is_user_policy(name):
             try:

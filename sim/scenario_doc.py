@@ -107,7 +107,7 @@ DOCS: dict[str, str] = {
     "server.max_batch": "1 = single stream; more = continuous batching up to this many rows",
     # [draft]
     "draft.name": "a label for another draft model",
-    "draft.model": "another draft named from the built-in table (`sim/shapes.py`): its step "
+    "draft.model": "another draft named from the built-in table (`sim/models/shapes.py`): its step "
                    "priced by the cost model on the device",
     "draft.n": "an n-gram draft of another size, replayed exactly over a greedy n-gram trace's "
                "recorded tokens (`capture --record-tokens`)",
@@ -121,7 +121,7 @@ DOCS: dict[str, str] = {
                              "sorted by `from_tokens`, the first from 0",
     "latency.stack": "the software stack a modelled device runs: `eager` (transformers) or "
                      "`cuda-graph` (an engine such as vLLM); a catalog setting",
-    "target.model": "the target from the built-in table of open architectures (`sim/shapes.py`, "
+    "target.model": "the target from the built-in table of open architectures (`sim/models/shapes.py`, "
                     "e.g. `llama-3.1-8b`)",
     "target.config": "a transformers `config.json` (or a `specsim profile` file) giving the "
                      "target's shape; relative to the scenario's folder",
@@ -154,7 +154,7 @@ DOCS: dict[str, str] = {
 
 def policy_keys() -> dict[str, dict[str, Any]]:
     """Policy name -> its keys and their defaults (from its constructor)."""
-    from sim.policies import POLICIES
+    from sim.policies.library import POLICIES
 
     out = {}
     for name, cls in sorted(POLICIES.items()):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from sim import Scenario, simulate
-from sim.acceptance import MAX_POSITIONS, MIN_REACHED, censored_hazards
 from sim.calibrate.acceptance import build_acceptance, fit_acceptance
+from sim.models.acceptance import MAX_POSITIONS, MIN_REACHED, censored_hazards
 from tracing.errors import SpecsimError
 from tracing.schema import CycleRecord, RequestRecord, RunMeta
 from tracing.trace import Trace

@@ -23,7 +23,7 @@ from live.batch_drafts import BatchModelDraft, BatchNgramDraft  # noqa: E402
 from live.decode import speculative_generate, target_only_generate  # noqa: E402
 from live.drafts import NgramDraft, shallow_copy  # noqa: E402
 from live.sampling import SamplingConfig  # noqa: E402
-from sim.policies import make_policy  # noqa: E402
+from sim.policies.library import make_policy  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 GREEDY = SamplingConfig()

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from sim import Scenario, simulate
-from sim.goodput import Goodput
-from sim.policies import (
+from sim.policies.goodput import Goodput
+from sim.policies.library import (
     Adaptive,
     BudgetedPolicy,
     Heuristic,

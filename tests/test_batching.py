@@ -7,10 +7,10 @@ import math
 import pytest
 
 from sim import Scenario
-from sim.batching import pass_s
 from sim.calibrate.batching import BATCH_PROFILE_KEY, batch_profile_of, scaled_table
 from sim.calibrate.costs import fit_latency
-from sim.latency import CostModel
+from sim.models.batching import pass_s
+from sim.models.latency import CostModel
 from tracing import CycleRecord, RequestRecord, RunMeta, Trace
 from tracing.errors import SpecsimError
 

@@ -9,7 +9,7 @@ import pytest
 
 from analysis.cli import main
 from analysis.diagnose import diagnose
-from sim.engine import simulate
+from sim.engine.core import simulate
 from sim.scenario import Scenario
 
 SHORT = {  # 2 passes per request where 120 tokens need ~50 at this acceptance

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sim.catalog import (
+from sim.models.catalog import (
     CATALOG,
     DEVICES,
     UnknownDevice,

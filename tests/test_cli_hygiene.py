@@ -110,7 +110,7 @@ def test_capture_and_validate_refuse_before_any_work(tmp_path: Path,
 
 
 def test_unknown_policy_key_names_the_known_ones() -> None:
-    from sim.policies import make_policy
+    from sim.policies.library import make_policy
     from tracing.errors import SpecsimError
 
     with pytest.raises(SpecsimError, match=r"unknown key 'foo' \(known: .*tau"):
@@ -188,7 +188,7 @@ def test_spinner_on_a_terminal_only(capsys: pytest.CaptureFixture[str],
 
 def test_progress_bars_of_whatif_validate_and_report(monkeypatch: pytest.MonkeyPatch) -> None:
     import analysis.validate as V
-    import sim.whatif as W
+    import sim.sweep.whatif as W
     from analysis.report import ReportConfig, WhatIfConfig, build_report
     from sim import Scenario
     from tracing.io import read_trace

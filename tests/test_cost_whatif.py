@@ -18,7 +18,7 @@ from analysis.planted import planted_trace
 from sim.calibrate import calibrate, scenario_from_trace
 from sim.calibrate.costs import fit_latency, trace_speeds
 from sim.calibrate.requests import request_order
-from sim.engine import simulate
+from sim.engine.core import simulate
 from tracing.io import read_trace
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sim.catalog import CATALOG, Device, FrameworkCost
-from sim.costmodel import (
+from sim.models.catalog import CATALOG, Device, FrameworkCost
+from sim.models.costmodel import (
     DTYPE_BYTES,
     SMOLLM2_135M,
     ModelShape,

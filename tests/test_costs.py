@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from analysis.cli import main
-from sim.catalog import CATALOG_BAND, get_device
-from sim.costmodel import pass_s, table_shape
-from sim.hardware import config_shape
+from sim.models.catalog import CATALOG_BAND, get_device
+from sim.models.costmodel import pass_s, table_shape
+from sim.models.hardware import config_shape
 
 H200 = Path(__file__).resolve().parents[1] / "traces" / "h200"
 LLAMA_1B = str(H200 / "profile_h200_random-llama-1b.json")
@@ -98,7 +98,7 @@ def test_costs_bad_input_exits_2(capsys: pytest.CaptureFixture, tmp_path: Path) 
 
 def test_a_prefill_on_a_modelled_device_is_one_pass_over_the_prompt() -> None:
     from sim import Scenario
-    from sim.latency import resolve_costs
+    from sim.models.latency import resolve_costs
 
     costs = resolve_costs(Scenario.from_dict({"latency": {"hardware": "H200"},
                                               "target": {"model": "smollm2"}}))

@@ -1,10 +1,10 @@
-"""sim.decide: the one decision rule (conditions, SLO verdicts, incumbent, ties)."""
+"""sim.sweep.decide: the one decision rule (conditions, SLO verdicts, incumbent, ties)."""
 
 from __future__ import annotations
 
 import pytest
 
-from sim.decide import (
+from sim.sweep.decide import (
     Option,
     decide,
     group_by_condition,

@@ -12,7 +12,7 @@ import pytest
 from analysis.planted import planted_trace
 from sim import scenario_from_trace
 from sim.scenario import Scenario
-from sim.whatif import sweep
+from sim.sweep.whatif import sweep
 from tracing.errors import SpecsimError
 from tracing.io import read_trace
 
@@ -118,8 +118,8 @@ def test_planted_finding_and_whatif_best_agree(kind: str) -> None:
 
 
 def test_latency_intervals_are_never_below_zero() -> None:
-    from sim.intervals import interval, ratio_interval, ratio_text
-    from sim.replicate import t_interval
+    from sim.sweep.intervals import interval, ratio_interval, ratio_text
+    from sim.sweep.replicate import t_interval
 
     spread = [0.2, 9.0, 0.4, 12.0]
     lo, hi = interval(3.0, spread, positive=True) or [0, 0]
@@ -133,7 +133,7 @@ def test_latency_intervals_are_never_below_zero() -> None:
 
 
 def test_replicated_latency_ci_is_not_negative() -> None:
-    from sim.replicate import replicate
+    from sim.sweep.replicate import replicate
 
     sc = Scenario.from_dict({  # 6 requests of spread lengths: seeds disagree a lot
         "workload": {"requests": 6, "prompt_tokens": 32,
@@ -181,7 +181,7 @@ def test_find_capacity(tmp_path: Path) -> None:
     assert [c["vary"] for c in cap] == [{"policy.tau": 1}, {"policy.tau": 4}]
     for c in cap:
         assert c["rate_per_s"] > 0 and c["ci95"] is not None and c["ci95"][0] >= 0
-        from sim.engine import simulate
+        from sim.engine.core import simulate
 
         sc = small().with_overrides({**c["vary"], "workload.rate_per_s": c["rate_per_s"]})
         assert simulate(sc).figures["latency_s"]["p95"] <= 2.5
@@ -208,7 +208,7 @@ def test_objectives_choose_by_their_figure() -> None:
 
 
 def test_capacity_does_not_depend_on_jobs() -> None:
-    from sim.capacity import find_capacity
+    from sim.sweep.capacity import find_capacity
 
     base = small()
     one = find_capacity(base, {"policy.tau": [2, 4]}, trace=None, slo_p95_ms=2500, draws=2,

@@ -20,7 +20,7 @@ from live.decode import DecodeResult, speculative_generate, target_only_generate
 from live.drafts import Draft, LayerSkipDraft, ModelDraft, NgramDraft
 from live.kvcache import CachedLM
 from live.sampling import SamplingConfig, probs_from_logits
-from sim.policies import make_policy
+from sim.policies.library import make_policy
 from tiny import tiny_llama
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

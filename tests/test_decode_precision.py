@@ -24,7 +24,7 @@ import torch
 from live.decode import speculative_generate, target_only_generate
 from live.drafts import ModelDraft, NgramDraft
 from live.sampling import SamplingConfig
-from sim.policies import make_policy
+from sim.policies.library import make_policy
 from tiny import tiny_llama
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -18,7 +18,7 @@ from live.drafts import NgramDraft
 from live.sampling import SamplingConfig
 from sim import Scenario, simulate
 from sim.calibrate.costs import fit_latency
-from sim.policies import Policy, make_policy
+from sim.policies.library import Policy, make_policy
 from tiny import tiny_llama
 from tracing import CycleRecord, RequestRecord, RunMeta, Trace
 

@@ -11,7 +11,7 @@ import live.decode
 from live.decode import speculative_generate
 from live.device import synchronizer
 from live.sampling import SamplingConfig
-from sim.policies import make_policy
+from sim.policies.library import make_policy
 from tiny import tiny_llama
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim.deviceprofile import (
+from sim.models.deviceprofile import (
     PROFILE_FORMAT,
     DeviceProfile,
     from_dict,

@@ -76,7 +76,7 @@ def test_validate_draft_kind_for_layerskip_depths_prices_the_depth() -> None:
 def test_whatif_draft_n_replays_the_other_size() -> None:
     """``--vary draft.n=4`` on the n=1 capture: the n=4 capture's cycles, A's costs."""
     from sim.calibrate import scenario_from_trace
-    from sim.engine import simulate
+    from sim.engine.core import simulate
     from tracing.summary import summarize
 
     path = _path("edit", "ngram_n_1")

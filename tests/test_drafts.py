@@ -12,7 +12,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 import live.models
 from live.drafts import LayerSkipDraft, ModelDraft, NgramDraft, make_draft, shallow_copy
 from live.sampling import SamplingConfig, make_generator
-from sim.policies import make_policy
+from sim.policies.library import make_policy
 from tiny import tiny_llama
 from tracing.errors import SpecsimError
 

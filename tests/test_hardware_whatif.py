@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from sim import Scenario, scenario_from_trace, simulate
-from sim.catalog import CATALOG_BAND, get_device
-from sim.costmodel import SMOLLM2_135M, pass_s
-from sim.whatif import sweep
+from sim.models.catalog import CATALOG_BAND, get_device
+from sim.models.costmodel import SMOLLM2_135M, pass_s
+from sim.sweep.whatif import sweep
 from tracing import write_trace
 from tracing.trace import Trace
 

@@ -11,8 +11,8 @@ import pytest
 from analysis.diagnose import diagnose
 from analysis.planted import planted_trace
 from sim import Scenario, scenario_from_trace, simulate
-from sim.intervals import basis, bootstrap_trace, brief, intervals, make_draws, run_draws
-from sim.whatif import sweep
+from sim.sweep.intervals import basis, bootstrap_trace, brief, intervals, make_draws, run_draws
+from sim.sweep.whatif import sweep
 from tracing.io import read_trace
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ from live.decode import speculative_generate
 from live.drafts import ModelDraft, NgramDraft
 from live.kvcache import CachedLM
 from live.sampling import SamplingConfig
-from sim.policies import make_policy
+from sim.policies.library import make_policy
 from tiny import tiny_mistral
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -8,9 +8,9 @@ import pytest
 
 from sim import Scenario, simulate
 from sim.calibrate.costs import fit_latency
-from sim.catalog import CATALOG_BAND, get_device
-from sim.costmodel import SMOLLM2_135M, pass_s
-from sim.latency import CostModel, resolve_costs
+from sim.models.catalog import CATALOG_BAND, get_device
+from sim.models.costmodel import SMOLLM2_135M, pass_s
+from sim.models.latency import CostModel, resolve_costs
 from tracing.errors import SpecsimError
 
 
@@ -217,7 +217,7 @@ def test_speed_noise_raises_the_tail_and_leaves_acceptance_alone() -> None:
 
 
 def test_target_only_baseline_pays_only_the_targets_share_of_prefill() -> None:
-    from sim.latency import target_prefill_share
+    from sim.models.latency import target_prefill_share
 
     def speedup(**params: float) -> float:
         s = _equal_requests(prefill_s_per_token=0.002, **params)
@@ -238,7 +238,7 @@ def test_a_replay_draws_request_noise_from_the_traces_own_speeds() -> None:
     from sim import scenario_from_trace
     from sim.calibrate import calibrate
     from sim.calibrate.costs import request_speeds
-    from sim.latency import draw_empirical
+    from sim.models.latency import draw_empirical
 
     trace = simulate(_equal_requests(speed_cv=0.2)).trace
     replay = scenario_from_trace(trace)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from sim import Scenario, simulate
-from sim.catalog import get_device
-from sim.costmodel import PassModel, table_shape
-from sim.memory import USABLE, check
-from sim.whatif import sweep
+from sim.models.catalog import get_device
+from sim.models.costmodel import PassModel, table_shape
+from sim.models.memory import USABLE, check
+from sim.sweep.whatif import sweep
 
 
 def _scenario(model: str, hardware: str, tp: int = 1, **workload: object) -> Scenario:

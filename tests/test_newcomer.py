@@ -35,7 +35,7 @@ def test_flag_defaults_written_out_match_their_source() -> None:
     from analysis import commands
     from analysis.report import ReportConfig, WhatIfConfig
     from sim import cli as sim_cli
-    from sim.intervals import DRAWS
+    from sim.sweep.intervals import DRAWS
 
     assert WhatIfConfig.requests == commands.WHATIF_REQUESTS
     assert ReportConfig.timeline_requests == commands.TIMELINE_REQUESTS

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.policies import (
+from sim.policies.library import (
     Adaptive,
     BudgetedPolicy,
     Confidence,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sim import Scenario, scenario_from_trace, simulate
-from sim.positions import UNKNOWN, PositionRecord
+from sim.models.positions import UNKNOWN, PositionRecord
 from tracing import CycleRecord, RequestRecord, RunMeta, Trace
 
 

@@ -9,7 +9,7 @@ import pytest
 from test_models import save_tiny_model
 
 from live.cli import parse_counts
-from sim.deviceprofile import from_dict
+from sim.models.deviceprofile import from_dict
 from tracing.errors import SpecsimError
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from analysis.cli import main
 from sim import Scenario, simulate
-from sim.costmodel import ModelShape, table_shape
-from sim.shapes import ARCHITECTURES, DRAFTS
+from sim.models.costmodel import ModelShape, table_shape
+from sim.models.shapes import ARCHITECTURES, DRAFTS
 from tracing.errors import SpecsimError
 
 # Published parameter counts (the models' safetensors totals).

@@ -1,4 +1,4 @@
-"""The target-only baseline (sim.baseline): the batch step loop gives exactly what the batch
+"""The target-only baseline (sim.engine.baseline): the batch step loop gives exactly what the batch
 server gives for a target_only run of the same workload, the single-stream closed form what the
 stream server gives, and a sweep computes it once per workload."""
 
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import sim
-import sim.baseline
-import sim.workload
+import sim.engine.baseline
+import sim.engine.workload
 from sim import Scenario, simulate
-from sim.whatif import sweep
+from sim.sweep.whatif import sweep
 
 LATENCY = {"target_step_s": 0.02, "draft_step_s": 0.002, "prefill_s_per_token": 2e-4,
            "overhead_s": 0.001, "context_s_per_token": 2e-6, "verify_slope_s": 0.0005}
@@ -65,14 +65,14 @@ def test_batch_baseline_is_the_batch_server_run_target_only(sections: dict[str, 
 
 
 def test_batch_baseline_backlog_is_the_servers() -> None:
-    from sim.engine import run
+    from sim.engine.core import run
 
     s = _scenario(workload={"rate_per_s": 9.0})
     base = _target_only(s)
     said = next(w for w in base.warnings if w.startswith("overloaded:"))
     cal = sim.calibrate(s)
-    workload = sim.workload.build_workload(s, np.random.default_rng(s.workload.seed))
-    _, backlog = sim.baseline.batch_target_only_latencies(
+    workload = sim.engine.workload.build_workload(s, np.random.default_rng(s.workload.seed))
+    _, backlog = sim.engine.baseline.batch_target_only_latencies(
         workload, cal.costs.for_target_only(), s.server.max_batch)
     assert said.startswith(f"overloaded: {backlog} requests were still waiting")
     assert run(cal).figures["speedup_vs_target_only"] is None
@@ -88,14 +88,14 @@ def test_single_stream_baseline_is_the_stream_server_run_target_only() -> None:
 
 def test_sweep_computes_the_baseline_once_per_workload(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    real = sim.baseline.batch_target_only_latencies
+    real = sim.engine.baseline.batch_target_only_latencies
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sim.baseline, "batch_target_only_latencies", counted)
-    sim.baseline._cache.clear()
+    monkeypatch.setattr(sim.engine.baseline, "batch_target_only_latencies", counted)
+    sim.engine.baseline._cache.clear()
     s = _scenario()
     result = sweep(s, {"policy.tau": [1, 2, 3], "acceptance.alpha": [0.5, 0.8],
                        "latency.draft_step_s": [0.001, 0.003]}, jobs=1)

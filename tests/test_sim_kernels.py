@@ -1,4 +1,4 @@
-"""The compiled single-stream loops (sim/kernels.py) are the Python policy loop, bit for bit."""
+"""The compiled single-stream loops (sim/engine/kernels.py) are the Python policy loop, bit for bit."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import sim.kernels as kernels
+import sim.engine.kernels as kernels
 from sim import Scenario, simulate
-from sim.acceptance import Depths
-from sim.policies import Adaptive, Heuristic, make_policy
+from sim.models.acceptance import Depths
+from sim.policies.library import Adaptive, Heuristic, make_policy
 
 LATENCY = {"target_step_s": 0.02, "draft_step_s": 0.002, "prefill_s_per_token": 1e-4,
            "overhead_s": 0.0005, "context_s_per_token": 1e-6, "verify_slope_s": 0.001}
@@ -83,7 +83,7 @@ def test_kernel_across_depth_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_policy_state_written_back(monkeypatch: pytest.MonkeyPatch) -> None:
     """After a request the policy object holds what the Python loop would have left in it."""
-    from sim.stream import TAU_TABLE
+    from sim.engine.stream import TAU_TABLE
 
     policy = make_policy("adaptive")
     assert isinstance(policy, Adaptive)
@@ -129,7 +129,7 @@ def test_policy_state_written_back(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_which_policies_compile(spec: str, compiled: bool) -> None:
     policy = make_policy(spec)
     cols: dict[str, list[Any]] = {}
-    from sim.stream import TAU_TABLE
+    from sim.engine.stream import TAU_TABLE
 
     vt = [0.02] * TAU_TABLE
     depths = Depths.__new__(Depths)

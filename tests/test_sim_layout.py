@@ -8,8 +8,8 @@ from pathlib import Path
 SIM = Path(__file__).resolve().parent.parent / "sim"
 # Modules that may hold a Trace: calibration reads one; the engine writes one; the entry points
 # hand one to calibration; intervals resample one's requests (bootstrap) and hand that over.
-TRACE_HOLDERS = {"sim.engine", "sim.replicate", "sim.intervals", "sim.whatif", "sim.execution",
-                 "sim.cli", "sim.capacity", "sim.tune", "sim.tune_run"}
+TRACE_HOLDERS = {"sim.engine.core", "sim.sweep.replicate", "sim.sweep.intervals", "sim.sweep.whatif", "sim.sweep.execution",
+                 "sim.cli", "sim.sweep.capacity", "sim.sweep.tune", "sim.sweep.tune_run"}
 
 
 def _modules() -> dict[str, Path]:
@@ -60,3 +60,27 @@ def test_only_calibration_reads_a_trace() -> None:
     outside = {m for m in readers - TRACE_HOLDERS if not m.startswith("sim.calibrate")}
     assert not outside, f"modules outside sim/calibrate that read a trace: {sorted(outside)}"
     assert any(m.startswith("sim.calibrate") for m in readers)
+
+
+# ---- issue 24: sim/ shows its pipeline (added with the sub-package moves) --------------------
+
+TOP_LEVEL_LIMIT = 8
+
+
+def test_sim_top_level_is_small() -> None:
+    top = sorted(p.stem for p in SIM.glob("*.py") if p.stem != "__init__")
+    assert len(top) <= TOP_LEVEL_LIMIT, f"sim/ has {len(top)} top-level modules: {top}"
+
+
+def test_every_sim_sub_package_says_what_it_is_and_names_its_api() -> None:
+    import importlib
+
+    for init in sorted(SIM.glob("*/__init__.py")):
+        name = f"sim.{init.parent.name}"
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        assert len(doc.split()) >= 20, f"{name}: a one-paragraph docstring"
+        package = importlib.import_module(name)
+        api = getattr(package, "__all__", [])
+        assert api, f"{name}: __all__ names its public API"
+        for attr in api:
+            assert getattr(package, attr) is not None, f"{name}.{attr}"

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from sim import Scenario, scenario_from_trace, simulate
-from sim.engine import SimResult
+from sim.engine.core import SimResult
 from tracing.trace import Trace
 
 PINNED = Path(__file__).parent / "data" / "sim_pinned.json"

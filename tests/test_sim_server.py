@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sim import Scenario, SimResult, scenario_from_trace, simulate
-from sim.catalog import CATALOG_BAND, get_device
+from sim.models.catalog import CATALOG_BAND, get_device
 from tracing import read_trace, summarize, validate_trace, write_trace
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "sample_synthetic.jsonl"

@@ -19,7 +19,7 @@ from live.decode import speculative_generate
 from live.drafts import LayerSkipDraft, ModelDraft, NgramDraft
 from live.sampling import SamplingConfig
 from live.static import StaticLM
-from sim.policies import make_policy
+from sim.policies.library import make_policy
 from tiny import tiny_llama, tiny_mistral
 from tracing.errors import SpecsimError
 

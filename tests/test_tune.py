@@ -11,10 +11,10 @@ import pytest
 
 from analysis.engine_config import configs, serve_policy, trtllm, vllm
 from sim import Scenario
-from sim.policies import make_policy
-from sim.tune import Candidate, gain, merge, parse_batches, parse_taus, tau_at
-from sim.tune_decide import decide, slo_class
-from sim.tune_run import tune
+from sim.policies.library import make_policy
+from sim.sweep.tune import Candidate, gain, merge, parse_batches, parse_taus, tau_at
+from sim.sweep.tune_decide import decide, slo_class
+from sim.sweep.tune_run import tune
 from tracing.errors import SpecsimError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ from analysis.compare import compare
 from analysis.report import WhatIfs, _whatif_html
 from analysis.tune_view import quick_grid, quick_schedule, schedule_lines, schedule_reason
 from sim import Scenario, simulate
-from sim.policies import make_policy
+from sim.policies.library import make_policy
 
 SCENARIO = """
 [workload]

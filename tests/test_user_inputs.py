@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.engine import simulate
+from sim.engine.core import simulate
 from sim.scenario import Scenario
 from tracing.errors import SpecsimError
 
@@ -69,7 +69,7 @@ def test_acceptance_by_context() -> None:
 
 
 POLICY = '''
-from sim.policy_base import Policy
+from sim.policies.base import Policy
 
 
 class AlwaysTwo(Policy):
@@ -108,7 +108,7 @@ def test_a_users_policy_from_a_file(tmp_path: Path) -> None:
 
 
 def test_the_shared_policy_parser_takes_a_file(tmp_path: Path) -> None:
-    from sim.policies import make_policy
+    from sim.policies.library import make_policy
 
     src = tmp_path / "mine.py"
     src.write_text(POLICY)

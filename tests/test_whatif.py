@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from sim import Scenario, simulate
-from sim.replicate import combine_figures, replicate, t_interval
-from sim.whatif import grid, parse_value, parse_vary, points_table, sweep, write_outputs
+from sim.sweep.replicate import combine_figures, replicate, t_interval
+from sim.sweep.whatif import grid, parse_value, parse_vary, points_table, sweep, write_outputs
 from tracing.errors import SpecsimError
 
 

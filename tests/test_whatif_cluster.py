@@ -1,4 +1,4 @@
-"""What-if sweeps on a Dask cluster (sim.execution): the same points and figures as --jobs."""
+"""What-if sweeps on a Dask cluster (sim.sweep.execution): the same points and figures as --jobs."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from sim import Scenario, simulate
-from sim.execution import check_cluster
-from sim.whatif import sweep
+from sim.sweep.execution import check_cluster
+from sim.sweep.whatif import sweep
 from tracing.errors import SpecsimError
 
 
@@ -92,7 +92,7 @@ def test_cli_cluster_local_equals_jobs(tmp_path: Path, capsys: pytest.CaptureFix
 def test_bad_cluster_is_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import sim.execution
+    import sim.sweep.execution
     from analysis.cli import main
 
     path = tmp_path / "s.toml"
@@ -100,6 +100,6 @@ def test_bad_cluster_is_one_line(
     assert main(["whatif", str(path), "--vary", "policy.tau=1,2", "--cluster", "nowhere"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "specsim: error: --cluster nowhere: expected local or tcp://HOST:PORT"]
-    monkeypatch.setattr(sim.execution, "CONNECT_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(sim.sweep.execution, "CONNECT_TIMEOUT_S", 1.0)
     with pytest.raises(SpecsimError, match=re.escape("--cluster tcp://127.0.0.1:9: cannot")):
         sweep(_base(), {"policy.tau": [1, 2]}, cluster="tcp://127.0.0.1:9")

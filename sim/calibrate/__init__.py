@@ -2,22 +2,22 @@
 
 The simulator's folder reads in the order data flows::
 
-    trace  ->  sim/calibrate/  ->  sim/engine.py (+ sim/server.py, ...)  ->  trace (source="sim")
+    trace  ->  sim/calibrate/  ->  sim/engine/core.py (+ sim/engine/server.py, ...)  ->  trace (source="sim")
 
 This package is the ONLY part of the simulator that reads a trace. :func:`calibrate` reads it
 once and hands the engine a :class:`Calibration`: the scenario plus its replay tables --
 
 * ``requests`` (:mod:`sim.calibrate.requests`): the trace's lengths and arrivals, arrival order;
 * ``acceptance`` (:mod:`sim.calibrate.acceptance`, :mod:`sim.calibrate.positions`): the
-  :class:`~sim.acceptance.AcceptanceModel` -- hazards (pooled, per context bucket, per request),
+  :class:`~sim.models.acceptance.AcceptanceModel` -- hazards (pooled, per context bucket, per request),
   each request's record by output position, the draft's proposal lengths;
-* ``costs`` (:mod:`sim.calibrate.costs` fits, :func:`sim.latency.resolve_costs` resolves): the
-  :class:`~sim.latency.CostModel` the servers charge, and ``fitted_latency`` (the fitted
+* ``costs`` (:mod:`sim.calibrate.costs` fits, :func:`sim.models.latency.resolve_costs` resolves): the
+  :class:`~sim.models.latency.CostModel` the servers charge, and ``fitted_latency`` (the fitted
   ``[latency]`` numbers, or None);
 * ``speeds``: each trace request's measured speed against the trace's OWN fitted costs
   (``replay_speed``), kept as a factor under any what-if cost change.
 
-The engine (:func:`sim.engine.run`), the servers, the workload and the acceptance and cost
+The engine (:func:`sim.engine.core.run`), the servers, the workload and the acceptance and cost
 models take only a Calibration, never a trace. :func:`scenario_from_trace` (a scenario that
 replays a trace's own configuration) lives here too. Later fits from a trace (step costs from
 ``cycle_s``, a replayed ``batch_size``, a per-pass cost model) belong in this package as well.
@@ -31,15 +31,15 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.acceptance import MIN_REACHED, AcceptanceModel
 from sim.calibrate.acceptance import build_acceptance, fit_proposals
 from sim.calibrate.arrivals import ArrivalTable, load_arrivals
 from sim.calibrate.batching import max_batch_of
 from sim.calibrate.costs import fit_latency, trace_speeds
 from sim.calibrate.device import load_profile, setup_of
 from sim.calibrate.requests import RequestTables
-from sim.latency import CostModel, hardware_note, resolve_costs
-from sim.policies import POLICIES
+from sim.models.acceptance import MIN_REACHED, AcceptanceModel
+from sim.models.latency import CostModel, hardware_note, resolve_costs
+from sim.policies.library import POLICIES
 from sim.scenario import (
     AcceptanceConfig,
     BudgetConfig,

@@ -1,7 +1,7 @@
 """Acceptance from a measured trace: censoring-aware hazards (pooled, per context bucket, per
 request), each request's record by output position (:mod:`sim.calibrate.positions`), and how
 often the draft proposed fewer tokens than asked -- the tables behind
-:class:`sim.acceptance.AcceptanceModel`, which samples from them and never reads a trace.
+:class:`sim.models.acceptance.AcceptanceModel`, which samples from them and never reads a trace.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sim.acceptance import MAX_POSITIONS, MIN_REACHED, AcceptanceModel, HazardFit
 from sim.calibrate.positions import UNKNOWN, asked_per_cycle, draft_room, position_records
 from sim.calibrate.requests import request_order
+from sim.models.acceptance import MAX_POSITIONS, MIN_REACHED, AcceptanceModel, HazardFit
 from sim.scenario import Scenario
 from tracing.errors import SpecsimError
 from tracing.trace import Trace

@@ -1,5 +1,5 @@
 """Calibration of batched step costs: a server trace's batched verify profile, scaled to the
-passes the trace measured (see :mod:`sim.batching` for how the simulator charges them).
+passes the trace measured (see :mod:`sim.models.batching` for how the simulator charges them).
 
 ``specsim serve`` profiles one target pass over ``b`` rows scoring ``n`` tokens each for every
 ``b <= max_batch`` and ``n <= tau + 1`` at start-up (``live.batch_profile``) into the run
@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from sim.batching import Table, pass_s
+from sim.models.batching import Table, pass_s
 from tracing.errors import SpecsimError
 from tracing.trace import Trace
 

@@ -2,7 +2,7 @@
 (with a live capture's profile), and each request's speed against the fitted costs.
 
 Part of calibration (:mod:`sim.calibrate`): these are the only readers of a trace's timings. The
-cost model they feed (:class:`sim.latency.CostModel`, :func:`sim.latency.resolve_costs`) never
+cost model they feed (:class:`sim.models.latency.CostModel`, :func:`sim.models.latency.resolve_costs`) never
 sees a trace.
 """
 
@@ -17,8 +17,8 @@ import pandas as pd
 from sim.calibrate.batching import batch_table
 from sim.calibrate.requests import request_order
 from sim.calibrate.steps import batch_step_table, has_split
-from sim.catalog import device_of
-from sim.latency import CostModel
+from sim.models.catalog import device_of
+from sim.models.latency import CostModel
 from sim.scenario import LatencyConfig
 from tracing.errors import SpecsimError
 from tracing.trace import Trace

@@ -19,15 +19,15 @@ from pathlib import Path
 import numpy as np
 
 from sim.calibrate.costs import PROFILE_KEY
-from sim.costmodel import ModelShape, shape_of
-from sim.deviceprofile import (
+from sim.models.costmodel import ModelShape, shape_of
+from sim.models.deviceprofile import (
     DeviceProfile,
     from_dict,
     from_target_only,
     from_verify_profile,
     read_profile_file,
 )
-from sim.hardware import DeviceSetup, draft_kind_of
+from sim.models.hardware import DeviceSetup, draft_kind_of
 from tracing.errors import SpecsimError
 from tracing.trace import Trace
 

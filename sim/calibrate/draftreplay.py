@@ -14,7 +14,7 @@ acceptance. ``[draft] n = N`` (``whatif --vary draft.n=2,4``) replays it in cali
 ``specsim validate`` predicts the ``draft`` pairs of n-gram runs with it.
 
 Token records are found by request id, or -- for a trace whose ids were renumbered (a bootstrap
-resample, :mod:`sim.intervals`) -- by the request's prompt text: in a greedy run the same prompt
+resample, :mod:`sim.sweep.intervals`) -- by the request's prompt text: in a greedy run the same prompt
 gives the same output.
 """
 

@@ -1,7 +1,7 @@
-"""What a measured trace says about its text by output position (see :mod:`sim.positions` for
-the reasoning): each request's :class:`~sim.positions.PositionRecord`, what the trace's policy
+"""What a measured trace says about its text by output position (see :mod:`sim.models.positions` for
+the reasoning): each request's :class:`~sim.models.positions.PositionRecord`, what the trace's policy
 asked of each cycle (re-run over the trace when it can be), and how much of a predicted trace
-the record covers. Part of calibration; the replay itself (:func:`sim.positions.draw_at`) never
+the record covers. Part of calibration; the replay itself (:func:`sim.models.positions.draw_at`) never
 reads a trace.
 """
 
@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from sim.calibrate.requests import request_order
-from sim.policies import PolicyState, build_policy, useful_tau
-from sim.positions import UNKNOWN, PositionRecord, fill_positions
+from sim.models.positions import UNKNOWN, PositionRecord, fill_positions
+from sim.policies.library import PolicyState, build_policy, useful_tau
 from tracing.errors import SpecsimError
 from tracing.schema import CycleRecord
 from tracing.trace import Trace

@@ -1,7 +1,7 @@
 """A measured trace's requests as replay tables: lengths and arrival times in arrival order.
 
 Workload request ``i`` replays trace request ``i % n`` of that order (:func:`request_order`), so
-replaying a trace serves its requests exactly; :mod:`sim.workload` draws from these tables and
+replaying a trace serves its requests exactly; :mod:`sim.engine.workload` draws from these tables and
 never reads a trace.
 """
 

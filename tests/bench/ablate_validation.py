@@ -59,9 +59,9 @@ def no_policy_replay() -> contextlib.AbstractContextManager[None]:
 
 
 def no_prefill_share() -> contextlib.AbstractContextManager[None]:
-    import sim.latency  # resolve_costs charges the target-only prefill through it
+    import sim.models.latency  # resolve_costs charges the target-only prefill through it
 
-    return patched(sim.latency, "target_prefill_share", lambda lat: 1.0)
+    return patched(sim.models.latency, "target_prefill_share", lambda lat: 1.0)
 
 
 ABLATIONS: list[tuple[str, Callable[[], contextlib.AbstractContextManager[None]]]] = [

@@ -44,7 +44,7 @@ from live.device import synchronizer  # noqa: E402
 from live.drafts import make_draft  # noqa: E402
 from live.sampling import SamplingConfig  # noqa: E402
 from live.static import StaticLM  # noqa: E402
-from sim.policies import make_policy  # noqa: E402
+from sim.policies.library import make_policy  # noqa: E402
 
 Run = Callable[[torch.Tensor], list[int]]
 

@@ -31,7 +31,7 @@ import torch  # noqa: E402
 from live.decode import DecodeResult, speculative_generate  # noqa: E402
 from live.drafts import make_draft  # noqa: E402
 from live.sampling import SamplingConfig  # noqa: E402
-from sim.policies import make_policy  # noqa: E402
+from sim.policies.library import make_policy  # noqa: E402
 from tracing import RunMeta, TraceWriter  # noqa: E402
 
 

@@ -35,7 +35,7 @@ from live.device import synchronizer  # noqa: E402
 from live.drafts import ModelDraft, make_draft  # noqa: E402
 from live.models import LoadedModel, load_model  # noqa: E402
 from live.prompts import encode_prompt, load_prompts  # noqa: E402
-from sim.policies import make_policy  # noqa: E402
+from sim.policies.library import make_policy  # noqa: E402
 from tracing import RunMeta, TraceWriter  # noqa: E402
 
 Run = Callable[[Any], list[int]]  # input_ids (1, n) -> generated tokens

@@ -29,7 +29,7 @@ import simpy
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's sim, not another's
 
 from sim import Scenario, simulate
-from sim.whatif import sweep
+from sim.sweep.whatif import sweep
 
 GOALS = {"stream, fixed tau=4": 1.0, "stream, heuristic": 0.5, "stream, adaptive": 0.5,
          "batch 8, fixed tau=4 + baseline": 0.25}

@@ -21,7 +21,7 @@ def main() -> int:
     from sim.calibrate import scenario_from_trace
     from sim.calibrate.costs import fit_latency, trace_speeds
     from sim.calibrate.requests import request_order
-    from sim.engine import simulate
+    from sim.engine.core import simulate
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--requests", type=int, default=60)

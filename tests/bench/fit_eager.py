@@ -6,7 +6,7 @@ For each direction (fit on A, check on B): the constants fitted on A (per_pass, 
 multi_token; the device-side terms are the datasheet's and the eager stack's accounting, never
 fitted), the in-sample summary, and the out-of-sample summary on B -- catalog-only, and anchored
 on B's own batch-1 1-token pass (one point of B used, the rest checked). The H200 entry of
-sim/catalog.py carries the constants fitted on the random-weight 1.2B profile. Prints ratios
+sim/models/catalog.py carries the constants fitted on the random-weight 1.2B profile. Prints ratios
 computed from files; times nothing.
 """
 
@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from sim.catalog import get_device
-from sim.costfit import against, anchor, fit_host
-from sim.costmodel import ModelShape, normalize_dtype
-from sim.deviceprofile import DeviceProfile, read_profile_file
+from sim.models.catalog import get_device
+from sim.models.costfit import against, anchor, fit_host
+from sim.models.costmodel import ModelShape, normalize_dtype
+from sim.models.deviceprofile import DeviceProfile, read_profile_file
 
 
 def shape(prof: DeviceProfile) -> ModelShape:

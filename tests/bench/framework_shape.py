@@ -1,4 +1,4 @@
-"""The constants of sim/catalog.py that no datasheet gives, measured on the host at hand:
+"""The constants of sim/models/catalog.py that no datasheet gives, measured on the host at hand:
 
     python tests/bench/framework_shape.py [--rounds 60]
 
@@ -39,7 +39,7 @@ def main() -> None:
     from live.drafts import LayerSkipDraft
     from live.kvcache import CachedLM
     from live.sampling import SamplingConfig, make_generator
-    from sim.policies import Policy
+    from sim.policies.library import Policy
     from tiny import tiny_llama
 
     torch.set_num_threads(1)

@@ -88,8 +88,8 @@ def same_session_baseline(data: Path) -> dict:
     capture's passes and the catalog's 1-token pass at their median context."""
     import numpy as np
 
-    from sim.catalog import get_device
-    from sim.costmodel import SMOLLM2_135M, pass_s
+    from sim.models.catalog import get_device
+    from sim.models.costmodel import SMOLLM2_135M, pass_s
 
     steps = []
     for name in ("ngram_fixed_tau_2", "ngram_fixed_tau_4", "ngram_adaptive"):

@@ -26,9 +26,9 @@ def _ms(x: float) -> str:
 def drift(paths: list[str], row: dict) -> float | None:
     """B's measured verify seconds over what A's calibrated table charges for the same steps
     (batch size, longest draft): how much slower the shared machine ran during B than during A."""
-    from sim.batching import pass_s
     from sim.calibrate.batching import step_groups
     from sim.calibrate.costs import fit_latency
+    from sim.models.batching import pass_s
     from tracing.io import read_trace
 
     a = read_trace(row["a"].replace(".client.", ".server."))

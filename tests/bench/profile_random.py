@@ -96,7 +96,7 @@ def main() -> int:
             merged["points"] = merged["points"] + prof["points"]
     assert merged is not None
     merged.pop("fit", None)  # refitted over all the points below
-    from sim.deviceprofile import from_dict
+    from sim.models.deviceprofile import from_dict
 
     refit = from_dict(merged, str(out)).to_dict()
     merged.update({k: v for k, v in refit.items() if k == "fit"})

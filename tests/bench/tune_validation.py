@@ -70,7 +70,7 @@ def main() -> None:
     ap.add_argument("--intervals", type=int, default=20)
     args = ap.parse_args()
     from sim.calibrate import scenario_from_trace
-    from sim.tune_run import tune
+    from sim.sweep.tune_run import tune
     from tracing.io import read_trace
 
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
