@@ -19,8 +19,10 @@ engine takes, and what this module relies on (looked up in the engines' own pull
   1), for the batch size the server mostly runs at; its adaptive mode switches among pre-built
   step tiers, ``--speculative-adaptive --speculative-adaptive-config '{"candidate_steps": [...]}'``
   (sgl-project/sglang PRs #21599, #23629; #24055 keys the tiers by batch-size range).
-- **llama.cpp** -- one ``--spec-draft-n-max N`` per server for its ``-np`` slots (``llama-server
-  --help``).
+- **llama.cpp** -- one draft length per server for its ``-np`` slots (``llama-server --help``):
+  ``--spec-draft-n-max N`` for a draft model; an n-gram drafter's is its own size-m
+  (``--spec-ngram-simple-size-m N``; ngram-simple drafts only when size-m >= size-n), set with
+  ``--spec-draft-n-max`` beside it (docs/llamacpp.md).
 - **specsim serve** -- ``fixed:tau=K,tau_by_batch=B1:K1,B2:K2``: the tau of the largest threshold
   <= the step's batch size (``sim.policies.base.parse_tau_by_batch``).
 """
@@ -94,13 +96,41 @@ def sglang(schedule: list[dict[str, Any]], batch: int) -> tuple[str, str, str]:
     return static, adaptive, note
 
 
-def llamacpp(schedule: list[dict[str, Any]], slots: int) -> tuple[str, str]:
-    """llama.cpp's ``-np`` and ``--spec-draft-n-max`` for ``slots`` slots, and a note."""
+def llamacpp_spec(command: list[str] | None, draft: str = "") -> tuple[str, int]:
+    """The llama.cpp drafter (``--spec-type``) and its n-gram size-n of a traced server.
+
+    From the trace's ``extra.server_command`` when it was recorded; else ``ngram-simple`` (size-n
+    3, llama-server's default) for our ``ngram`` draft; else ``""`` (a draft model)."""
+    cmd = list(command or [])
+    kind = cmd[cmd.index("--spec-type") + 1] if "--spec-type" in cmd[:-1] else ""
+    if not kind and draft.split(":")[0] == "ngram":
+        kind = "ngram-simple"
+    size_n = 3
+    if "--spec-ngram-simple-size-n" in cmd[:-1]:
+        size_n = int(cmd[cmd.index("--spec-ngram-simple-size-n") + 1])
+    return kind, size_n
+
+
+def llamacpp(schedule: list[dict[str, Any]], slots: int, spec_type: str = "",
+             size_n: int = 3) -> tuple[str, str]:
+    """llama.cpp's ``-np`` and draft-length flags for ``slots`` slots, and a note.
+
+    ``--spec-draft-n-max`` bounds draft models only: an n-gram drafter (``spec_type``) takes its
+    draft length from its own size-m flag (``live.llamacpp_server.DRAFT_LENGTH``), and
+    ngram-simple never drafts when size-m < size-n, so a shorter draft lowers size-n to it."""
+    from live.llamacpp_server import DRAFT_LENGTH
+
     k = _tau_at(schedule, slots)
     if k == 0:
         return f"-np {slots}", (f"no speculation at {slots} slots: drop the draft / --spec-* "
                                 "flags")
-    return f"-np {slots} --spec-draft-n-max {k}", f"one draft length for {slots} slots"
+    if spec_type not in DRAFT_LENGTH:
+        return f"-np {slots} --spec-draft-n-max {k}", f"one draft length for {slots} slots"
+    flags = f"-np {slots} --spec-type {spec_type} --spec-draft-n-max {k} {DRAFT_LENGTH[spec_type]} {k}"
+    if spec_type == "ngram-simple" and k < size_n:
+        flags += f" --spec-ngram-simple-size-n {k}"
+    return flags, (f"one draft length for {slots} slots ({spec_type}: the draft length is "
+                   f"{DRAFT_LENGTH[spec_type]})")
 
 
 def serve_policy(schedule: list[dict[str, Any]]) -> str:
@@ -125,8 +155,16 @@ def serve_command(schedule: list[dict[str, Any]], target: str, draft: str,
                      "--max-batch", str(max_batch), "--trace-out", "tuned.server.jsonl"])
 
 
+def llamacpp_command(snippet: str, target: str, at_batch: int) -> str:
+    """The ``llama-server`` command that runs a tuned llama.cpp trace's setting at ``at_batch``
+    slots (llama.cpp takes one draft length per server; ``specsim serve`` cannot load a GGUF)."""
+    return " ".join(["llama-server", "-m", shlex.quote(target or "MODEL.gguf"), snippet,
+                     "--metrics", f"# then: specsim load --concurrency {at_batch} ..."])
+
+
 def configs(schedule: list[dict[str, Any]], engines: tuple[str, ...] | list[str], *,
-            draft: str = "", at_batch: int = 1) -> tuple[dict[str, str], dict[str, str]]:
+            draft: str = "", at_batch: int = 1,
+            server_command: list[str] | None = None) -> tuple[dict[str, str], dict[str, str]]:
     """``config`` {engine: snippet} and ``notes`` {engine: text} for the engines asked for."""
     config: dict[str, str] = {}
     notes: dict[str, str] = {}
@@ -140,9 +178,10 @@ def configs(schedule: list[dict[str, Any]], engines: tuple[str, ...] | list[str]
             config[engine] = static
             notes[engine] = note + (f"; adaptive mode: {adaptive}" if adaptive else "")
         elif engine == "llamacpp":
-            config[engine], notes[engine] = llamacpp(schedule, at_batch)
+            kind, size_n = llamacpp_spec(server_command, draft)
+            config[engine], notes[engine] = llamacpp(schedule, at_batch, kind, size_n)
     return config, notes
 
 
-__all__ = ["ENGINES", "configs", "llamacpp", "serve_command", "serve_policy", "sglang",
+__all__ = ["ENGINES", "configs", "llamacpp", "llamacpp_command", "llamacpp_spec", "serve_command", "serve_policy", "sglang",
            "trtllm", "vllm"]

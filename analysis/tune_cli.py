@@ -7,7 +7,8 @@
 
 The method is :mod:`sim.sweep.tune`'s; ``--json`` prints ``schedule`` [{batch_from, batch_to, tau,
 gain, ci95}], ``config`` {engine: snippet}, ``batches`` (every batch size's answer and all its
-candidates) and the ``serve_command`` that measures the schedule with ``specsim serve``.
+candidates) and the ``serve_command`` that measures the schedule with ``specsim serve`` (for a
+llama.cpp trace: the ``llama-server`` command of the setting at ``at_batch`` slots).
 """
 
 from __future__ import annotations
@@ -72,7 +73,15 @@ def common_batch(trace: Any, fallback: int) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     """Handler of ``specsim tune``."""
-    from analysis.engine_config import ENGINES, configs, serve_command, serve_policy
+    from analysis.engine_config import (
+        ENGINES,
+        configs,
+        llamacpp,
+        llamacpp_command,
+        llamacpp_spec,
+        serve_command,
+        serve_policy,
+    )
     from sim.cli import load_base
     from sim.sweep.tune import DRAWS, parse_batches, parse_taus
     from sim.sweep.tune_run import tune
@@ -95,8 +104,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     at = args.at_batch or common_batch(trace, base.server.max_batch)
     target = str(trace.meta.target_model or "") if trace is not None else ""
     draft = str(trace.meta.draft_model or "") if trace is not None else ""
+    command = trace.meta.extra.get("server_command") if trace is not None else None
     config, notes = configs(result.schedule, tuple(args.engine or ENGINES), draft=draft,
-                            at_batch=at)
+                            at_batch=at,
+                            server_command=command if isinstance(command, list) else None)
     out = {
         "objective": result.objective, "slo_p95_ms": args.slo_p95_ms, "basis": result.basis,
         "band": result.band, "interval": result.interval, "own_policy": result.own_policy,
@@ -105,6 +116,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
         "serve_command": serve_command(result.schedule, target, draft, max(batches)),
         "batches": result.batches, "warnings": result.warnings,
     }
+    if trace is not None and trace.meta.extra.get("engine") == "llamacpp":
+        snippet = llamacpp(result.schedule, at, *llamacpp_spec(command if isinstance(
+            command, list) else None, draft))[0]
+        out["serve_command"] = llamacpp_command(snippet, target, at)
     written = []
     if args.out:
         try:

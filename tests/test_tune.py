@@ -152,6 +152,44 @@ def test_tune_json_cli(tmp_path: Path) -> None:
     assert json.loads(out.read_text())["schedule"] == got["schedule"]
 
 
+def test_llamacpp_ngram_snippet_sets_the_drafters_own_draft_length() -> None:
+    # in this llama.cpp --spec-draft-n-max bounds draft models only: an n-gram drafter's draft
+    # length is its size-m, and ngram-simple never drafts when size-m < size-n (docs/llamacpp.md)
+    sched = [{"batch_from": 1, "batch_to": 1, "tau": 2}, {"batch_from": 2, "batch_to": 4,
+                                                          "tau": 8}]
+    one = configs(sched, ["llamacpp"], draft="ngram", at_batch=1)[0]["llamacpp"].split()
+    assert one[one.index("--spec-ngram-simple-size-m") + 1] == "2"
+    assert one[one.index("--spec-ngram-simple-size-n") + 1] == "2"
+    assert one[one.index("--spec-type") + 1] == "ngram-simple"
+    four = configs(sched, ["llamacpp"], draft="ngram", at_batch=4)[0]["llamacpp"].split()
+    assert four[four.index("--spec-ngram-simple-size-m") + 1] == "8"
+    assert "--spec-ngram-simple-size-n" not in four and four[:2] == ["-np", "4"]
+    # the traced server's own drafter wins over the default
+    mapk = ["llama-server", "--spec-type", "ngram-map-k", "--spec-ngram-map-k-size-n", "3"]
+    got = configs(sched, ["llamacpp"], draft="ngram", at_batch=4,
+                  server_command=mapk)[0]["llamacpp"].split()
+    assert got[got.index("--spec-ngram-map-k-size-m") + 1] == "8"
+    assert "--spec-ngram-simple-size-m" not in got
+
+
+@pytest.mark.skipif(not (ROOT / "traces/tune/llamacpp/ngram-nmax4-np1-r0.jsonl").exists(),
+                    reason="recorded llama.cpp trace absent")
+def test_tune_takes_a_llamacpp_client_trace() -> None:
+    trace = ROOT / "traces/tune/llamacpp/ngram-nmax4-np1-r0.jsonl"
+    res = run("tune", str(trace), "--batch", "1,2", "--tau", "2,4", "--engine", "llamacpp",
+              "--objective", "throughput", "--intervals", "2", "--json")
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout)
+    assert [row["batch"] for row in got["batches"]] == [1, 2]
+    assert {p["tau"] for p in got["batches"][0]["points"]} >= {0, 2, 4}
+    snippet = got["config"]["llamacpp"]
+    assert snippet.startswith(f"-np {got['at_batch']}")
+    if "--spec-draft-n-max" in snippet:  # the recorded server drafted with ngram-simple
+        assert "--spec-type ngram-simple" in snippet and "--spec-ngram-simple-size-m" in snippet
+    # measured with llama-server (specsim serve cannot load the GGUF), at the tuned slots
+    assert got["serve_command"].startswith("llama-server -m ") and snippet in got["serve_command"]
+
+
 def test_tune_never_overwrites(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from analysis.cli import main
 

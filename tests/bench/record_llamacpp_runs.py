@@ -44,15 +44,17 @@ def _uptime() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def one_run(name: str, rnd: int, out: Path, args: argparse.Namespace) -> dict[str, Any]:
+def one_run(name: str, rnd: int, out: Path, args: argparse.Namespace,
+            configs: dict[str, tuple[int, int, int, tuple[str, ...], tuple[str, ...]]] | None = None,
+            ) -> dict[str, Any]:
     from live.llamacpp_server import running_server
     from live.load import LoadConfig, run_load
     from tracing.io import read_trace, write_trace
 
-    slots, conc, nmax, drafter, extra = CONFIGS[name]
+    slots, conc, nmax, drafter, extra = (configs or CONFIGS)[name]
     path = out / f"{name}-r{rnd}.jsonl"
     before = _uptime()
-    with running_server(out / "raw" / f"{name}-r{rnd}.log", slots=slots, draft_max=nmax,
+    with running_server(out / "raw" / f"{name}-r{rnd}.log", slots=slots, draft_max=nmax or None,
                         spec=drafter, extra=extra, threads=args.threads) as srv:
         config = LoadConfig(endpoint=f"{srv.url}/v1", prompts=args.prompts,
                             requests=args.requests, out=str(path), concurrency=conc,
