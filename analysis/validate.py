@@ -147,7 +147,7 @@ def predict_with(a: Run, b: Run, latency: dict[str, Any] | None = None,
     ``profile``) and ``[draft]`` ones; also returns the simulation result."""
     from sim import Scenario, scenario_from_trace
     from sim.calibrate.positions import coverage
-    from sim.scenario import _policy_keys
+    from sim.scenario_sections import policy_keys
     from sim.sweep.replicate import replicate
 
     base = scenario_from_trace(a.trace)
@@ -156,7 +156,7 @@ def predict_with(a: Run, b: Run, latency: dict[str, Any] | None = None,
     d["latency"].update(latency or {})
     d.setdefault("draft", {}).update(draft or {})
     recorded = dict(meta.policy_params or {})
-    known = _policy_keys(meta.policy)
+    known = policy_keys(meta.policy)
     d["policy"] = {"name": meta.policy, **{k: v for k, v in recorded.items() if k in known}}
     d["budget"] = {"max_verify_per_request": int(recorded.get("max_verify", 0) or 0),
                    "mean_verify_per_request": float(recorded.get("mean_verify", 0.0) or 0.0)}

@@ -1,6 +1,6 @@
 """The scenario key reference, generated from the scenario dataclasses: ``docs/scenario.md``.
 
-Keys, types, defaults, ranges and choices come from :data:`sim.scenario.SECTIONS` (and, for
+Keys, types, defaults, ranges and choices come from :data:`sim.scenario_sections.SECTIONS` (and, for
 ``[policy]``, from each policy's constructor); only the one-line meaning of each key is written
 here, in :data:`DOCS`. ``tests/test_scenario_doc.py`` fails when a key has no line here, when a
 line names no key, and when ``docs/scenario.md`` is not what this module writes. Regenerate::
@@ -165,7 +165,7 @@ def policy_keys() -> dict[str, dict[str, Any]]:
 
 def scenario_keys() -> list[str]:
     """Every documented key a scenario takes, ``section.key``."""
-    from sim.scenario import SECTIONS
+    from sim.scenario_sections import SECTIONS
 
     out = []
     for section, cls in SECTIONS.items():
@@ -213,7 +213,7 @@ def _type(f: dataclasses.Field[Any]) -> str:
 
 def render() -> str:
     """docs/scenario.md, whole."""
-    from sim.scenario import SECTIONS
+    from sim.scenario_sections import SECTIONS
 
     lines = [
         "# Scenario keys",
