@@ -1,9 +1,10 @@
 """Scenarios: the TOML file the simulator runs, as small dataclasses validated on construction.
 
 Every bad key is a :class:`SpecsimError` that names it, e.g.
-``scenario.toml: [acceptance] alpha = 1.3: must be in [0, 1]``. Every section and key, with its
-meaning, is in docs/scenario.md, generated from these dataclasses by :mod:`sim.scenario_doc`
-(a key added here needs its line there; a test checks).
+``scenario.toml: [acceptance] alpha = 1.3: must be in [0, 1]``. The sections' dataclasses are in
+:mod:`sim.scenario_sections`, the checks of one table in :mod:`sim.scenario_checks`. Every section
+and key, with its meaning, is in docs/scenario.md, generated from those dataclasses by
+:mod:`sim.scenario_doc` (a key added there needs its line in it; a test checks).
 """
 
 from __future__ import annotations
