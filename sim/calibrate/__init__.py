@@ -49,8 +49,8 @@ from sim.scenario import (
     Scenario,
     ServerConfig,
     WorkloadConfig,
-    _policy_keys,
 )
+from sim.scenario_sections import policy_keys
 from tracing.errors import SpecsimError
 from tracing.trace import Trace
 
@@ -167,7 +167,7 @@ def scenario_from_trace(trace: Trace) -> Scenario:
         arrival="closed" if closed else "trace",
     )
     name = trace.meta.policy if trace.meta.policy in POLICIES else "fixed"
-    known = _policy_keys(name)
+    known = policy_keys(name)
     recorded = dict(trace.meta.policy_params or {})
     params = {k: v for k, v in recorded.items() if k in known}
     if name == "fixed" and "tau" not in params and len(trace.cycles):
