@@ -155,9 +155,12 @@ DOCS: dict[str, str] = {
 def policy_keys() -> dict[str, dict[str, Any]]:
     """Policy name -> its keys and their defaults (from its constructor)."""
     from sim.policies.library import POLICIES
+    from sim.policies.user import is_user_policy
 
     out = {}
     for name, cls in sorted(POLICIES.items()):
+        if is_user_policy(name):  # a user's FILE.py:Class loaded in this process: not ours
+            continue
         params = inspect.signature(cls.__init__).parameters
         out[name] = {k: p.default for k, p in params.items() if k != "self"}
     return out
