@@ -6,8 +6,7 @@ first use (``from live import load_model``).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from tracing.lazy import lazy_getattr
 
 _EXPORTS = {
     "LoadedModel": "live.models",
@@ -21,11 +20,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'live' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 __all__ = sorted(_EXPORTS)

@@ -12,6 +12,8 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
+from tracing.lazy import lazy_getattr
+
 if TYPE_CHECKING:
     from sim.calibrate import Calibration, calibrate, scenario_from_trace
     from sim.engine.core import SimResult, run, simulate
@@ -52,11 +54,7 @@ class _Sim(types.ModuleType):
 sys.modules[__name__].__class__ = _Sim
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 __all__ = [

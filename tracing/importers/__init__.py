@@ -11,8 +11,9 @@ Public names load their module on first use, so the ``specsim`` parser (which im
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tracing.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from tracing.importers.cli import FORMATS, run_import, write_output
@@ -27,11 +28,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 __all__ = ["FORMATS", "AcceptanceProfile", "ImportResult", "run_import", "write_output"]
