@@ -94,17 +94,18 @@ def draft_change(a: Run, b: Run) -> tuple[str, int] | None:
     """``("ngram", n)`` / ``("layerskip", layers)`` when B differs from A only by its draft's
     size (the same kind, policy and tau), else None -- the ``draft`` pairs. An n-gram of
     another size (``[draft] n``) is replayed exactly over A's recorded output
-    (:mod:`sim.calibrate.draftreplay`; A needs its ``TRACE.tokens.jsonl``: ``capture
+    (:mod:`sim.calibrate.draftreplay`; A needs its ``TRACE.tokens.ndjson``: ``capture
     --record-tokens``). Layer skip of another depth:
     the draft step is priced by the cost model on A's device anchored to A's target pass
     (``[draft] layers``), and A's acceptance is kept -- the acceptance model for another depth
     is "unchanged", which the validation checks (tokens per cycle error)."""
-    from sim.calibrate.draftreplay import draft_spec, tokens_path
+    from sim.calibrate.draftreplay import draft_spec
+    from tracing.jsonl import token_ids_path
 
     da, db = draft_spec(a.draft), draft_spec(b.draft)
     if da is None or db is None or da[0] != db[0] or da == db or a.policy != b.policy:
         return None
-    if db[0] == "ngram" and not tokens_path(a.path).exists():
+    if db[0] == "ngram" and not token_ids_path(a.path).exists():
         return None
     return db
 

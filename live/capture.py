@@ -24,7 +24,7 @@ from typing import Any
 
 from tracing.errors import SpecsimError
 from tracing.io import convert_trace, trace_format
-from tracing.jsonl import TraceWriter
+from tracing.jsonl import TraceWriter, token_ids_path
 from tracing.schema import CycleRecord, RequestRecord, RunMeta
 
 
@@ -47,7 +47,7 @@ class CaptureConfig:
     warmup_tokens: int = 16  # an untimed decode of the first prompt before the first request
     profile_tokens: int = 17  # verify passes profiled for 1..N scored tokens (0: no profile)
     compile: bool = False  # static KV cache + torch.compile'd decode/verify steps (live.static)
-    record_tokens: bool = False  # also write OUT.tokens.jsonl: each request's token ids
+    record_tokens: bool = False  # also write OUT.tokens.ndjson: each request's token ids
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -66,12 +66,6 @@ class CaptureConfig:
         parent = Path(self.out).resolve().parent
         if not parent.is_dir():
             raise SpecsimError(f"--out {self.out}: directory {parent} does not exist")
-
-
-def tokens_path(trace_path: str) -> str:
-    """Where ``--record-tokens`` writes a trace's token ids: ``TRACE.tokens.jsonl`` beside it
-    (one line per request: ``request_id``, ``prompt_ids``, ``output_ids``)."""
-    return f"{trace_path}.tokens.jsonl"
 
 
 @dataclass
@@ -284,7 +278,7 @@ class LiveRun:
         self.writer.open()
         # --record-tokens: prompt and output ids per request, for an exact replay of a
         # deterministic draft over a greedy run (sim.calibrate.ngram_replay)
-        self.tokens_file = open(tokens_path(config.out), "w") if config.record_tokens else None  # noqa: SIM115
+        self.tokens_file = open(token_ids_path(config.out), "w") if config.record_tokens else None  # noqa: SIM115
         if not pause_between:
             self.clock.resume()  # else it starts with this run's first request
 

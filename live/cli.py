@@ -55,7 +55,7 @@ def register(sub: Any) -> None:
                    help="static KV cache + torch.compile'd decode and verify steps (compiled "
                         "in the untimed warm-up; not for sliding-window models)")
     p.add_argument("--record-tokens", action="store_true",
-                   help="also write TRACE.tokens.jsonl (each request's prompt and output token "
+                   help="also write TRACE.tokens.ndjson (each request's prompt and output token "
                         "ids: an n-gram draft of another size is then replayed exactly)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     where = p.add_mutually_exclusive_group(required=True)

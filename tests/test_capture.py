@@ -235,7 +235,7 @@ def test_capture_keeps_a_mean_verify_budget(tiny_dir: Path, tiny: LoadedModel,
 
 @pytest.mark.model
 def test_record_tokens_writes_ids_that_replay_the_run(tmp_path: Path) -> None:
-    """``--record-tokens``: TRACE.tokens.jsonl holds each request's prompt and output ids, and
+    """``--record-tokens``: TRACE.tokens.ndjson holds each request's prompt and output ids, and
     an n-gram replay over them gives back the run's own cycles (issue 26)."""
     from sim.calibrate.draftreplay import read_tokens, replay_ngram
 

@@ -43,7 +43,7 @@ def test_replay_needs_the_token_file(tmp_path: Path) -> None:
     src = _path("edit", "ngram_n_2")
     copy = tmp_path / "t.jsonl"
     shutil.copy(src, copy)
-    with pytest.raises(SpecsimError, match=r"t\.jsonl\.tokens\.jsonl: no token ids"):
+    with pytest.raises(SpecsimError, match=r"t\.jsonl\.tokens\.ndjson: no token ids"):
         replay_ngram(read_trace(str(copy)), str(copy), 4)
 
 

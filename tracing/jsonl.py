@@ -110,6 +110,14 @@ class TraceWriter:
         self._file.flush()
 
 
+def token_ids_path(trace_path: str | Path) -> Path:
+    """Where ``capture --record-tokens`` writes a trace's token ids, and where a replay of
+    another n-gram size reads them: ``TRACE.tokens.ndjson`` beside the trace (JSON lines, one
+    per request: ``request_id``, ``prompt_ids``, ``output_ids``; not a trace, hence not
+    ``.jsonl``)."""
+    return Path(f"{trace_path}.tokens.ndjson")
+
+
 def json_lines(lines: Iterable[str], where: str) -> Iterator[tuple[int, Any]]:
     """(line number, value) of each non-blank JSON line; a line that is not JSON is a
     SpecsimError naming ``where:line`` (strict JSON lines, for the small inputs read whole:

@@ -4,7 +4,7 @@ In a greedy run the output does not depend on the draft, and the target accepts 
 exactly when it is the output's next token. An n-gram (prompt lookup) draft is a deterministic
 function of the context, so the cycles it would have run -- what it proposed and how much of it
 was accepted -- follow from the prompt and output token ids alone (``specsim capture
---record-tokens`` writes them to ``TRACE.tokens.jsonl``): no model of acceptance at all.
+--record-tokens`` writes them to ``TRACE.tokens.ndjson``): no model of acceptance at all.
 
 :func:`replay_ngram` rebuilds a trace of run A as if its draft had been ``ngram:n=N``: A's
 requests, timings and per-request speeds, with the replayed cycles, each priced by A's fitted
@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from tracing.errors import SpecsimError
+from tracing.jsonl import token_ids_path
 from tracing.trace import Trace
 
 
@@ -47,17 +47,12 @@ def draft_spec(name: str) -> tuple[str, int] | None:
     return kind, value
 
 
-def tokens_path(trace_path: str) -> Path:
-    """``TRACE.tokens.jsonl``: where ``capture --record-tokens`` put the token ids."""
-    return Path(f"{trace_path}.tokens.jsonl")
-
-
 Tokens = tuple[list[int], list[int]]
 
 
 def read_tokens(trace_path: str) -> dict[Any, Tokens]:
     """request id -> (prompt ids, output ids); {} when the trace has no token file."""
-    path = tokens_path(trace_path)
+    path = token_ids_path(trace_path)
     if not path.exists():
         return {}
     out: dict[Any, Tokens] = {}
@@ -124,7 +119,7 @@ def replay_ngram(trace: Trace, path: str, n: int) -> Trace:
         raise SpecsimError(f"{path}: an n-gram replay needs a greedy fixed-tau run")
     tokens = read_tokens(path)
     if not tokens:
-        raise SpecsimError(f"{tokens_path(path)}: no token ids (capture with --record-tokens)")
+        raise SpecsimError(f"{token_ids_path(path)}: no token ids (capture with --record-tokens)")
     limit = (meta.extra or {}).get("max_new_tokens")
     max_new = int(limit) if isinstance(limit, int | float) and not isinstance(limit, bool) \
         else None
@@ -184,6 +179,6 @@ def _by_request(trace: Trace, path: str, tokens: dict[Any, Tokens]) -> dict[Any,
     for rid, text in zip(r["request_id"], texts, strict=True):
         got = by_text.get(text) if isinstance(text, str) else tokens.get(rid)
         if got is None:
-            raise SpecsimError(f"{tokens_path(path)}: no token ids for request {rid}")
+            raise SpecsimError(f"{token_ids_path(path)}: no token ids for request {rid}")
         out[rid] = got
     return out

@@ -31,8 +31,7 @@ def main() -> int:
     folder = Path(args.dir)
     print(TABLE_HEAD)
     for label, pattern in GROUPS.items():
-        paths = sorted(str(x) for x in folder.glob(pattern + ".jsonl")
-                       if not x.name.endswith(".tokens.jsonl"))
+        paths = sorted(str(x) for x in folder.glob(pattern + ".jsonl"))
         report = validate(paths)
         name = pattern.rstrip("_*")
         (folder / f"validate_{name}.json").write_text(json.dumps(report, indent=1, default=str))
