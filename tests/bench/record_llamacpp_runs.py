@@ -72,6 +72,19 @@ def one_run(name: str, rnd: int, out: Path, args: argparse.Namespace,
     return summary
 
 
+def record(args: argparse.Namespace,
+           configs: dict[str, tuple[int, int, int, tuple[str, ...], tuple[str, ...]]]) -> None:
+    """Every configuration (``--only`` some) once per round into ``--out``, the order rotated
+    each round so that no configuration always runs first."""
+    names = args.only.split(",") if args.only else list(configs)
+    out = Path(args.out)
+    (out / "raw").mkdir(parents=True, exist_ok=True)
+    for rnd in range(args.first_round, args.first_round + args.rounds):
+        order = names[rnd % len(names):] + names[:rnd % len(names)]  # rotate each round
+        for name in order:
+            one_run(name, rnd, out, args, configs=configs)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "traces" / "llamacpp"))
@@ -82,14 +95,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--only", default=None, help="comma-separated configuration names")
     ap.add_argument("--first-round", type=int, default=0, help="number of the first round")
-    args = ap.parse_args()
-    names = args.only.split(",") if args.only else list(CONFIGS)
-    out = Path(args.out)
-    (out / "raw").mkdir(parents=True, exist_ok=True)
-    for rnd in range(args.first_round, args.first_round + args.rounds):
-        order = names[rnd % len(names):] + names[:rnd % len(names)]  # rotate each round
-        for name in order:
-            one_run(name, rnd, out, args)
+    record(ap.parse_args(), CONFIGS)
     return 0
 
 

@@ -44,7 +44,7 @@ def configs() -> dict[str, tuple[int, int, int, tuple[str, ...], tuple[str, ...]
 
 
 def main() -> int:
-    from record_llamacpp_runs import one_run
+    from record_llamacpp_runs import record
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "traces" / "tune" / "llamacpp"))
@@ -55,15 +55,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--first-round", type=int, default=0)
     ap.add_argument("--only", default=None, help="comma-separated configuration names")
-    args = ap.parse_args()
-    table = configs()
-    names = args.only.split(",") if args.only else list(table)
-    out = Path(args.out)
-    (out / "raw").mkdir(parents=True, exist_ok=True)
-    for rnd in range(args.first_round, args.first_round + args.rounds):
-        order = names[rnd % len(names):] + names[:rnd % len(names)]  # rotate each round
-        for name in order:
-            one_run(name, rnd, out, args, configs=table)
+    record(ap.parse_args(), configs())
     return 0
 
 
