@@ -242,31 +242,33 @@ def _error_message(raw: bytes) -> str:
         return raw.decode("utf-8", "replace")[:200]
 
 
-async def discover_model(client: Any, endpoint: str) -> str:
-    """The endpoint's first model id (``GET /v1/models``)."""
+async def list_models(client: Any, endpoint: str) -> tuple[Any, str | None]:
+    """The endpoint's ``GET /v1/models`` listing, read once per run: (listing, None), or
+    (None, why it could not be read)."""
     import httpx
 
     try:
         resp = await client.get(f"{endpoint}/v1/models")
         resp.raise_for_status()
-        return str(resp.json()["data"][0]["id"])
-    except (httpx.HTTPError, KeyError, IndexError, ValueError) as exc:
-        raise SpecsimError(f"--endpoint {endpoint}: cannot list models ({exc}); "
+        return resp.json(), None
+    except (httpx.HTTPError, ValueError) as exc:
+        return None, str(exc)
+
+
+def first_model(listing: Any, problem: str | None, endpoint: str) -> str:
+    """The listing's first model id (``--model`` when the endpoint does not say)."""
+    try:
+        return str(listing["data"][0]["id"])
+    except (TypeError, KeyError, IndexError) as exc:
+        raise SpecsimError(f"--endpoint {endpoint}: cannot list models ({problem or exc!r}); "
                            "pass --model") from None
 
 
-async def engine_fields(client: Any, endpoint: str) -> dict[str, Any]:
+def engine_fields(listing: Any) -> dict[str, Any]:
     """Request fields an engine needs to say more (llama.cpp: ``timings_per_token``)."""
-    import httpx
-
     from live import load_llamacpp
 
-    try:
-        resp = await client.get(f"{endpoint}/v1/models")
-        models = resp.json() if resp.status_code == 200 else None
-    except (httpx.HTTPError, ValueError):
-        models = None
-    return load_llamacpp.request_fields() if load_llamacpp.is_llamacpp(models) else {}
+    return load_llamacpp.request_fields() if load_llamacpp.is_llamacpp(listing) else {}
 
 
 @dataclass
@@ -302,8 +304,9 @@ async def drive(config: LoadConfig, advance: Callable[[ClientRecord], None] | No
 
     async with httpx.AsyncClient(timeout=httpx.Timeout(config.timeout_s, connect=10.0),
                                  limits=limits) as client:
-        model = config.model or await discover_model(client, endpoint)
-        extra = await engine_fields(client, endpoint)
+        listing, problem = await list_models(client, endpoint)
+        model = config.model or first_model(listing, problem, endpoint)
+        extra = engine_fields(listing)
         t0 = time.perf_counter()
         records = [ClientRecord(i, 0.0, prompts[i % len(prompts)].text, config.max_tokens)
                    for i in range(config.requests)]
