@@ -39,7 +39,6 @@ from sim.scenario_sections import (
     TargetConfig,
     TokenSpec,
     WorkloadConfig,
-    _policy_keys,
     policy_keys,
 )
 from tracing.errors import SpecsimError
@@ -60,7 +59,6 @@ __all__ = [
     "TargetConfig",
     "TokenSpec",
     "WorkloadConfig",
-    "_policy_keys",
     "acceptance_note",
     "expected_accepted",
     "policy_keys",

@@ -19,7 +19,7 @@ from sim.scenario_sections import (
     AcceptanceConfig,
     PolicyConfig,
     TokenSpec,
-    _policy_keys,
+    policy_keys,
 )
 from tracing.errors import SpecsimError
 
@@ -111,7 +111,7 @@ def _build_policy(table: dict[str, Any], where: str) -> PolicyConfig:
         raise SpecsimError(
             f"{where}: [policy] name = {name!r}: unknown (known: {', '.join(sorted(POLICIES))})"
         )
-    all_keys = set().union(*(_policy_keys(n) for n in POLICIES if n == name
+    all_keys = set().union(*(policy_keys(n) for n in POLICIES if n == name
                              or ".py:" not in n))
     for key in params:
         if key not in all_keys:

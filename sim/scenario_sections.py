@@ -133,7 +133,7 @@ class PolicyConfig:
 
     def accepted_params(self) -> dict[str, Any]:
         """The parameters the named policy takes (others, e.g. ``tau`` of target_only, dropped)."""
-        known = _policy_keys(self.name)
+        known = policy_keys(self.name)
         return {k: v for k, v in self.params.items() if k in known}
 
 
@@ -232,10 +232,6 @@ SECTIONS: dict[str, type] = {
 
 def policy_keys(name: str) -> set[str]:
     """The parameters the named policy takes (its constructor's arguments)."""
-    return _policy_keys(name)
-
-
-def _policy_keys(name: str) -> set[str]:
     cls = POLICIES.get(name)
     if cls is None:
         return set()
