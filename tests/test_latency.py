@@ -63,6 +63,20 @@ def test_roofline_verify_cost() -> None:
     assert c.draft_step(200) == pytest.approx(0.004)
 
 
+def test_a_batched_pass_without_a_profile_costs_a_pass_of_as_many_tokens() -> None:
+    # a CPU engine's trace (llama.cpp): each extra token of a pass costs 10 ms; a pass over four
+    # sequences scoring one token each goes through the weights with four tokens too
+    c = CostModel(0.024, 0.010, 0.0, 0.0, 0.0, 0.0, ridge_tokens=math.inf)
+    assert c.verify_s(4, batch=4) == pytest.approx(c.verify_s(4, batch=1)) == pytest.approx(0.054)
+    assert c.verify_s(20, batch=4) == pytest.approx(0.024 + 19 * 0.010)
+    # where the single-sequence pass of that many tokens was measured, that is the price
+    t = CostModel(0.024, 0.010, 0.0, 0.0, 0.0, 0.0, ridge_tokens=math.inf,
+                  verify_table=(0.024, 0.039, 0.050, 0.071))
+    assert t.verify_s(4, batch=4) == pytest.approx(0.071)
+    assert t.verify_s(2, batch=2) == pytest.approx(0.039)
+    assert t.batch_step([0, 0, 0, 0])[1] == pytest.approx(0.071)
+
+
 def test_scenario_hardware_names_are_exact_catalog_entries() -> None:
     for name in ("A100", "H100", "H100-PCIE-80GB", "NVIDIA L40S", "L4", "CPU"):
         Scenario.from_dict({"latency": {"hardware": name, "target_params": 1e8}})

@@ -6,10 +6,13 @@ never reads a trace), then optionally moved to another device by the roofline (`
 and a ``[draft]`` section may swap in another draft model's cost.
 
 A verify pass over a batch of ``B`` requests scoring ``T = sum(tau_i + 1)`` tokens costs
-``max(target_step_s, T * target_step_s / ridge_tokens) + verify_slope_s * (T - B)
+``max(target_step_s, T * target_step_s / ridge_tokens) + verify_slope_s * (T - 1)
 + context_s_per_token * sum(context)``: flat in T while memory-bound, linear once T passes the
 ridge (compute-bound), plus a per-token slope for devices where even small passes are not flat
-(CPUs). A single-stream pass drafting ``tau`` tokens costs ``verify_table_s[tau]`` instead when
+(CPUs). A token of another row goes through the same weights as one more token of the same
+row, so a batched pass costs what a single-sequence pass scoring ``T`` tokens costs (the
+measured one of ``verify_table_s`` when there is one): without a batched profile, batching is
+priced from the trace's own multi-token passes, never free. A single-stream pass drafting ``tau`` tokens costs ``verify_table_s[tau]`` instead when
 that was measured: on a CPU a 1-token pass is much cheaper than any multi-token one, and the
 multi-token costs follow the kernels' tile sizes (4 tokens may beat 3), which no line fits. A
 live capture also profiles the pass for every token count (``live.profile``), so the table
@@ -67,14 +70,17 @@ class CostModel:
     def verify_s(self, tokens: int, batch: int = 1, context: int = 0) -> float:
         """One target pass scoring ``tokens`` in all over ``batch`` sequences."""
         ctx = self.context_s_per_token * context
-        if batch == 1 and tokens - 1 < len(self.verify_table) and self.verify_table[tokens - 1]:
+        measured = tokens - 1 < len(self.verify_table) and self.verify_table[tokens - 1]
+        if batch == 1 and measured:
             return self.verify_table[tokens - 1] + ctx
         if self.pass_model is not None:
             return self.pass_model.verify_s(tokens, batch) + ctx
+        if measured:  # a token of another row costs what one more token of the same row does
+            return self.verify_table[tokens - 1] + ctx
         base = self.target_step_s
         if tokens > self.ridge_tokens:
             base = tokens * self.target_step_s / self.ridge_tokens
-        return base + self.verify_slope_s * (tokens - batch) + ctx
+        return base + self.verify_slope_s * (tokens - 1) + ctx
 
     def batch_step(self, taus: Sequence[int], context: int = 0) -> tuple[float, float]:
         """(draft seconds, verify seconds) of one continuous-batching step whose rows draft
