@@ -53,7 +53,7 @@ def register(sub: Any) -> None:
     p.add_argument("--intervals", type=int, default=None, metavar="N",
                    help="draws behind each 95%% interval (default 10)")
     p.add_argument("--requests", type=int, metavar="N",
-                   help="simulated requests per batch size (default: max(trace's, 8 x batch))")
+                   help="simulated requests per batch size (default: max(trace's, 8 x batch, 200))")
     add_out(p, metavar="FILE", help="write the JSON result to FILE")
     add_force(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")

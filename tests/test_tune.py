@@ -211,3 +211,17 @@ def test_tune_bad_input_is_one_line_exit_2(tmp_path: Path, flags: list[str], mes
     assert main(["tune", str(scenario), *flags]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_each_batch_size_simulates_enough_requests_to_keep_its_own_noise_small() -> None:
+    import tomllib
+
+    from sim.sweep.tune import MIN_REQUESTS, MIN_WAVES, at_batch
+
+    base = Scenario.from_dict(tomllib.loads(PLANTED))
+    assert base.workload.requests == 24 < MIN_REQUESTS
+    one = at_batch(base, 1, None)
+    assert one.workload.requests == MIN_REQUESTS and one.workload.concurrency == 1
+    big = at_batch(base, 64, None)
+    assert big.workload.requests == MIN_WAVES * 64 and big.server.max_batch == 64
+    assert at_batch(base, 4, 30).workload.requests == 30  # --requests wins

@@ -34,6 +34,10 @@ from tracing.trace import Trace
 OBJECTIVES = {"throughput": "throughput_tok_s", "p50": "p50_s", "p95": "p95_s"}
 DRAWS = 10  # default draws per interval (each is one simulation per configuration)
 MIN_WAVES = 8  # simulated requests per batch size: at least this many times the batch
+# ... and at least this many: the simulator's own noise (which requests, which acceptance draws)
+# then stays well inside the bootstrap's, so a paired interval is as wide as the trace makes it
+# (on traces/load's 24-request trace at batch 4: [-3%, +19%] with 32 requests, [+0%, +19%] here)
+MIN_REQUESTS = 200
 MAX_TAU = 32
 
 
@@ -118,8 +122,9 @@ def with_policy(scenario: Scenario, table: dict[str, Any]) -> Scenario:
 
 def at_batch(scenario: Scenario, batch: int, requests: int | None) -> Scenario:
     """The scenario as a server of ``max_batch = batch`` kept full by ``batch`` closed-loop
-    users, with enough requests to reach steady state; no separate baseline run."""
-    n = requests or max(scenario.workload.requests, MIN_WAVES * batch)
+    users, with enough requests to reach steady state (:data:`MIN_WAVES`, :data:`MIN_REQUESTS`);
+    no separate baseline run."""
+    n = requests or max(scenario.workload.requests, MIN_WAVES * batch, MIN_REQUESTS)
     return scenario.with_overrides({"server.max_batch": batch, "workload.concurrency": batch,
                                     "workload.requests": n, "sim.baseline": False})
 
@@ -254,7 +259,7 @@ def tau_at(schedule: list[dict[str, Any]], batch: int) -> int:
     return int(tau)
 
 
-__all__ = ["DRAWS", "OBJECTIVES", "Candidate", "TuneResult", "at_batch", "calibrations", "gain",
+__all__ = ["DRAWS", "MIN_REQUESTS", "MIN_WAVES", "OBJECTIVES", "Candidate", "TuneResult", "at_batch", "calibrations", "gain",
            "merge",
            "own_tau", "paired_gain", "parse_batches", "parse_taus", "policy_table",
            "simulate_batch", "tau_at", "with_policy"]
