@@ -81,6 +81,22 @@ def test_decide_recommends_only_when_the_paired_interval_is_above_zero() -> None
     assert decide([zero, cand(4, [v * 0.9 for v in base], 9.0)], "throughput")["tau"] == 0
 
 
+def test_a_draft_length_beyond_the_traced_depth_must_surely_beat_the_best_within_it() -> None:
+    base = [10.0, 11.0, 9.0, 10.5, 9.5]
+    zero = cand(0, base, 10.0)
+    four = cand(4, [v * 1.2 for v in base], 12.0)  # measured depth: surely +20%
+    # tau 8: +2% over tau 4 by the estimate, its paired gains over tau 4 straddle 0
+    eight = cand(8, [v * 1.2 * f for v, f in zip(base, (1.05, 0.97, 1.06, 0.98, 1.04),
+                                                   strict=True)], 12.24)
+    assert decide([zero, four, eight], "throughput")["tau"] == 8  # no depth known: the best
+    got = decide([zero, four, eight], "throughput", depth=4)
+    assert got["tau"] == 4 and got["best_tau"] == 8
+    assert "beyond the 4 draft positions" in got["reason"]
+    sure = cand(8, [v * 1.32 for v in base], 13.2)  # +10% over tau 4 in every draw
+    assert decide([zero, four, sure], "throughput", depth=4)["tau"] == 8
+    assert decide([zero, four, eight], "throughput", depth=8)["tau"] == 8  # all measured
+
+
 def test_slo_classes_by_interval_and_the_slo_decides_first() -> None:
     fast = cand(4, [12.0] * 5, 12.0, p95=0.5)
     slow = cand(0, [10.0] * 5, 10.0, p95=2.0)
@@ -176,12 +192,15 @@ def test_llamacpp_ngram_snippet_sets_the_drafters_own_draft_length() -> None:
                     reason="recorded llama.cpp trace absent")
 def test_tune_takes_a_llamacpp_client_trace() -> None:
     trace = ROOT / "traces/tune/llamacpp/ngram-nmax4-np1-r0.jsonl"
-    res = run("tune", str(trace), "--batch", "1,2", "--tau", "2,4", "--engine", "llamacpp",
+    res = run("tune", str(trace), "--batch", "1,2", "--tau", "2,4,8", "--engine", "llamacpp",
               "--objective", "throughput", "--intervals", "2", "--json")
     assert res.returncode == 0, res.stderr
     got = json.loads(res.stdout)
     assert [row["batch"] for row in got["batches"]] == [1, 2]
-    assert {p["tau"] for p in got["batches"][0]["points"]} >= {0, 2, 4}
+    assert {p["tau"] for p in got["batches"][0]["points"]} >= {0, 2, 4, 8}
+    # the trace drafted at most 4 tokens, at one slot: both extrapolations are said
+    said = " ".join(got["warnings"])
+    assert "tau 8: beyond the 4 draft positions" in said and "no batched profile" in said
     snippet = got["config"]["llamacpp"]
     assert snippet.startswith(f"-np {got['at_batch']}")
     if "--spec-draft-n-max" in snippet:  # the recorded server drafted with ngram-simple

@@ -37,12 +37,42 @@ def option(c: Candidate) -> Option:
                   p95_ci=p95_interval(c))
 
 
-def decide(cands: list[Candidate], objective: str,
-           slo_p95_ms: float | None = None) -> dict[str, Any]:
+def decide(cands: list[Candidate], objective: str, slo_p95_ms: float | None = None,
+           depth: int | None = None) -> dict[str, Any]:
     """The answer among the fixed draft lengths of ``cands`` (tau 0 among them): ``tau``,
     ``best_tau`` (the best by the estimate among those meeting the SLO, recommended or not),
-    ``meets_slo`` and ``reason``."""
+    ``meets_slo`` and ``reason``.
+
+    ``depth``: the deepest draft position the trace measured. A longer draft length rests on
+    acceptance the trace never saw (the last measured position's, carried on), so it is a
+    change from the best draft length within that depth: recommended only when its paired
+    interval over that one says it helps, as any change over the incumbent."""
     fixed = [c for c in cands if c.tau is not None]
+    everywhere = _decide(fixed, objective, slo_p95_ms)
+    if depth is None or everywhere["tau"] <= depth:
+        return everywhere
+    inside = [c for c in fixed if c.tau is not None and c.tau <= depth]
+    beyond = [c for c in fixed if c.tau is not None and c.tau > depth]
+    measured = _decide(inside, objective, slo_p95_ms)
+    if measured["meets_slo"] == "no":
+        return everywhere
+    incumbent = next(c for c in inside if c.tau == measured["tau"])
+    got = decide_rule([option(c) for c in [incumbent, *beyond]], objective=objective,
+                      slo_p95_ms=slo_p95_ms, incumbent=0)
+    if got.best not in (None, 0):
+        return {**everywhere, "reason": f"{everywhere['reason']}; beyond the {depth} draft "
+                f"positions the trace measured, and surely better than tau={incumbent.tau}, "
+                "the best within them"}
+    return {**measured, "best_tau": everywhere["best_tau"],
+            "reason": f"tau={everywhere['best_tau']} is best by the estimate but lies beyond the "
+                      f"{depth} draft positions the trace measured (its acceptance there is "
+                      f"assumed) and its paired 95% interval over tau={incumbent.tau} reaches no "
+                      f"change; {measured['reason']}"}
+
+
+def _decide(fixed: list[Candidate], objective: str,
+            slo_p95_ms: float | None) -> dict[str, Any]:
+    """:func:`decide` among ``fixed`` (tau 0 among them), with target-only the incumbent."""
     zero = next(i for i, c in enumerate(fixed) if c.tau == 0)
     got = decide_rule([option(c) for c in fixed], objective=objective,
                       slo_p95_ms=slo_p95_ms, incumbent=zero)

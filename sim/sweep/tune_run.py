@@ -51,6 +51,7 @@ def tune(
                            "interval)")
     if 0 not in taus:
         taus = [0, *taus]
+    depth = drafted_depth(trace)
     sample = make_draws(base, trace, draws, seed=base.workload.seed)
     cals = calibrations(base, trace, sample)
     bar = _Bar(len(batches) * (draws + 1)) if progress else None
@@ -61,20 +62,29 @@ def tune(
             cands = simulate_batch(base, trace, b, taus, sample, requests=requests, cals=cals,
                                    on_run=bar.advance if bar is not None else None)
             first = first or cands[0].estimate
-            rows.append(_row(b, cands, objective, slo_p95_ms, base))
+            rows.append(_row(b, cands, objective, slo_p95_ms, base, depth))
     finally:
         if bar is not None:
             bar.close()
     return TuneResult(objective=objective, batches=rows, schedule=merge(rows),
                       interval=basis(trace, draws), basis=str(first.get("basis") or ""),
-                      band=first.get("band"), warnings=_warnings(base, batches, taus),
+                      band=first.get("band"), warnings=_warnings(base, batches, taus, depth, traced=trace is not None),
                       own_policy=base.policy.spec())
 
 
+def drafted_depth(trace: Trace | None) -> int | None:
+    """The deepest draft position the trace measured (its longest draft); None without a trace
+    (a scenario's acceptance model covers every position) or without drafts."""
+    if trace is None or "tau" not in trace.cycles.columns or trace.cycles.empty:
+        return None
+    deepest = int(trace.cycles["tau"].max())
+    return deepest if deepest > 0 else None
+
+
 def _row(batch: int, cands: list[Candidate], objective: str, slo: float | None,
-         base: Scenario) -> dict[str, Any]:
+         base: Scenario, depth: int | None = None) -> dict[str, Any]:
     """One batch size: the answer, its gains and every candidate's figures."""
-    decision = decide(cands, objective, slo)
+    decision = decide(cands, objective, slo, depth)
     by_tau = {c.tau: c for c in cands if c.tau is not None}
     zero, chosen = by_tau[0], by_tau[decision["tau"]]
     own_t = own_tau(base)
@@ -104,12 +114,25 @@ def _point(c: Candidate, zero: Candidate, objective: str, slo: float | None) -> 
             "meets_slo": slo_class(c, slo)}
 
 
-def _warnings(base: Scenario, batches: list[int], taus: list[int]) -> list[str]:
-    """Where the figures lean on extrapolated costs (beyond a measured batched profile)."""
+def _warnings(base: Scenario, batches: list[int], taus: list[int],
+              depth: int | None = None, traced: bool = False) -> list[str]:
+    """Where the figures lean on extrapolation: acceptance beyond the positions the trace
+    drafted, step costs beyond a measured batched profile, or no batched profile at all."""
+    out = []
+    deep = [t for t in taus if depth is not None and t > depth]
+    if deep:
+        out.append(f"tau {', '.join(map(str, deep))}: beyond the {depth} draft positions the "
+                   "trace measured: acceptance there carries the last measured position's on "
+                   "(an assumption), so those draft lengths are recommended only when surely "
+                   "better than the best within them")
     table = base.latency.batch_verify_table_s
     if not table:
-        return []
-    out = []
+        if traced and any(b > 1 for b in batches) and not (base.latency.hardware
+                                                             or base.latency.profile):
+            out.append("the trace has no batched profile: a step over B sequences is priced as "
+                       "one sequence's pass scoring as many tokens (the trace's own passes, its "
+                       "fitted line beyond them)")
+        return out
     rows, cols = len(table), len(table[0]) if table[0] else 0
     beyond = [b for b in batches if b > rows]
     if beyond:
@@ -140,4 +163,4 @@ class _Bar:
         self._progress.stop()
 
 
-__all__ = ["tune"]
+__all__ = ["drafted_depth", "tune"]
