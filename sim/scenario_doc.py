@@ -56,7 +56,7 @@ DOCS: dict[str, str] = {
     "latency.model": '"fixed" (the numbers below) or "trace" (fitted from the trace by least '
                      "squares)",
     "latency.target_step_s": "seconds of one target pass scoring one token",
-    "latency.verify_slope_s": "extra seconds of a verify pass per drafted token",
+    "latency.verify_slope_s": "extra seconds of a verify pass per scored token beyond the first (another row's tokens too)",
     "latency.draft_step_s": "seconds of one draft step (one proposed token)",
     "latency.prefill_s_per_token": "prefill seconds per prompt token",
     "latency.overhead_s": "fixed seconds per cycle outside the passes (sampling, host work)",
