@@ -13,6 +13,8 @@ measured), and a ``summary``: median ratio, points within 1.5x, worst. ``--ancho
 stack's host time so that the profile's batch-1 1-token pass (at its shortest context) is
 matched -- one measured point used, every other one a check. ``--target-config`` also reads a
 ``specsim profile`` file (its ``target_config``), so a profile checks against its own model.
+With ``--tp N`` > 1, ``allreduce``: the seconds a 1-token pass spends in its all-reduces and the
+link they are priced on (a CPU device refuses ``--tp`` > 1).
 """
 
 from __future__ import annotations
@@ -73,8 +75,7 @@ def cmd_costs(args: argparse.Namespace) -> int:
     from sim.models.shapes import table_names
 
     device = get_device(args.hardware).on_stack(args.stack)
-    if args.tp < 1:
-        raise SpecsimError(f"--tp {args.tp}: must be >= 1")
+    device.check_tp(args.tp, "--tp")
     if args.target:
         shape = table_shape(args.target)
         if shape is None:
@@ -125,6 +126,12 @@ def cmd_costs(args: argparse.Namespace) -> int:
             raise SpecsimError(f"costs: {', '.join(missing)} needed (or --against PROFILE.json)")
         out["points"] = grid_points(device, shape, dtype, grid["batch"], grid["tokens"],
                                     grid["context"], args.tp)
+    if args.tp > 1:  # what a 1-token pass spends in its all-reduces, and over what link
+        from sim.models.costmodel import allreduce_s
+
+        out["allreduce"] = {"one_token_s": allreduce_s(device, shape, dtype, 1, args.tp),
+                            "link": device.link, "link_gbps": device.link_gbps,
+                            "latency_s": device.link_latency_s, "per_pass": 2 * shape.layers}
     out["host"] = {"per_pass_s": device.framework.per_pass_s,
                    "per_layer_s": device.framework.per_layer_s,
                    "multi_token": device.framework.multi_token,
@@ -160,6 +167,12 @@ def _print(out: dict[str, Any]) -> None:
         table.add_row(*row)
     console.print(table)
     console.print(f"basis {out['basis']}, band x{out['band']:g}", markup=False)
+    if "allreduce" in out:
+        a = out["allreduce"]
+        console.print(f"all-reduces: {a['per_pass']} a pass over {a['link']} "
+                      f"({a['link_gbps']:g} GB/s one way, {a['latency_s'] * 1e6:g} us each, "
+                      f"assumed); a 1-token pass spends {a['one_token_s'] * 1e3:.2f} ms in them",
+                      markup=False)
     if measured:
         s = out["summary"]
         console.print(f"against {out['against']}: median ratio {s['median_ratio']:.3f}, "

@@ -134,7 +134,9 @@ DOCS: dict[str, str] = {
     "target.vocab": "the target's vocabulary size",
     "target.params": "the target's parameter count (alone: refused unless `shape = \"assumed\"`)",
     "target.tied": "input and output embeddings tied",
-    "target.tp": "tensor parallelism: GPUs of the one device kind the weights and KV are split over",
+    "target.tp": "tensor parallelism: GPUs of the one device kind the weights and KV are split "
+                 "over; each pass then pays two all-reduces a layer over the catalog's link "
+                 "(a CPU device: 1 only)",
     "target.shape": "`\"assumed\"` lets a parameter count alone guess the shape (every output "
                     "then says ASSUMED)",
     "draft.step_s": "its seconds per draft step (unset: from params/layers or unchanged)",

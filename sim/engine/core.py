@@ -189,6 +189,8 @@ def run(cal: Calibration, *, seed: int | None = None, progress: bool = False) ->
     if costs.pass_model is not None:
         figures["target_shape"] = costs.pass_model.target.to_dict()
         figures["tp"] = costs.pass_model.tp
+        if costs.pass_model.tp > 1:
+            figures["allreduce_1_token_s"] = costs.pass_model.allreduce_1_token_s()
         figures["stack"] = costs.pass_model.device.framework.name
     if memory is not None:  # a modelled device: does the model fit it, what batch it holds
         figures["memory"] = memory.to_dict()

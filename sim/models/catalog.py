@@ -156,6 +156,12 @@ class Device:
     framework: FrameworkCost = field(default=CUDA_EAGER)
     datasheet: str = ""
     band: float = CATALOG_BAND  # how far a catalog-only figure can be off (a factor)
+    # The GPU-to-GPU interconnect tensor parallelism's all-reduces run over: its name, its
+    # bandwidth per GPU in one direction (GB/s, datasheet) and the fixed latency of one small
+    # all-reduce (a catalog assumption: see _NVLINK_LAT_S). 0 GB/s: none (a CPU): tp = 1 only.
+    link: str = ""
+    link_gbps: float = 0.0
+    link_latency_s: float = 0.0
 
     def on_stack(self, stack: str) -> Device:
         """This device running ``stack`` ("eager": its own measured eager stack; "cuda-graph":
@@ -166,6 +172,23 @@ class Device:
             return replace(self, framework=CUDA_GRAPH, band=CATALOG_BAND)
         raise SpecsimError(f'stack "{stack}": unknown for {self.key} (known: '
                            + ", ".join(STACKS if self.kind != "cpu" else ("eager",)) + ")")
+
+    def check_tp(self, tp: int, where: str) -> None:
+        """Refuse ``tp`` GPUs of this device (``where``: the flag or key that asked)."""
+        if tp < 1:
+            raise SpecsimError(f"{where} {tp}: must be >= 1")
+        if tp > 1 and self.link_gbps <= 0:
+            raise SpecsimError(f"{where} {tp}: {self.key} is a {self.kind.upper()} device with "
+                               "no GPU interconnect; tensor parallelism needs GPUs (use 1)")
+
+    def allreduce_s(self, nbytes: float, tp: int) -> float:
+        """Seconds of one ring all-reduce of ``nbytes`` over ``tp`` of these GPUs: the fixed
+        latency plus ``2 (tp - 1) / tp`` of the bytes over one direction of the link (0 at
+        tp = 1)."""
+        if tp <= 1:
+            return 0.0
+        self.check_tp(tp, "tp")
+        return self.link_latency_s + 2.0 * (tp - 1) / tp * nbytes / (self.link_gbps * 1e9)
 
     @property
     def eff_bw(self) -> float:
@@ -185,47 +208,78 @@ _WIDER = {"int4": ("int4", "int8", "fp16", "bf16"), "int8": ("int8", "fp16", "bf
           "fp16": ("fp16", "bf16"), "bf16": ("bf16", "fp16"), "fp32": ("fp32",)}
 
 
+# Interconnects, per GPU, one direction (half the datasheets' bidirectional totals):
+# NVLink 3 (A100 SXM: 600 GB/s total) 300 GB/s; NVLink 4 (H100 / H200 SXM: 900 GB/s) 450;
+# NVLink 5 (B200: 1.8 TB/s) 900; PCIe Gen4 x16 (64 GB/s) 32 and Gen5 x16 (128 GB/s) 64 -- a card's
+# NVLink bridge joins two cards only, so tp > 2 runs over PCIe and the catalog prices PCIe;
+# AMD MI300X: 7 Infinity Fabric links of 128 GB/s (896 GB/s total) in an 8-GPU mesh, 448.
+# Latency of one small all-reduce: NOT measured by this project; a catalog assumption of the
+# order NCCL's own tuning model gives (src/graph/tuning.cc: ring low-latency protocol 6.6 us
+# base + 0.6 us a hop on NVLink, 1.0 us on PCIe; discussed in NVIDIA/nccl#1334) and nccl-tests
+# report (~6 us for 2 x H100 under CUDA graphs, NVIDIA/nccl#1259), rounded up for launches
+# outside a graph. RCCL on Infinity Fabric: assumed between the two.
+_NVLINK_LAT_S = 10e-6
+_PCIE_LAT_S = 20e-6
+_XGMI_LAT_S = 15e-6
+NVLINK3 = ("NVLink 3", 300.0, _NVLINK_LAT_S)
+NVLINK4 = ("NVLink 4", 450.0, _NVLINK_LAT_S)
+NVLINK5 = ("NVLink 5", 900.0, _NVLINK_LAT_S)
+PCIE4 = ("PCIe Gen4 x16", 32.0, _PCIE_LAT_S)
+PCIE5 = ("PCIe Gen5 x16", 64.0, _PCIE_LAT_S)
+XGMI_MI300X = ("Infinity Fabric (7 x 128 GB/s)", 448.0, _XGMI_LAT_S)
+
+
 def _gpu(key: str, names: tuple[str, ...], bw: float, fp32: float, bf16: float, int8: float,
-         memory: float, aliases: tuple[str, ...] = (), int4: float | None = None,
-         kind: str = "cuda", sheet: str = "", framework: FrameworkCost = CUDA_EAGER,
-         band: float = CATALOG_BAND) -> Device:
+         memory: float, link: tuple[str, float, float], aliases: tuple[str, ...] = (),
+         int4: float | None = None, kind: str = "cuda", sheet: str = "",
+         framework: FrameworkCost = CUDA_EAGER, band: float = CATALOG_BAND) -> Device:
     tflops = {"fp32": fp32, "bf16": bf16, "fp16": bf16, "int8": int8}
     if int4:
         tflops["int4"] = int4
+    name, gbps, latency = link
     return Device(key, names, kind, bw, tflops, memory, aliases, datasheet=sheet,
-                  framework=framework, band=band)
+                  framework=framework, band=band, link=name, link_gbps=gbps,
+                  link_latency_s=latency)
 
 
 DEVICES: tuple[Device, ...] = (
-    _gpu("A100-SXM-40GB", ("NVIDIA A100-SXM4-40GB",), 1555, 19.5, 312, 624, 40,
-         int4=1248, sheet="NVIDIA A100 datasheet (dense)"),
-    _gpu("A100-SXM-80GB", ("NVIDIA A100-SXM4-80GB",), 2039, 19.5, 312, 624, 80,
-         aliases=("A100",), int4=1248, sheet="NVIDIA A100 datasheet (dense)"),
-    _gpu("A100-PCIE-40GB", ("NVIDIA A100-PCIE-40GB",), 1555, 19.5, 312, 624, 40,
-         int4=1248, sheet="NVIDIA A100 datasheet (dense)"),
-    _gpu("A100-PCIE-80GB", ("NVIDIA A100 80GB PCIe",), 1935, 19.5, 312, 624, 80,
-         int4=1248, sheet="NVIDIA A100 datasheet (dense)"),
-    _gpu("H100-SXM-80GB", ("NVIDIA H100 80GB HBM3",), 3350, 67, 989, 1979, 80,
-         aliases=("H100",), sheet="NVIDIA H100 datasheet, SXM5 (dense)"),
-    _gpu("H100-PCIE-80GB", ("NVIDIA H100 PCIe",), 2000, 51, 756, 1513, 80,
-         sheet="NVIDIA H100 datasheet, PCIe (dense)"),
-    _gpu("H100-NVL-94GB", ("NVIDIA H100 NVL",), 3900, 60, 835, 1670, 94,
-         sheet="NVIDIA H100 datasheet, NVL (dense)"),
-    _gpu("H200-SXM-141GB", ("NVIDIA H200",), 4800, 67, 989, 1979, 141,
-         aliases=("H200",), sheet="NVIDIA H200 datasheet, SXM (dense)",
+    _gpu("A100-SXM-40GB", ("NVIDIA A100-SXM4-40GB",), 1555, 19.5, 312, 624, 40, NVLINK3,
+         int4=1248, sheet="NVIDIA A100 datasheet (dense); NVLink 3 600 GB/s"),
+    _gpu("A100-SXM-80GB", ("NVIDIA A100-SXM4-80GB",), 2039, 19.5, 312, 624, 80, NVLINK3,
+         aliases=("A100",), int4=1248,
+         sheet="NVIDIA A100 datasheet (dense); NVLink 3 600 GB/s"),
+    _gpu("A100-PCIE-40GB", ("NVIDIA A100-PCIE-40GB",), 1555, 19.5, 312, 624, 40, PCIE4,
+         int4=1248, sheet="NVIDIA A100 datasheet (dense); PCIe Gen4 64 GB/s"),
+    _gpu("A100-PCIE-80GB", ("NVIDIA A100 80GB PCIe",), 1935, 19.5, 312, 624, 80, PCIE4,
+         int4=1248, sheet="NVIDIA A100 datasheet (dense); PCIe Gen4 64 GB/s"),
+    _gpu("H100-SXM-80GB", ("NVIDIA H100 80GB HBM3",), 3350, 67, 989, 1979, 80, NVLINK4,
+         aliases=("H100",), sheet="NVIDIA H100 datasheet, SXM5 (dense); NVLink 900 GB/s"),
+    _gpu("H100-PCIE-80GB", ("NVIDIA H100 PCIe",), 2000, 51, 756, 1513, 80, PCIE5,
+         sheet="NVIDIA H100 datasheet, PCIe (dense); PCIe Gen5 128 GB/s"),
+    _gpu("H100-NVL-94GB", ("NVIDIA H100 NVL",), 3900, 60, 835, 1670, 94, PCIE5,
+         sheet="NVIDIA H100 datasheet, NVL (dense); PCIe Gen5 128 GB/s (its NVLink bridge "
+               "joins two cards only)"),
+    _gpu("H200-SXM-141GB", ("NVIDIA H200",), 4800, 67, 989, 1979, 141, NVLINK4,
+         aliases=("H200",), sheet="NVIDIA H200 datasheet, SXM (dense); NVLink 900 GB/s",
          framework=H200_EAGER, band=H200_BAND),
-    _gpu("B200-180GB", ("NVIDIA B200",), 8000, 80, 2250, 4500, 180,
-         aliases=("B200",), sheet="NVIDIA HGX B200 per-GPU figures (dense)"),
-    _gpu("L4-24GB", ("NVIDIA L4",), 300, 30.3, 121, 242.5, 24,
-         aliases=("L4",), int4=485, sheet="NVIDIA L4 datasheet (dense)"),
-    _gpu("L40-48GB", ("NVIDIA L40",), 864, 90.5, 181, 362, 48,
-         aliases=("L40",), int4=724, sheet="NVIDIA L40 datasheet (dense)"),
-    _gpu("L40S-48GB", ("NVIDIA L40S",), 864, 91.6, 362, 733, 48,
-         aliases=("L40S",), int4=733, sheet="NVIDIA L40S datasheet (dense)"),
-    _gpu("A10G-24GB", ("NVIDIA A10G",), 600, 31.2, 70, 140, 24,
-         aliases=("A10G",), int4=280, sheet="AWS G5 (A10G) figures (dense)"),
+    _gpu("B200-180GB", ("NVIDIA B200",), 8000, 80, 2250, 4500, 180, NVLINK5,
+         aliases=("B200",),
+         sheet="NVIDIA HGX B200 per-GPU figures (dense); NVLink 5 1.8 TB/s"),
+    _gpu("L4-24GB", ("NVIDIA L4",), 300, 30.3, 121, 242.5, 24, PCIE4,
+         aliases=("L4",), int4=485,
+         sheet="NVIDIA L4 datasheet (dense); PCIe Gen4 x16 64 GB/s"),
+    _gpu("L40-48GB", ("NVIDIA L40",), 864, 90.5, 181, 362, 48, PCIE4,
+         aliases=("L40",), int4=724,
+         sheet="NVIDIA L40 datasheet (dense); PCIe Gen4 x16 64 GB/s"),
+    _gpu("L40S-48GB", ("NVIDIA L40S",), 864, 91.6, 362, 733, 48, PCIE4,
+         aliases=("L40S",), int4=733,
+         sheet="NVIDIA L40S datasheet (dense); PCIe Gen4 x16 64 GB/s"),
+    _gpu("A10G-24GB", ("NVIDIA A10G",), 600, 31.2, 70, 140, 24, PCIE4,
+         aliases=("A10G",), int4=280,
+         sheet="AWS G5 (A10G) figures (dense); PCIe Gen4 x16 64 GB/s"),
     _gpu("MI300X-192GB", ("AMD Instinct MI300X", "AMD Instinct MI300X VF"), 5300, 163.4, 1307,
-         2615, 192, aliases=("MI300X",), kind="rocm", sheet="AMD MI300X datasheet (dense)"),
+         2615, 192, XGMI_MI300X, aliases=("MI300X",), kind="rocm",
+         sheet="AMD MI300X datasheet (dense); Infinity Fabric 896 GB/s"),
     # The project's capture machine: a 2-core VM, float32, measured (not a datasheet). The
     # framework shape is tests/bench/framework_shape.py's on it; bandwidth and flops are what
     # remains of a 1-token and a 17-token pass of SmolLM2-135M in the verify profile of a capture

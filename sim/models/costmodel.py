@@ -6,7 +6,8 @@ on ``tp`` GPUs (tensor parallel: weights, KV and arithmetic split over them)::
 
     host   = per_pass + per_layer x layers  (x (1 + multi_token) when a sequence scores > 1)
     device = (max(weight bytes / bw, flops / flops_rate) + KV traffic / bw + scores / bw) / tp
-    seconds = (host^p + device^p)^(1/p)
+    allreduce = 2 x layers x (latency + 2 (tp - 1) / tp x T x hidden x bytes / link)  (tp > 1)
+    seconds = (host^p + device^p)^(1/p) + allreduce
 
 * ``host``: the software stack's launch, framework and Python time
   (:class:`sim.models.catalog.FrameworkCost`). It dominates a small model under eager PyTorch on a GPU
@@ -25,9 +26,15 @@ on ``tp`` GPUs (tensor parallel: weights, KV and arithmetic split over them)::
 
 ``bw`` and ``flops_rate`` are the catalog's datasheet peaks derated (``Device.eff_bw``,
 ``Device.eff_flops``). A host-side draft (n-gram lookup) runs no pass at all: its cost is host
-time, taken from a measurement and never scaled by a device's bandwidth. Tensor parallelism's
-all-reduces are not priced (two per layer, ~10-20 us each on NVLink: small beside eager's
-host time, not beside a CUDA-graph engine's).
+time, taken from a measurement and never scaled by a device's bandwidth.
+
+* ``allreduce``: tensor parallelism (Megatron-style) sums the partial outputs of every layer's
+  attention and of its MLP over the ``tp`` GPUs: two ring all-reduces a layer of the pass's
+  activations (``T x hidden`` at the dtype's width), each the link's fixed latency plus
+  ``2 (tp - 1) / tp`` of the bytes over one direction of the link (``Device.link_gbps``,
+  ``Device.link_latency_s``: datasheet bandwidth, assumed latency). Added to the pass, not
+  overlapped with it; 0 at tp = 1. Every pass on ``tp`` GPUs pays it: verify passes, a model
+  draft's steps, prefills. A CPU device has no link: tp > 1 is refused.
 """
 
 from __future__ import annotations
@@ -261,16 +268,27 @@ def device_s(device: Device, shape: ModelShape, dtype: str, tokens: int, batch: 
     return (max(weights, compute) + kv + scores) / tp
 
 
+def allreduce_s(device: Device, shape: ModelShape, dtype: str, tokens: int, tp: int = 1
+                ) -> float:
+    """Seconds a pass scoring ``tokens`` in all spends in tensor parallelism's all-reduces: two a
+    layer of ``tokens x hidden`` activations (0 at tp = 1; a CPU device refuses tp > 1)."""
+    if tp <= 1:
+        return 0.0
+    nbytes = tokens * shape.hidden * DTYPE_BYTES[dtype]
+    return 2.0 * shape.layers * device.allreduce_s(nbytes, tp)
+
+
 def pass_s(device: Device, shape: ModelShape, dtype: str, tokens: int, batch: int = 1,
            context: int = 0, logits: int | None = None, tp: int = 1) -> float:
     """Seconds of one forward pass: ``tokens`` scored in all over ``batch`` sequences holding
     ``context`` cached tokens in all; ``logits`` positions go through the output head (default:
-    every scored token, as in a verify pass); ``tp`` GPUs in tensor parallel."""
+    every scored token, as in a verify pass); ``tp`` GPUs in tensor parallel (their all-reduces
+    added)."""
     if tokens < 1 or batch < 1 or tokens < batch:
         raise ValueError(f"pass_s: tokens {tokens} must be >= batch {batch} >= 1")
     host = fixed_s(device, shape, tokens > batch)
     work = device_s(device, shape, dtype, tokens, batch, context, logits, tp)
-    return device.framework.combine(host, work)
+    return device.framework.combine(host, work) + allreduce_s(device, shape, dtype, tokens, tp)
 
 
 def prefill_s_per_token(device: Device, shape: ModelShape, dtype: str, prompt: int = 128,
@@ -330,9 +348,17 @@ class PassModel:
         return (self.scale * reads * self.target.kv_bytes_per_token(self.dtype)
                 / self.device.eff_bw / self.tp)
 
+    def allreduce_1_token_s(self) -> float:
+        """Seconds a 1-token target pass spends in all-reduces (0 at tp = 1)."""
+        return self.scale * allreduce_s(self.device, self.target, self.dtype, 1, self.tp)
+
     def describe(self) -> dict[str, Any]:
-        """Where the figures come from (for warnings and JSON output)."""
-        return {"device": self.device.key, "dtype": self.dtype, "target": self.target.name,
-                "draft": self.draft.name if self.draft else None, "scale": self.scale,
-                "tp": self.tp, "stack": self.device.framework.name,
-                "target_1_token_s": self.verify_s(1)}
+        """Where the figures come from (for warnings and JSON output); with tp > 1, the
+        all-reduce seconds of a 1-token target pass and the link they are priced on."""
+        out = {"device": self.device.key, "dtype": self.dtype, "target": self.target.name,
+               "draft": self.draft.name if self.draft else None, "scale": self.scale,
+               "tp": self.tp, "stack": self.device.framework.name,
+               "target_1_token_s": self.verify_s(1)}
+        if self.tp > 1:
+            out.update(allreduce_1_token_s=self.allreduce_1_token_s(), link=self.device.link)
+        return out

@@ -244,6 +244,7 @@ def move(*, hardware: str, dtype: str, setup: DeviceSetup, target_params: float,
     device = get_device(hardware).on_stack(stack)
     target, note = target_shape(setup, target_params, where, scenario_target)
     tp = int(getattr(scenario_target, "tp", 1) or 1)
+    device.check_tp(tp, "[target] tp =")
     draft = draft_shape(scenario_draft, setup, target, draft_params)
     separate = draft is not None and not (draft is setup.draft and "[:" in draft.name)
     prof = profile_for(setup, device)
