@@ -191,7 +191,8 @@ def main() -> None:
         configs = {}
         for item in args.config:
             draft, _, policy = item.partition("=")
-            configs[f"{draft}-{policy.replace(':', '_').replace('=', '')}"] = (draft, policy)
+            slug = policy.replace(":", "_").replace("=", "").replace(",", "-")
+            configs[f"{draft}-{slug}"] = (draft, policy)
     out = Path(args.out).resolve()
     (out / "raw").mkdir(parents=True, exist_ok=True)
     if args.split_only:  # after an interrupted recording: split what was recorded
