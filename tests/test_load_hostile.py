@@ -178,11 +178,17 @@ def test_sigint_leaves_a_valid_trace_with_the_cut_requests_marked(tmp_path: Path
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     out = tmp_path / "client.jsonl"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "analysis.cli", "load", "--endpoint",
-         f"http://127.0.0.1:{sock.getsockname()[1]}", "--concurrency", "2", "--requests", "8",
-         "--model", "m", "--max-tokens", "4", "--no-progress", "-o", str(out)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the child gets SIGINT as a terminal would deliver it, even when this suite runs in the
+    # background (`cmd &` starts with SIGINT ignored, and an ignored signal survives exec)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "analysis.cli", "load", "--endpoint",
+             f"http://127.0.0.1:{sock.getsockname()[1]}", "--concurrency", "2", "--requests", "8",
+             "--model", "m", "--max-tokens", "4", "--no-progress", "-o", str(out)],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         deadline = time.monotonic() + 60
         # written as it goes: the three finished requests are on disk before the run ends
