@@ -131,7 +131,7 @@ def same(got: Any, want: Any, where: str = "figures") -> None:
         assert isinstance(got, list) and len(got) == len(want), where
         for i, (g, w) in enumerate(zip(got, want, strict=True)):
             same(g, w, f"{where}[{i}]")
-    elif isinstance(want, float) and not isinstance(got, bool) and isinstance(got, int | float):
+    elif isinstance(want, float):
         assert got == pytest.approx(want, rel=1e-9, nan_ok=True), where
     else:
         assert got == want, where
