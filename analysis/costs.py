@@ -4,14 +4,18 @@ measured profile.
     specsim costs --hardware H200 (--target NAME | --target-config CONFIG.json) [--dtype bf16]
                   [--tp N] [--stack eager|cuda-graph] --batch 1,8,32 --tokens 1,5,17
                   --context 512,2048 [--against PROFILE.json [--anchor]] [--fit-on PROFILE.json]
-                  [--json]
+                  [--host-probe] [--json]
 
 ``points``: [{batch, tokens (per sequence), context (per sequence), seconds}] as ``specsim
 profile`` writes them, with ``basis`` and ``band``; with ``--against``, the profile's own points
 (those in the grid, when a grid is given), each with ``measured_s`` and ``ratio`` (model /
 measured), and a ``summary``: median ratio, points within 1.5x, worst. ``--anchor`` scales the
 stack's host time so that the profile's batch-1 1-token pass (at its shortest context) is
-matched -- one measured point used, every other one a check. ``--target-config`` also reads a
+matched -- one measured point used, every other one a check. ``--host-probe`` (with
+``--fit-on`` and ``--against``) instead scales the host time fitted on one profile by the other's
+host probe over the first's (microseconds per eager op, measured by ``specsim profile`` in the
+same process as its passes): the drift of host speed between the two recordings taken out, and
+no pass of the checked profile used. ``--target-config`` also reads a
 ``specsim profile`` file (its ``target_config``), so a profile checks against its own model.
 With ``--tp N`` > 1, ``allreduce``: the seconds a 1-token pass spends in its all-reduces and the
 link they are priced on (a CPU device refuses ``--tp`` > 1).
@@ -55,6 +59,10 @@ def register(sub: Any) -> None:
     p.add_argument("--anchor", action="store_true",
                    help="with --against: scale the host time to the profile's batch-1 1-token "
                         "pass (that one point used, the rest checked)")
+    p.add_argument("--host-probe", action="store_true",
+                   help="with --fit-on and --against: scale the fitted host time by the checked "
+                        "profile's host probe over the fitted one's (both recorded by `specsim "
+                        "profile`)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_costs)
 
@@ -91,6 +99,12 @@ def cmd_costs(args: argparse.Namespace) -> int:
                            "basis": "catalog", "band": device.band}
     if args.anchor and not args.against:
         raise SpecsimError("--anchor: only with --against PROFILE.json")
+    if args.host_probe and not (args.fit_on and args.against):
+        raise SpecsimError("--host-probe: only with --fit-on PROFILE.json and --against "
+                           "PROFILE.json (it scales one's fitted host time by the other's probe)")
+    if args.host_probe and args.anchor:
+        raise SpecsimError("--host-probe and --anchor: give one (each sets the host time)")
+    fit_prof = None
     if args.fit_on:
         from sim.models.costfit import fit_host
 
@@ -109,6 +123,12 @@ def cmd_costs(args: argparse.Namespace) -> int:
         if not args.dtype:
             dtype = normalize_dtype(prof.dtype)
             out["dtype"] = dtype
+        if args.host_probe and fit_prof is not None:
+            from sim.models.costfit import probe_scale
+
+            device, probes = probe_scale(device, fit_prof, prof)
+            out.update(basis=f"{out['basis']}, host scaled x{probes['host_scale']:.3f} by the "
+                             "host probes", host_probe=probes)
         if args.anchor:
             device, point = anchor(device, shape, dtype, prof, args.tp)
             out.update(basis=f"{out['basis']}, anchored on 1 profile point", anchor=point)

@@ -260,6 +260,11 @@ class LiveRun:
             from live.profile import PROFILE_KEY
 
             extra[PROFILE_KEY] = verify_profile
+        from live.hostprobe import host_probe
+
+        # this process's dispatch speed after the warm-up: what tells two captures' levels
+        # apart from their host's speed (live.hostprobe)
+        extra["host_probe"] = host_probe(self.target.device)
         if pause_between:
             extra["clock"] = "paused between requests (interleaved with other runs)"
         extra.update(more_extra or {})

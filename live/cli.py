@@ -236,4 +236,8 @@ def _cmd_profile(args: argparse.Namespace) -> int:
           f"target 1-token pass fixed {fit['fixed_1_s'] * 1e3:.2f} ms, multi-token "
           f"{fit['fixed_multi_s'] * 1e3:.2f} ms + {fit['per_token_s'] * 1e6:.1f} us/token "
           f"+ {fit['per_context_token_s'] * 1e9:.1f} ns/cached token")
+    probe = profile["host_probe"]
+    print(f"host: {probe['us_per_op']:.2f} us per eager op (before the passes "
+          f"{probe['before_us']:.2f}, after {probe['after_us']:.2f}): the yardstick "
+          "`specsim costs --host-probe` scales by")
     return 0

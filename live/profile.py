@@ -99,7 +99,11 @@ def profile_device(target: Any, *, draft: Any = None, draft_name: str = "",
     (every batch x context, one token per sequence; ``draft`` a causal LM or None) on the
     target's device, as a device profile's JSON object (:func:`sim.models.deviceprofile.from_dict`
     reads it back). Each shape runs once untimed first; then ``rounds`` rounds, each over every
-    shape in a new shuffled order, synchronizing the device around every timed pass."""
+    shape in a new shuffled order, synchronizing the device around every timed pass. The host's
+    dispatch speed is probed before and after the passes (``host_probe``: microseconds per
+    eager op, :mod:`live.hostprobe`): the yardstick that tells this profile's level from its
+    host's speed."""
+    from live.hostprobe import host_probe
     from sim.models.deviceprofile import PROFILE_FORMAT, DeviceProfile
 
     if rounds < 1 or not batches or not tokens or not contexts:
@@ -123,6 +127,7 @@ def profile_device(target: Any, *, draft: Any = None, draft_name: str = "",
     samples: dict[tuple[str, int, int, int], list[float]] = {j: [] for j in jobs}
     rng = random.Random(seed)
     bar = _bar(len(jobs) * (rounds + 1)) if progress else None
+    before = host_probe(device)["us_per_op"]
     with torch.inference_mode():
         for role, b, c in {(j[0], j[1], j[3]) for j in jobs}:
             lm = CachedLM(models[role])
@@ -146,6 +151,7 @@ def profile_device(target: Any, *, draft: Any = None, draft_name: str = "",
                     bar.advance()
     if bar is not None:
         bar.close()
+    after = host_probe(device)["us_per_op"]
     points = [{"role": role, "batch": b, "tokens": n, "context": c,
                "seconds": round(statistics.median(samples[(role, b, n, c)]), 9)}
               for role, b, n, c in jobs]
@@ -156,7 +162,9 @@ def profile_device(target: Any, *, draft: Any = None, draft_name: str = "",
         target_config=_config_fields(target.model), draft=draft_name, software=_software())
     out = profile.to_dict()
     out.update({"format": PROFILE_FORMAT, "rounds": rounds, "seed": seed,
-                "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+                "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "host_probe": {"us_per_op": round((before + after) / 2, 4),
+                               "before_us": before, "after_us": after}})
     if draft is not None:
         out["draft_params"] = int(sum(p.numel() for p in draft.parameters()))
         out["draft_config"] = _config_fields(draft)

@@ -174,6 +174,9 @@ def _start_service(config: ServeConfig, target: Any, step: Any) -> Served:
         extra[BATCH_PROFILE_KEY] = profile
         extra[PROFILE_KEY] = single_stream_profile(profile)
         engine.decoder.step_cost = ProfiledStepCost(profile["seconds"])
+    from live.hostprobe import host_probe
+
+    extra["host_probe"] = host_probe(target.device)  # the server process's dispatch speed
     meta = RunMeta(source="live", target_model=target.name, draft_model=config.draft,
                    device=target.device_name, dtype=target.dtype, policy=policy.name,
                    policy_params=policy.params(), library_versions=library_versions(),

@@ -10,7 +10,9 @@ a stack's host constants on one profile.
   datasheet's -- how the H200's eager stack in :mod:`sim.models.catalog` was set
   (``tests/bench/fit_eager.py``);
 * :func:`anchor`: the stack's host constants scaled so that the model's batch-1 1-token pass is
-  one measured pass (a profile's, at its shortest context): one point used, the rest checked.
+  one measured pass (a profile's, at its shortest context): one point used, the rest checked;
+* :func:`probe_scale`: the host constants fitted on one profile scaled by the other profile's
+  host probe over the first's (:mod:`live.hostprobe`): no pass of the checked profile used.
 """
 
 from __future__ import annotations
@@ -127,3 +129,20 @@ def anchor(device: Device, shape: ModelShape, dtype: str, profile: DeviceProfile
 def finite(x: float) -> float | None:
     """``x`` for JSON (None when not finite)."""
     return x if math.isfinite(x) else None
+
+
+def probe_scale(device: Device, fitted_on: DeviceProfile, checked: DeviceProfile
+                ) -> tuple[Device, dict[str, Any]]:
+    """``device`` (its host constants fitted on ``fitted_on``) with them scaled by
+    ``checked``'s host probe over ``fitted_on``'s: the host that measured ``checked`` dispatched
+    that much slower (or faster). Both profiles must carry a probe."""
+    for prof in (fitted_on, checked):
+        if prof.host_probe_us <= 0:
+            raise SpecsimError(f"{prof.source}: no host_probe in this profile (written before "
+                               "specsim recorded one); record it again with `specsim profile`")
+    k = checked.host_probe_us / fitted_on.host_probe_us
+    fw = device.framework
+    scaled = _with_host(device, fw.per_pass_s * k, fw.per_layer_s * k, fw.multi_token,
+                        f"{fw.source}, host x {k:.3f} (host probes)")
+    return scaled, {"fit_on_us": fitted_on.host_probe_us, "against_us": checked.host_probe_us,
+                    "host_scale": k}

@@ -65,6 +65,9 @@ class DeviceProfile:
     draft: str = ""
     software: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # where it came from: a profile file, a trace's verify profile, ...
+    # the measuring process's dispatch speed, microseconds per eager op (live.hostprobe); 0:
+    # not recorded (profiles written before specsim measured it)
+    host_probe_us: float = 0.0
 
     def role_points(self, role: str) -> list[dict[str, Any]]:
         """The points of ``role`` ("target" or "draft")."""
@@ -119,10 +122,13 @@ class DeviceProfile:
     def to_dict(self) -> dict[str, Any]:
         """The profile file's JSON object (fits included)."""
         fits = {r: f.to_dict() for r in ROLES if (f := self.fit(r)) is not None}
-        return {"format": PROFILE_FORMAT, "device": self.device, "dtype": self.dtype,
-                "target": self.target, "target_params": self.target_params,
-                "target_config": self.target_config, "draft": self.draft,
-                "software": self.software, "points": list(self.points), "fit": fits}
+        out = {"format": PROFILE_FORMAT, "device": self.device, "dtype": self.dtype,
+               "target": self.target, "target_params": self.target_params,
+               "target_config": self.target_config, "draft": self.draft,
+               "software": self.software, "points": list(self.points), "fit": fits}
+        if self.host_probe_us > 0:
+            out["host_probe"] = {"us_per_op": self.host_probe_us}
+        return out
 
 
 def _nonneg_lstsq(cols: list[np.ndarray], y: np.ndarray) -> list[float]:
@@ -159,7 +165,20 @@ def from_dict(data: Any, where: str) -> DeviceProfile:
         device=data["device"], dtype=data["dtype"], target=data["target"],
         points=tuple(points), target_params=float(data.get("target_params") or 0.0),
         target_config=dict(data.get("target_config") or {}), draft=str(data.get("draft") or ""),
-        software=dict(data.get("software") or {}), source=where)
+        software=dict(data.get("software") or {}), source=where,
+        host_probe_us=_host_probe(data.get("host_probe"), f"{where}: host_probe"))
+
+
+def _host_probe(entry: Any, where: str) -> float:
+    """``host_probe.us_per_op`` (0.0 when the profile has none)."""
+    if entry is None:
+        return 0.0
+    us = entry.get("us_per_op") if isinstance(entry, dict) else None
+    if isinstance(us, bool) or not isinstance(us, int | float) or not math.isfinite(us) \
+            or us <= 0:
+        raise SpecsimError(f"{where}.us_per_op: must be a positive number (microseconds per "
+                           "eager op)")
+    return float(us)
 
 
 def _check_point(p: Any, where: str) -> dict[str, Any]:

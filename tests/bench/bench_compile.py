@@ -15,7 +15,8 @@ and never counted in a round. Prints ms/token per variant (median over rounds), 
 eager and hf, and whether each output equals hf's token for token.
 
     python tests/bench/bench_compile.py --target smollm2 --limit 2 --max-new-tokens 32 --rounds 3
-    python tests/bench/bench_compile.py --target random --device cuda   # SmolLM2-shaped, random
+    python tests/bench/bench_compile.py --target random --device cuda --dtype bfloat16
+                                                    # SmolLM2-shaped, random weights
 
 ``--json FILE`` also writes the medians, every round, the compile time and the software stack.
 """
@@ -75,6 +76,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--target", default="smollm2", help="smollm2, a model, or random")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="float32",
+                    help="the random target's dtype (e.g. bfloat16, as the GPU captures ran)")
     ap.add_argument("--prompts", default="builtin:edit")
     ap.add_argument("--limit", type=int, default=2)
     ap.add_argument("--max-new-tokens", type=int, default=32)
@@ -82,23 +85,29 @@ def main() -> int:
     ap.add_argument("--draft", default="", help="also a speculative pair with this draft")
     ap.add_argument("--tau", type=int, default=4)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--backend", default="inductor",
+                    help="torch.compile backend of the compiled steps: inductor (kernels "
+                         "generated, CUDA graphs on cuda; minutes to compile) or cudagraphs "
+                         "(the eager kernels replayed from CUDA graphs; seconds)")
     ap.add_argument("--json", default="", help="also write the results to this JSON file")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    target, prompts, _ = load_target(args.target, args.device, args.prompts, args.limit)
+    target, prompts, _ = load_target(args.target, args.device, args.prompts, args.limit,
+                                     args.dtype)
     prompts = [p.to(args.device) for p in prompts]
     sync = synchronizer(args.device)
     n = args.max_new_tokens
     size = max(int(p.shape[1]) for p in prompts) + n + args.tau + 2
     static = StaticLM(target.model, size, compile=False)
-    compiled = StaticLM(target.model, size, compile=True)
+    compiled = StaticLM(target.model, size, compile=True, backend=args.backend)
     t0 = time.perf_counter()
     compiled.warm(prompts[0])
     sync()
     compile_s = time.perf_counter() - t0
-    print(f"compile (StaticLM.warm: 1-, 2- and 3-token steps): {compile_s:.1f} s", flush=True)
+    print(f"compile ({args.backend}; StaticLM.warm: 1-, 2- and 3-token steps): "
+          f"{compile_s:.1f} s", flush=True)
 
     runs: dict[str, Run] = {
         "hf": hf(target, n),
@@ -150,7 +159,8 @@ def write_json(args: argparse.Namespace, target: Any, compile_s: float,
     out = {"device": device, "target": args.target, "dtype": str(getattr(target, "dtype", "")),
            "prompts": args.prompts, "n_prompts": args.limit, "max_new_tokens": args.max_new_tokens,
            "rounds": args.rounds, "draft": args.draft, "tau": args.tau,
-           "compile_s": round(compile_s, 3), "torch_threads": torch.get_num_threads(),
+           "backend": args.backend, "compile_s": round(compile_s, 3),
+           "torch_threads": torch.get_num_threads(),
            "ms_per_token": {k: round(v, 4) for k, v in med.items()},
            "ms_per_token_rounds": {k: [round(x, 4) for x in v] for k, v in ms.items()},
            "same_tokens_as_hf": {k: sum(a == b for a, b in zip(outs[k], outs["hf"], strict=True))

@@ -46,9 +46,9 @@ class Target:
     tokenizer: Any = None
 
 
-def load_target(spec: str, device: str, prompt_set: str,
-                n_prompts: int) -> tuple[Any, list[torch.Tensor], int | None]:
-    """The target, the encoded prompts and the EOS id."""
+def load_target(spec: str, device: str, prompt_set: str, n_prompts: int,
+                dtype: str = "float32") -> tuple[Any, list[torch.Tensor], int | None]:
+    """The target, the encoded prompts and the EOS id (``dtype``: the random target's)."""
     if spec == "random":
         from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -56,12 +56,12 @@ def load_target(spec: str, device: str, prompt_set: str,
         cfg = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536,
                           num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
                           max_position_embeddings=2048, tie_word_embeddings=True)
-        model = LlamaForCausalLM(cfg).eval().to(device)
+        model = LlamaForCausalLM(cfg).eval().to(device=device, dtype=getattr(torch, dtype))
         g = torch.Generator().manual_seed(1)
         base = torch.randint(0, 49152, (40,), generator=g)
         prompts = [torch.cat([base, base[:20]])[None], torch.randint(0, 49152, (1, 60),
                                                                        generator=g)]
-        return Target(model, device), prompts, None
+        return Target(model, device, dtype=dtype), prompts, None
     from live.models import load_model
     from live.prompts import encode_prompt, load_prompts
 

@@ -1,6 +1,6 @@
 """CPU captures -> the H200 captures of the same prompts: the README's H200 validation table.
 
-    python tests/bench/h200_validation.py [--data traces/h200] [--json]
+    python tests/bench/h200_validation.py [--data traces/h200] [--json] [--passes]
 
 For each configuration the H200 ran (``chat_*.jsonl`` there: target-only; n-gram and layer-skip
 at tau 2, 4 and adaptive), the CPU validation capture of the same configuration
@@ -14,7 +14,10 @@ the H200 run with ``[latency] hardware = "H200"``, on three bases:
   process (``chat_ngram_fixed_tau_2.jsonl``'s ``extra.verify_profile_s``, 15:22).
 
 Prints measured and predicted median ms/token, p50 and p95 latency and their errors; times
-nothing (every figure comes from the files and the simulator).
+nothing (every figure comes from the files and the simulator). ``--passes`` also splits the
+session basis's miss: each H200 run's ms/token as measured and with every pass (verify and
+draft) at its run's median for its draft length -- what is left when the slow passes are
+taken out -- beside the predicted, and the verify and draft milliseconds measured / predicted.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -39,6 +43,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "traces" / "h200"))
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--passes", action="store_true",
+                    help="also the session basis's miss, split by pass (see the docstring)")
     args = ap.parse_args()
     data = Path(args.data)
     root = Path(__file__).resolve().parents[2]
@@ -46,6 +52,7 @@ def main() -> None:
              "profile": {"profile": str(data / "profile_h200_smollm2.json")},
              "session": {"profile": str(data / "chat_ngram_fixed_tau_2.jsonl")}}
     rows = []
+    split = []
     for config in CONFIGS:
         b_path = data / f"chat_{config}.jsonl"
         a_path = root / "traces" / "validation" / f"chat_{config}.jsonl"
@@ -59,6 +66,8 @@ def main() -> None:
         for basis, latency in bases.items():
             pred, _, result = predict_with(a, b, {"hardware": "H200", **latency})
             mpt = ms_per_token(result.trace)
+            if basis == "session":
+                split.append(pass_split(config, b.trace, result.trace, mpt))
             rows.append({"config": config, "basis": basis, "requests": len(ids),
                          "measured": meas, "predicted": {**pred, "ms_per_token": mpt},
                          "ratio_ms_per_token": mpt / meas["ms_per_token"],
@@ -66,7 +75,8 @@ def main() -> None:
                          "err_p95": pred["p95_s"] / meas["p95_s"] - 1})
     baseline = same_session_baseline(data)
     if args.json:
-        print(json.dumps({"rows": rows, "same_session_baseline": baseline}, default=str))
+        print(json.dumps({"rows": rows, "same_session_baseline": baseline,
+                          "session_split": split}, default=str))
         return
     print("| configuration | basis | ms/token measured / predicted | factor | p50 | p95 |")
     print("|---|---|---|---|---|---|")
@@ -81,6 +91,40 @@ def main() -> None:
           f"capture's passes {b['target_only_ms']:.1f} ms; the catalog's 1-token pass "
           f"{b['catalog_ms']:.1f} ms ({b['catalog_ms'] / b['tau0_ms']:.2f}x / "
           f"{b['catalog_ms'] / b['target_only_ms']:.2f}x)")
+    if args.passes:
+        print("\n| configuration | ms/token measured | every pass at its median | session "
+              "predicted | vs median passes | verify ms meas. / pred. | draft ms meas. / pred. |")
+        print("|---|---|---|---|---|---|---|")
+        for r in split:
+            print(f"| {r['config']} | {r['measured']:.1f} | {r['median_passes']:.1f} | "
+                  f"{r['predicted']:.1f} | {r['predicted'] / r['median_passes'] - 1:+.1%} | "
+                  f"{r['verify_ms'][0]:.0f} / {r['verify_ms'][1]:.0f} | "
+                  f"{r['draft_ms'][0]:.0f} / {r['draft_ms'][1]:.0f} |")
+
+
+def pass_split(config: str, measured: Any, predicted: Any, predicted_mpt: float) -> dict:
+    """``measured``'s ms/token as measured and with every verify and draft pass at its run's
+    median for its draft length; the verify and draft totals beside ``predicted``'s."""
+    import numpy as np
+    import pandas as pd
+
+    c = measured.cycles
+    slow = np.zeros(len(c))
+    for col in ("verify_s", "draft_s"):
+        med = c.groupby("tau")[col].transform("median").to_numpy(float)
+        slow += c[col].to_numpy(float) - med
+    extra = pd.Series(slow).groupby(c["request_id"].to_numpy()).sum()
+    r = measured.requests
+    span = (r["end_s"] - r["start_s"]).to_numpy(float)
+    less = extra.reindex(r["request_id"].to_numpy(), fill_value=0.0).to_numpy(float)
+    tokens = r["output_tokens"].to_numpy(float)
+    pc = predicted.cycles
+    return {"config": config, "measured": ms_per_token(measured),
+            "median_passes": float(np.median((span - less) / tokens) * 1e3),
+            "predicted": predicted_mpt,
+            "verify_ms": (float(c["verify_s"].sum()) * 1e3, float(pc["verify_s"].sum()) * 1e3),
+            "draft_ms": (float(c["draft_s"].sum()) * 1e3, float(pc["draft_s"].sum()) * 1e3)}
+
 
 
 def same_session_baseline(data: Path) -> dict:
