@@ -77,8 +77,36 @@ def pairs(runs: list[Any], truth: dict[str, dict[str, Any]], profile: str | None
             if prof is not None and same_device(prof.device, b.device):
                 bases.append(("profile", {"profile": profile}))
             for basis, extra in bases:
-                out.append(_pair(a, b, ids, basis, {"hardware": dst.key, **extra}, truth,
-                                 predict))
+                row = _pair(a, b, ids, basis, {"hardware": dst.key, **extra}, truth, predict)
+                if basis == "profile" and prof is not None:
+                    probes = host_probes(prof, b)
+                    if probes:
+                        row["host_probe"] = probes
+                out.append(row)
+    return out
+
+
+DRIFT = 1.10  # host probes further apart than this are worth a word
+
+
+def host_probes(profile: Any, b: Any) -> dict[str, Any]:
+    """The profile's host probe beside B's capture's (both microseconds per eager op, same
+    device), their ratio, and a note when they differ by more than :data:`DRIFT`; {} when
+    either has none."""
+    from sim.models.deviceprofile import host_probe_of
+
+    extra = b.trace.meta.extra or {}
+    measured = host_probe_of(extra.get("host_probe"), f"{b.path}: extra.host_probe")
+    if profile.host_probe_us <= 0 or measured <= 0:
+        return {}
+    ratio = profile.host_probe_us / measured
+    out: dict[str, Any] = {"profile_us": profile.host_probe_us, "measured_us": measured,
+                           "ratio": ratio}
+    if not 1 / DRIFT <= ratio <= DRIFT:
+        out["note"] = (f"the profile's host dispatched {ratio:.2f}x as slow as {b.path}'s "
+                       f"(host probes {profile.host_probe_us:.2f} / {measured:.2f} us per op): "
+                       "where passes are launch-bound, the profile basis reads about that "
+                       "much slow")
     return out
 
 

@@ -122,9 +122,12 @@ def validate(paths: list[str], profile: str | None = None, *,
             bar.close()
     cross = crossdevice.pairs(runs, truth, profile, predict_with)
     summary = {**summarize_errors(pairs), **crossdevice.summarize_pairs(cross)}
+    # a profile recorded on a slower (or faster) host than a capture it prices: said once each
+    drift = list(dict.fromkeys(p["host_probe"]["note"] for p in cross
+                               if p.get("host_probe", {}).get("note")))
     return {"pairs": pairs + cross, "summary": summary,
             "workloads": [str(k[0]) for k in groups], "traces": paths, "profile": profile,
-            "warnings": timing_warnings(traces)}
+            "warnings": timing_warnings(traces) + drift}
 
 
 def timing_warnings(traces: dict[str, Trace]) -> list[str]:

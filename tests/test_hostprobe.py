@@ -113,3 +113,38 @@ def test_host_probe_needs_both_profiles_and_their_probes(tmp_path: Path,
     assert main([*base, "--against", smollm2, "--fit-on", probed, "--host-probe",
                  "--anchor"]) == 2
     assert "give one" in capsys.readouterr().err
+
+
+def test_validate_says_when_the_profile_ran_on_a_slower_host(tmp_path: Path) -> None:
+    from test_hardware_whatif import H100, _capture
+
+    from analysis.validate import validate
+    from tracing import write_trace
+    from tracing.trace import Trace
+
+    def probed(trace: Trace, us: float) -> Trace:
+        meta = dataclasses.replace(trace.meta, extra={**trace.meta.extra,
+                                                      "host_probe": {"us_per_op": us}})
+        return Trace(meta, trace.requests, trace.cycles, trace.path)
+
+    cpu = _capture("cpu", 0.057, {"name": "fixed", "tau": 3})
+    gpu = _capture(H100, 0.030, {"name": "fixed", "tau": 3})
+    for profile_us, warned in ((6.5, True), (5.2, False)):
+        paths = {}
+        for name, trace in (("cpu", cpu), ("gpu", probed(gpu, 5.0)),
+                            ("gpu_none", probed(_capture(H100, 0.021, {"name": "target_only"},
+                                                         draft="none"), profile_us))):
+            paths[name] = str(tmp_path / f"{name}.jsonl")
+            write_trace(trace, paths[name])
+        result = validate([paths["cpu"], paths["gpu"]], profile=paths["gpu_none"])
+        pair = next(p for p in result["pairs"] if p["kind"] == "other hardware (profile)")
+        assert pair["host_probe"]["ratio"] == pytest.approx(profile_us / 5.0)
+        notes = [w for w in result["warnings"] if "host dispatched" in w]
+        assert bool(notes) == warned
+        if warned:
+            assert "1.30x as slow" in notes[0] and "gpu.jsonl" in notes[0]
+    # a malformed probe in the measured capture is named, not a traceback
+    bad = probed(gpu, -1.0)
+    write_trace(bad, paths["gpu"])
+    with pytest.raises(SpecsimError, match=r"gpu\.jsonl: extra\.host_probe\.us_per_op"):
+        validate([paths["cpu"], paths["gpu"]], profile=paths["gpu_none"])

@@ -13,6 +13,7 @@ passes). Anything else is an error that says what was expected.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from sim.models.deviceprofile import (
     from_dict,
     from_target_only,
     from_verify_profile,
+    host_probe_of,
     read_profile_file,
 )
 from sim.models.hardware import DeviceSetup, draft_kind_of
@@ -93,12 +95,16 @@ def _load(path: str, _stamp: int) -> DeviceProfile:
         raise SpecsimError(f"{path}: the run names no device, so it profiles none")
     if isinstance(extra.get(DEVICE_PROFILE_KEY), dict):
         return from_dict(extra[DEVICE_PROFILE_KEY], f"{path}: {DEVICE_PROFILE_KEY}")
+    # the capture's own host probe goes with a profile read from it
+    probe = host_probe_of(extra.get("host_probe"), f"{path}: extra.host_probe")
     if extra.get(PROFILE_KEY):
-        return from_verify_profile(extra[PROFILE_KEY], **common)  # type: ignore[arg-type]
+        prof = from_verify_profile(extra[PROFILE_KEY], **common)  # type: ignore[arg-type]
+        return dataclasses.replace(prof, host_probe_us=probe)
     cycles = trace.cycles
     if len(cycles) and int(cycles["tau"].max()) == 0:
-        return from_target_only(cycles["verify_s"].to_numpy(dtype=float),
+        prof = from_target_only(cycles["verify_s"].to_numpy(dtype=float),
                                 cycles["context_tokens"].to_numpy(dtype=np.int64),
                                 **common)  # type: ignore[arg-type]
+        return dataclasses.replace(prof, host_probe_us=probe)
     raise SpecsimError(f"{path}: not a profile -- expected a specsim profile (.json), a capture "
                        f"with {PROFILE_KEY}, or a target-only trace")

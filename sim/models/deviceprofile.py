@@ -166,11 +166,12 @@ def from_dict(data: Any, where: str) -> DeviceProfile:
         points=tuple(points), target_params=float(data.get("target_params") or 0.0),
         target_config=dict(data.get("target_config") or {}), draft=str(data.get("draft") or ""),
         software=dict(data.get("software") or {}), source=where,
-        host_probe_us=_host_probe(data.get("host_probe"), f"{where}: host_probe"))
+        host_probe_us=host_probe_of(data.get("host_probe"), f"{where}: host_probe"))
 
 
-def _host_probe(entry: Any, where: str) -> float:
-    """``host_probe.us_per_op`` (0.0 when the profile has none)."""
+def host_probe_of(entry: Any, where: str) -> float:
+    """A ``host_probe`` object's ``us_per_op`` (a profile's, or a trace's ``extra.host_probe``;
+    :mod:`live.hostprobe`); 0.0 when there is none."""
     if entry is None:
         return 0.0
     us = entry.get("us_per_op") if isinstance(entry, dict) else None
