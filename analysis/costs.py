@@ -128,7 +128,13 @@ def cmd_costs(args: argparse.Namespace) -> int:
 
             device, probes = probe_scale(device, fit_prof, prof)
             out.update(basis=f"{out['basis']}, host scaled x{probes['host_scale']:.3f} by the "
-                             "host probes", host_probe=probes)
+                             "host probes", host_probe={**probes, "applied": True})
+        elif fit_prof is not None and fit_prof.host_probe_us > 0 and prof.host_probe_us > 0:
+            # both recorded one: say how far apart the two hosts ran, unapplied
+            out["host_probe"] = {"fit_on_us": fit_prof.host_probe_us,
+                                 "against_us": prof.host_probe_us,
+                                 "host_scale": prof.host_probe_us / fit_prof.host_probe_us,
+                                 "applied": False}
         if args.anchor:
             device, point = anchor(device, shape, dtype, prof, args.tp)
             out.update(basis=f"{out['basis']}, anchored on 1 profile point", anchor=point)
@@ -187,6 +193,11 @@ def _print(out: dict[str, Any]) -> None:
         table.add_row(*row)
     console.print(table)
     console.print(f"basis {out['basis']}, band x{out['band']:g}", markup=False)
+    if "host_probe" in out:
+        h = out["host_probe"]
+        console.print(f"host probes: {h['fit_on_us']:.2f} us per op where fitted, "
+                      f"{h['against_us']:.2f} where checked (x{h['host_scale']:.3f}); "
+                      + ("applied" if h["applied"] else "--host-probe applies it"), markup=False)
     if "allreduce" in out:
         a = out["allreduce"]
         console.print(f"all-reduces: {a['per_pass']} a pass over {a['link']} "

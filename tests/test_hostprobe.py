@@ -87,11 +87,17 @@ def test_costs_scales_the_fitted_host_time_by_the_probes(tmp_path: Path,
 
     plain = costs()
     assert plain["summary"]["median_ratio"] < 0.95  # the drift, unexplained
+    assert plain["host_probe"]["applied"] is False  # but said
+    assert plain["host_probe"]["host_scale"] == pytest.approx(1.3)
     scaled = costs("--host-probe")
     assert scaled["host_probe"] == {"fit_on_us": 5.0, "against_us": 6.5,
-                                    "host_scale": pytest.approx(1.3)}
+                                    "host_scale": pytest.approx(1.3), "applied": True}
     assert "host probes" in scaled["basis"]
     assert all(p["ratio"] == pytest.approx(1.0, rel=1e-6) for p in scaled["points"])
+    assert main(["costs", "--hardware", "H200", "--target", "smollm2", "--against",
+                 str(checked), "--fit-on", fit_on]) == 0  # the text form says it too
+    assert "host probes: 5.00 us per op where fitted, 6.50 where checked (x1.300); " \
+           "--host-probe applies it" in capsys.readouterr().out
 
 
 def _host_times(device: Device, k: float) -> Device:
