@@ -14,10 +14,11 @@ addresses, position ``i`` always lives in slot ``i``, and
 * the decode step (1 token: draft steps, target-only steps) and the verify step (``1 + tau``
   tokens) are compiled once with ``torch.compile`` (inductor; ``mode="reduce-overhead"``, i.e.
   CUDA graphs, on cuda): one static graph for 1 token and, for 2 or more, one graph dynamic in
-  the token count (dynamo first specialises on 2 tokens, so there are three graphs in all,
-  compiled by :meth:`StaticLM.warm`), so a policy that changes tau every cycle never recompiles. The prefill (the
-  first feed after ``reset``, or any feed longer than ``max_step``) runs eagerly, as
-  transformers advises.
+  the token count from its first call (the token dimension is marked dynamic, 2..``max_step``:
+  left to itself dynamo would first specialise on 2 tokens and trace the whole model a third
+  time), so two graphs in all, compiled by :meth:`StaticLM.warm`, and a policy that changes tau
+  every cycle never recompiles. The prefill (the first feed after ``reset``, or any feed longer
+  than ``max_step``) runs eagerly, as transformers advises.
 
 Sliding-window models are refused: a static sliding layer is a ring buffer, and a rejected
 suffix past the window cannot be rolled back in it.
@@ -119,7 +120,11 @@ class StaticLM:
         t0 = time.perf_counter()
         # always an inference-mode copy: the graphs' guards see one kind of input tensor
         with torch.inference_mode():
-            logits = step(tokens.clone(memory_format=torch.contiguous_format))[0]  # (k, V)
+            x = tokens.clone(memory_format=torch.contiguous_format)
+            if kind == "many" and self._fresh["many"] and self.compiled:
+                # one graph for every verify length from the start (no 2-token specialisation)
+                torch._dynamo.mark_dynamic(x, 1, min=2, max=self.max_step)
+            logits = step(x)[0]  # (k, V)
         if self.compiled and self._fresh[kind]:
             self.compile_s += time.perf_counter() - t0
             self._fresh[kind] = False
@@ -130,11 +135,11 @@ class StaticLM:
     @torch.inference_mode()
     def warm(self, input_ids: torch.Tensor) -> None:
         """Compile every step now (untimed): a prefill of ``input_ids``' first token, then
-        steps of 1, 2 and 3 tokens, each rolled back; the cache is left empty."""
+        steps of 1 and 2 tokens (the dynamic verify graph), and 3 (its first replay at another
+        length), each rolled back; the cache is left empty."""
         self.reset()
         first = input_ids[:, :1]
         self.feed(first)
-        # 1 token; 2 tokens, then 3: the second verify shape makes dynamo's graph dynamic
         for k in (1, 2, 3):
             self.feed(first.expand(1, k), logits_to_keep=k)
             self.crop_to(1)
