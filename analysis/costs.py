@@ -123,18 +123,16 @@ def cmd_costs(args: argparse.Namespace) -> int:
         if not args.dtype:
             dtype = normalize_dtype(prof.dtype)
             out["dtype"] = dtype
-        if args.host_probe and fit_prof is not None:
-            from sim.models.costfit import probe_scale
+        if fit_prof is not None:
+            from sim.models.costfit import host_probes, probe_scale
 
-            device, probes = probe_scale(device, fit_prof, prof)
-            out.update(basis=f"{out['basis']}, host scaled x{probes['host_scale']:.3f} by the "
-                             "host probes", host_probe={**probes, "applied": True})
-        elif fit_prof is not None and fit_prof.host_probe_us > 0 and prof.host_probe_us > 0:
-            # both recorded one: say how far apart the two hosts ran, unapplied
-            out["host_probe"] = {"fit_on_us": fit_prof.host_probe_us,
-                                 "against_us": prof.host_probe_us,
-                                 "host_scale": prof.host_probe_us / fit_prof.host_probe_us,
-                                 "applied": False}
+            if args.host_probe:
+                device, probes = probe_scale(device, fit_prof, prof)
+                out.update(basis=f"{out['basis']}, host scaled x{probes['host_scale']:.3f} by "
+                                 "the host probes", host_probe={**probes, "applied": True})
+            elif (unapplied := host_probes(fit_prof, prof)) is not None:
+                # both recorded one: say how far apart the two hosts ran
+                out["host_probe"] = {**unapplied, "applied": False}
         if args.anchor:
             device, point = anchor(device, shape, dtype, prof, args.tp)
             out.update(basis=f"{out['basis']}, anchored on 1 profile point", anchor=point)

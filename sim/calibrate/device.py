@@ -95,16 +95,16 @@ def _load(path: str, _stamp: int) -> DeviceProfile:
         raise SpecsimError(f"{path}: the run names no device, so it profiles none")
     if isinstance(extra.get(DEVICE_PROFILE_KEY), dict):
         return from_dict(extra[DEVICE_PROFILE_KEY], f"{path}: {DEVICE_PROFILE_KEY}")
-    # the capture's own host probe goes with a profile read from it
-    probe = host_probe_of(extra.get("host_probe"), f"{path}: extra.host_probe")
+    cycles = trace.cycles
     if extra.get(PROFILE_KEY):
         prof = from_verify_profile(extra[PROFILE_KEY], **common)  # type: ignore[arg-type]
-        return dataclasses.replace(prof, host_probe_us=probe)
-    cycles = trace.cycles
-    if len(cycles) and int(cycles["tau"].max()) == 0:
+    elif len(cycles) and int(cycles["tau"].max()) == 0:
         prof = from_target_only(cycles["verify_s"].to_numpy(dtype=float),
                                 cycles["context_tokens"].to_numpy(dtype=np.int64),
                                 **common)  # type: ignore[arg-type]
-        return dataclasses.replace(prof, host_probe_us=probe)
-    raise SpecsimError(f"{path}: not a profile -- expected a specsim profile (.json), a capture "
-                       f"with {PROFILE_KEY}, or a target-only trace")
+    else:
+        raise SpecsimError(f"{path}: not a profile -- expected a specsim profile (.json), a "
+                           f"capture with {PROFILE_KEY}, or a target-only trace")
+    # the capture's own host probe goes with a profile read from it
+    probe = host_probe_of(extra.get("host_probe"), f"{path}: extra.host_probe")
+    return dataclasses.replace(prof, host_probe_us=probe)

@@ -12,7 +12,8 @@ a stack's host constants on one profile.
 * :func:`anchor`: the stack's host constants scaled so that the model's batch-1 1-token pass is
   one measured pass (a profile's, at its shortest context): one point used, the rest checked;
 * :func:`probe_scale`: the host constants fitted on one profile scaled by the other profile's
-  host probe over the first's (:mod:`live.hostprobe`): no pass of the checked profile used.
+  host probe over the first's (:func:`host_probes`, :mod:`live.hostprobe`): no pass of the
+  checked profile used.
 """
 
 from __future__ import annotations
@@ -131,18 +132,27 @@ def finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def host_probes(fitted_on: DeviceProfile, checked: DeviceProfile) -> dict[str, Any] | None:
+    """The two profiles' host probes and ``host_scale``, ``checked``'s over ``fitted_on``'s
+    (None when either has none)."""
+    if fitted_on.host_probe_us <= 0 or checked.host_probe_us <= 0:
+        return None
+    return {"fit_on_us": fitted_on.host_probe_us, "against_us": checked.host_probe_us,
+            "host_scale": checked.host_probe_us / fitted_on.host_probe_us}
+
+
 def probe_scale(device: Device, fitted_on: DeviceProfile, checked: DeviceProfile
                 ) -> tuple[Device, dict[str, Any]]:
     """``device`` (its host constants fitted on ``fitted_on``) with them scaled by
     ``checked``'s host probe over ``fitted_on``'s: the host that measured ``checked`` dispatched
     that much slower (or faster). Both profiles must carry a probe."""
-    for prof in (fitted_on, checked):
-        if prof.host_probe_us <= 0:
-            raise SpecsimError(f"{prof.source}: no host_probe in this profile (written before "
-                               "specsim recorded one); record it again with `specsim profile`")
-    k = checked.host_probe_us / fitted_on.host_probe_us
+    probes = host_probes(fitted_on, checked)
+    if probes is None:
+        missing = fitted_on if fitted_on.host_probe_us <= 0 else checked
+        raise SpecsimError(f"{missing.source}: no host_probe in this profile (written before "
+                           "specsim recorded one); record it again with `specsim profile`")
+    k = probes["host_scale"]
     fw = device.framework
     scaled = _with_host(device, fw.per_pass_s * k, fw.per_layer_s * k, fw.multi_token,
                         f"{fw.source}, host x {k:.3f} (host probes)")
-    return scaled, {"fit_on_us": fitted_on.host_probe_us, "against_us": checked.host_probe_us,
-                    "host_scale": k}
+    return scaled, probes

@@ -50,12 +50,11 @@ def load_target(spec: str, device: str, prompt_set: str, n_prompts: int,
                 dtype: str = "float32") -> tuple[Any, list[torch.Tensor], int | None]:
     """The target, the encoded prompts and the EOS id (``dtype``: the random target's)."""
     if spec == "random":
+        from profile_random import SHAPES  # tests/bench: the bundled model's exact shape
         from transformers import LlamaConfig, LlamaForCausalLM
 
         torch.manual_seed(0)
-        cfg = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536,
-                          num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
-                          max_position_embeddings=2048, tie_word_embeddings=True)
+        cfg = LlamaConfig(**SHAPES["smollm2-135m"])
         model = LlamaForCausalLM(cfg).eval().to(device=device, dtype=getattr(torch, dtype))
         g = torch.Generator().manual_seed(1)
         base = torch.randint(0, 49152, (40,), generator=g)
